@@ -1,0 +1,131 @@
+/*
+ * QMP monitor server: the protocol, not the commands.
+ *
+ * Speaks QMP (spec/qmp.md) over UNIX stream sockets: greeting, capabilities
+ * negotiation, request-shape and argument validation with QEMU's messages,
+ * `id` echo, descriptors received by SCM_RIGHTS, events with timestamps,
+ * and the `human-monitor-command` bridge to HMP.  Built-in commands:
+ * qmp_capabilities, query-version, query-commands, human-monitor-command.
+ *
+ * Commands live with the module that owns what they control (VM run state
+ * in src/vm, fdsets in src/lib/fdset, migration in src/lib/migration) and
+ * are registered here as tables.  Handlers run on the monitor thread, one
+ * at a time, and must not block for long: long work runs on its own thread
+ * and reports through events and query commands.
+ *
+ * Thread safety: mr_qmp_server_emit_event() may be called from any thread.
+ * Everything else is for the owner (registration before start) or for
+ * handlers (the mr_qmp_call_* accessors).
+ */
+#ifndef MAPRAM_QMP_H
+#define MAPRAM_QMP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "mapram/error.h"
+
+struct mr_qmp_server;
+struct mr_qmp_call; /* one request being executed */
+
+/* Argument types, checked before the handler runs (spec/qmp.md §1). */
+enum mr_qmp_type {
+    MR_QMP_T_ANY,
+    MR_QMP_T_STR,
+    MR_QMP_T_STR_OR_NULL, /* tls-* parameters accept null */
+    MR_QMP_T_BOOL,
+    MR_QMP_T_INT,         /* int64 */
+    MR_QMP_T_UINT8,
+    MR_QMP_T_UINT16,
+    MR_QMP_T_UINT32,
+    MR_QMP_T_UINT64,      /* also QAPI 'size' */
+    MR_QMP_T_NUMBER,
+    MR_QMP_T_OBJECT,
+    MR_QMP_T_ARRAY,
+};
+
+struct mr_qmp_arg {
+    const char *name;
+    enum mr_qmp_type type;
+    bool optional;
+};
+
+/*
+ * A command handler.  `args` is the validated "arguments" object (an empty
+ * object when the request had none).  Return the value for "return" as a
+ * new reference; returning NULL with `err` unset answers {"return": {}};
+ * returning NULL with `err` set answers an error of class GenericError
+ * unless the handler chose another with mr_qmp_call_set_error_class().
+ */
+typedef json_t *(*mr_qmp_handler)(struct mr_qmp_call *call, json_t *args,
+                                  struct mr_error *err);
+
+struct mr_qmp_command {
+    const char *name;
+    mr_qmp_handler handler;
+    /* Argument rules, terminated by { NULL }; NULL means "no arguments". */
+    const struct mr_qmp_arg *args;
+};
+
+/*
+ * An HMP command (reached through human-monitor-command).  `name` may be
+ * two words for info subcommands ("info status").  `args` is the rest of
+ * the command line after the name, leading blanks removed.  The handler
+ * prints to `out`; HMP errors are printed ("Error: ...\n"), not returned.
+ */
+typedef void (*mr_hmp_handler)(struct mr_qmp_call *call, const char *args,
+                               FILE *out);
+
+struct mr_hmp_command {
+    const char *name;
+    mr_hmp_handler handler;
+};
+
+struct mr_qmp_server_config {
+    int version_major, version_minor, version_micro; /* greeting "qemu" */
+    const char *package;                             /* greeting "package" */
+};
+
+struct mr_qmp_server *mr_qmp_server_new(const struct mr_qmp_server_config *cfg,
+                                        struct mr_error *err);
+/* Stops the monitor thread if running, closes every connection and socket. */
+void mr_qmp_server_free(struct mr_qmp_server *srv);
+
+/* Listen on a UNIX socket (created mode 0600, a stale socket file replaced).
+ * May be called several times for several sockets. */
+int mr_qmp_server_listen_unix(struct mr_qmp_server *srv, const char *path,
+                              struct mr_error *err);
+
+/* Register commands before mr_qmp_server_start().  Tables end with {NULL};
+ * they must outlive the server.  `opaque` is returned by
+ * mr_qmp_call_opaque() inside these handlers. */
+int mr_qmp_server_register(struct mr_qmp_server *srv,
+                           const struct mr_qmp_command *cmds, void *opaque,
+                           struct mr_error *err);
+int mr_qmp_server_register_hmp(struct mr_qmp_server *srv,
+                               const struct mr_hmp_command *cmds, void *opaque,
+                               struct mr_error *err);
+
+/* Called on the monitor thread whenever a connection closes (fdsets drop
+ * empty sets then, spec/fdset.md §6). */
+void mr_qmp_server_on_disconnect(struct mr_qmp_server *srv,
+                                 void (*cb)(void *opaque), void *opaque);
+
+/* Run the monitor on its own thread. */
+int mr_qmp_server_start(struct mr_qmp_server *srv, struct mr_error *err);
+
+/* Broadcast an event to every connection in command mode.  `data` is
+ * stolen (NULL for events without members).  Any thread. */
+void mr_qmp_server_emit_event(struct mr_qmp_server *srv, const char *name,
+                              json_t *data);
+
+/* --- inside a handler --- */
+void *mr_qmp_call_opaque(struct mr_qmp_call *call);
+struct mr_qmp_server *mr_qmp_call_server(struct mr_qmp_call *call);
+/* Take the oldest descriptor received on this connection and not yet
+ * claimed; the caller owns it.  -1 when there is none. */
+int mr_qmp_call_take_fd(struct mr_qmp_call *call);
+void mr_qmp_call_set_error_class(struct mr_qmp_call *call, const char *cls);
+
+#endif

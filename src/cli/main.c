@@ -1,0 +1,51 @@
+/*
+ * mapram: the operator's tool.  A table of subcommands, one file each
+ * (cmd_<name>.c); every command returns the process exit status.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct cli_command commands[] = {
+    { "version", cmd_version, "print the version" },
+    { NULL, NULL, NULL },
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: mapram <command> [options]\n\ncommands:\n");
+    for (const struct cli_command *c = commands; c->name; c++)
+        fprintf(out, "  %-10s %s\n", c->name, c->summary);
+    fprintf(out, "\n'mapram <command> --help' describes a command.\n");
+}
+
+int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("mapram %s\n", MAPRAM_VERSION);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version"))
+        return cmd_version(argc - 1, argv + 1);
+    for (const struct cli_command *c = commands; c->name; c++) {
+        if (!strcmp(argv[1], c->name))
+            return c->run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "mapram: unknown command '%s' (try 'mapram --help')\n",
+            argv[1]);
+    return 2;
+}

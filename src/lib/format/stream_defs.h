@@ -1,0 +1,76 @@
+/*
+ * Constants of QEMU's migration stream (spec/stream-format.md), shared by
+ * the reader, the writer, inspect and verify.  Names follow QEMU's where it
+ * has one.
+ */
+#ifndef MAPRAM_FORMAT_STREAM_DEFS_H
+#define MAPRAM_FORMAT_STREAM_DEFS_H
+
+#define QEMU_VM_FILE_MAGIC        0x5145564dU /* "QEVM" */
+#define QEMU_VM_FILE_VERSION_COMPAT 0x00000002U
+#define QEMU_VM_FILE_VERSION      0x00000003U
+
+/* Section type bytes (§4.1). */
+#define QEMU_VM_EOF               0x00
+#define QEMU_VM_SECTION_START     0x01
+#define QEMU_VM_SECTION_PART      0x02
+#define QEMU_VM_SECTION_END       0x03
+#define QEMU_VM_SECTION_FULL      0x04
+#define QEMU_VM_SUBSECTION        0x05
+#define QEMU_VM_VMDESCRIPTION     0x06
+#define QEMU_VM_CONFIGURATION     0x07
+#define QEMU_VM_COMMAND           0x08
+#define QEMU_VM_SECTION_FOOTER    0x7e
+
+/* COMMAND record numbers (§4.4). */
+#define MIG_CMD_INVALID           0
+#define MIG_CMD_OPEN_RETURN_PATH  1
+#define MIG_CMD_PING              2
+#define MIG_CMD_POSTCOPY_ADVISE   3
+#define MIG_CMD_POSTCOPY_LISTEN   4
+#define MIG_CMD_POSTCOPY_RUN      5
+#define MIG_CMD_POSTCOPY_RAM_DISCARD 6
+#define MIG_CMD_PACKAGED          7
+#define MIG_CMD_ENABLE_COLO       8
+#define MIG_CMD_POSTCOPY_RESUME   9
+#define MIG_CMD_RECV_BITMAP       10
+#define MIG_CMD_SWITCHOVER_START  11
+#define MIG_CMD_MAX               12
+
+/* RAM record flags, low bits of each be64 (§6.1). */
+#define RAM_SAVE_FLAG_FULL        0x001 /* retired */
+#define RAM_SAVE_FLAG_ZERO        0x002
+#define RAM_SAVE_FLAG_MEM_SIZE    0x004
+#define RAM_SAVE_FLAG_PAGE        0x008
+#define RAM_SAVE_FLAG_EOS         0x010
+#define RAM_SAVE_FLAG_CONTINUE    0x020
+#define RAM_SAVE_FLAG_XBZRLE      0x040
+#define RAM_SAVE_FLAG_HOOK        0x080
+#define RAM_SAVE_FLAG_COMPRESS_PAGE 0x100 /* retired */
+#define RAM_SAVE_FLAG_MULTIFD_FLUSH 0x200
+/* Flags that must not appear in a mapped-ram stream (§9). */
+#define RAM_SAVE_FLAG_MAPPED_RAM_FORBIDDEN 0x2ca
+
+#define RAM_SECTION_IDSTR         "ram"
+#define RAM_SECTION_VERSION       4
+
+/* Mapped-ram per-block header (§6.3). */
+#define MAPPED_RAM_HDR_VERSION    1
+#define MAPPED_RAM_HDR_SIZE       28
+#define MAPPED_RAM_FILE_OFFSET_ALIGNMENT 0x100000ULL
+/* Pieces the loader hands to channels (multifd-file.md §4). */
+#define MAPPED_RAM_LOAD_BUF_SIZE  0x100000ULL
+
+/* Configuration subsections (§3). */
+#define CONFIG_SUBSECTION_PAGE_BITS    "configuration/target-page-bits"
+#define CONFIG_SUBSECTION_CAPABILITIES "configuration/capabilities"
+#define CONFIG_SUBSECTION_UUID         "configuration/uuid"
+
+/* Target page size on x86_64. */
+#define MR_TARGET_PAGE_SIZE       4096ULL
+#define MR_TARGET_PAGE_BITS       12
+
+/* multifd batch: MULTIFD_PACKET_SIZE / page size (multifd-file.md §3.1). */
+#define MULTIFD_PACKET_SIZE       0x80000ULL
+
+#endif
