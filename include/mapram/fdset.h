@@ -37,6 +37,14 @@ json_t *mr_fdset_query(struct mr_fdset_registry *reg);
 /* Drop sets with neither user descriptors nor duplicates. */
 void mr_fdset_reap_empty(struct mr_fdset_registry *reg);
 
+/* A snapshot of set `fdset_id`'s user descriptors, newest first: up to
+ * `max` descriptors (borrowed: valid while they stay in the set) and their
+ * F_GETFL status flags.  Returns how many the set holds (possibly > max),
+ * or -ENOENT with QEMU's "Failed to find fdset" message.  For up-front
+ * validation of what a management layer handed in. */
+int mr_fdset_list(struct mr_fdset_registry *reg, int64_t fdset_id, int *fds,
+                  int *flags, int max, struct mr_error *err);
+
 /* True for paths of the form /dev/fdset/... */
 bool mr_fdset_path_is_fdset(const char *path);
 /* Open `/dev/fdset/N` with `flags`: duplicate the newest matching fd, apply
