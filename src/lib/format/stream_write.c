@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format/mapped_ram.h"
 #include "format/stream_defs.h"
 #include "format/stream_write.h"
 
@@ -217,31 +218,20 @@ void mr_sw_vmdesc(struct mr_stream_writer *w, json_t *desc)
     free(text);
 }
 
-uint64_t mr_mapped_ram_bitmap_bytes(uint64_t used_length, uint64_t page_size)
-{
-    uint64_t pages = used_length / page_size;
-
-    return (pages + 63) / 64 * 8;
-}
-
-void mr_mapped_ram_layout(uint64_t hdr, uint64_t used_length,
-                          uint64_t page_size, uint64_t *bitmap_offset,
-                          uint64_t *pages_offset)
-{
-    const uint64_t align = MAPPED_RAM_FILE_OFFSET_ALIGNMENT;
-    uint64_t bm = hdr + MAPPED_RAM_HDR_SIZE;
-    uint64_t end = bm + mr_mapped_ram_bitmap_bytes(used_length, page_size);
-
-    *bitmap_offset = bm;
-    *pages_offset = (end + align - 1) / align * align;
-}
-
 static void put_mapped_ram_header(struct mr_stream_writer *w,
                                   struct mr_sw_ram_block *b)
 {
+    struct mr_mapped_ram_layout l;
+
     /* H is where the header lands: everything buffered counts. */
-    mr_mapped_ram_layout(mr_sw_pos(w), b->used_length, b->page_size,
-                         &b->bitmap_offset, &b->pages_offset);
+    if (!mr_mapped_ram_layout(mr_sw_pos(w), b->used_length, b->page_size, &l)) {
+        mr_error_set(&w->err, -EINVAL, "RAM block %s: length 0x%llx is not a "
+                     "multiple of the page size", b->name,
+                     (unsigned long long)b->used_length);
+        return;
+    }
+    b->bitmap_offset = l.bitmap_offset;
+    b->pages_offset = l.pages_offset;
     mr_sw_put_be32(w, MAPPED_RAM_HDR_VERSION);
     mr_sw_put_be64(w, b->page_size);
     mr_sw_put_be64(w, b->bitmap_offset);
@@ -293,15 +283,4 @@ void mr_sw_ram_zero(struct mr_stream_writer *w, const char *block,
 void mr_sw_ram_eos(struct mr_stream_writer *w)
 {
     mr_sw_put_be64(w, RAM_SAVE_FLAG_EOS);
-}
-
-void mr_bitmap_to_le64(const unsigned long *bits, uint64_t nbits,
-                       uint8_t *out, size_t out_bytes)
-{
-    const unsigned bpl = sizeof(unsigned long) * CHAR_BIT;
-
-    memset(out, 0, out_bytes);
-    for (uint64_t i = 0; i < nbits && i / 8 < out_bytes; i++)
-        if (bits[i / bpl] & (1UL << (i % bpl)))
-            out[i / 8] |= (uint8_t)(1u << (i % 8));
 }

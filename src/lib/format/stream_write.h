@@ -96,15 +96,9 @@ struct mr_sw_ram_block {
     uint64_t pages_offset;
 };
 
-/* Mapped-ram layout of a block whose 28-byte header is written at `hdr`. */
-uint64_t mr_mapped_ram_bitmap_bytes(uint64_t used_length, uint64_t page_size);
-void mr_mapped_ram_layout(uint64_t hdr, uint64_t used_length,
-                          uint64_t page_size, uint64_t *bitmap_offset,
-                          uint64_t *pages_offset);
-
 /* MEM_SIZE and the block list of the START payload (not the EOS).  With
  * mapped-ram each block gets its header and the stream continues after its
- * pages area. */
+ * pages area (layout math: format/mapped_ram.h). */
 void mr_sw_ram_setup(struct mr_stream_writer *w, struct mr_sw_ram_block *blocks,
                      size_t nblocks, bool mapped_ram, bool ignore_shared);
 /* Legacy page records.  `block` NULL means CONTINUE (same block as the
@@ -114,9 +108,5 @@ void mr_sw_ram_page(struct mr_stream_writer *w, const char *block,
 void mr_sw_ram_zero(struct mr_stream_writer *w, const char *block,
                     uint64_t offset);
 void mr_sw_ram_eos(struct mr_stream_writer *w);
-
-/* Bitmap in the file's format: 64-bit little-endian words. */
-void mr_bitmap_to_le64(const unsigned long *bits, uint64_t nbits,
-                       uint8_t *out, size_t out_bytes);
 
 #endif

@@ -200,19 +200,6 @@ static void test_sticky_error(void **state)
     mr_sw_destroy(&w);
 }
 
-static void test_bitmap_le(void **state)
-{
-    unsigned long bits[2] = { 0x3ff, 0 };
-    uint8_t out[8];
-
-    (void)state;
-    mr_bitmap_to_le64(bits, 64, out, sizeof(out));
-    const uint8_t want[8] = { 0xff, 0x03, 0, 0, 0, 0, 0, 0 };
-    assert_memory_equal(out, want, 8);
-    assert_int_equal(mr_mapped_ram_bitmap_bytes(0x40000, 4096), 8);
-    assert_int_equal(mr_mapped_ram_bitmap_bytes(65 * 4096, 4096), 16);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,7 +207,6 @@ int main(void)
         cmocka_unit_test(test_offset_4k),
         cmocka_unit_test(test_legacy_records),
         cmocka_unit_test(test_sticky_error),
-        cmocka_unit_test(test_bitmap_le),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
