@@ -98,6 +98,9 @@ static void publish_stats(struct save_job *j)
         mr_multifd_get_stats(j->mf, &st);
     pthread_mutex_lock(&j->mig->lock);
     s->page_size = ps;
+    s->total = 0;
+    for (size_t b = 0; b < j->mig->nblocks; b++)
+        s->total += blk(j, b)->used_length;
     s->normal = j->legacy_normal + st.normal_pages;
     s->duplicate = j->thread_zero + st.zero_pages;
     s->multifd_bytes = j->nchan ? st.bytes_written : 0;
