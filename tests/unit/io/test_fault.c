@@ -5,9 +5,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 
 #include "io/fault.h"
+#include "io/sys.h"
 
 static void parse_ok(void **state)
 {
@@ -46,11 +52,38 @@ static void parse_bad(void **state)
     }
 }
 
+/* Run by meson with MAPRAM_FAULT=pwrite:2:eio (test io/fault-env): the
+ * plan comes from the environment without any API call. */
+static void plan_from_environment(void **state)
+{
+#ifdef MR_FAULT_INJECTION
+    const struct mr_sys *sys = mr_sys_default();
+    char path[] = "/tmp/mr-fault-XXXXXX";
+    int fd;
+
+    (void)state;
+    if (!getenv("MAPRAM_FAULT"))
+        skip();
+    fd = mkostemp(path, O_CLOEXEC);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(mr_sys_pwrite_all(sys, fd, "a", 1, 0), 0);
+    assert_int_equal(mr_sys_pwrite_all(sys, fd, "b", 1, 1), -EIO);
+    assert_int_equal(mr_sys_pwrite_all(sys, fd, "c", 1, 2), 0);
+    assert_int_equal(mr_fault_fired(), 1);
+    close(fd);
+#else
+    (void)state;
+    skip();
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parse_ok),
         cmocka_unit_test(parse_bad),
+        cmocka_unit_test(plan_from_environment),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
