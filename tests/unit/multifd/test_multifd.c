@@ -376,7 +376,7 @@ static void bad_page_and_block(void **state)
     fixture_fini(&f);
 }
 
-static void unknown_engine(void **state)
+static void bad_config(void **state)
 {
     struct fixture f;
     struct mr_error err = MR_ERROR_INIT;
@@ -390,6 +390,11 @@ static void unknown_engine(void **state)
     assert_int_equal(err.code, -EINVAL);
     assert_string_equal(err.msg,
                         "Unknown I/O engine 'aio' (expected psync or io_uring)");
+    mr_error_clear(&err);
+    cfg = (struct mr_multifd_config){ .nchannels = 0, .sync_fd = -1 };
+    assert_null(mr_multifd_new(&cfg, &err));
+    assert_string_equal(err.msg, "multifd: no channels and no descriptor for "
+                        "synchronous I/O");
     fixture_fini(&f);
 }
 
@@ -569,7 +574,7 @@ int main(void)
         cmocka_unit_test(read_past_eof),
         cmocka_unit_test(write_error_on_one_channel),
         cmocka_unit_test(bad_page_and_block),
-        cmocka_unit_test(unknown_engine),
+        cmocka_unit_test(bad_config),
         cmocka_unit_test(cancel_stops),
         cmocka_unit_test(faults_recovered),
         cmocka_unit_test(write_eio_loop),
