@@ -174,7 +174,7 @@ static int save_run(const struct run *r, uint8_t *ram, uint64_t bytes,
                     const char *path)
 {
     double rate[16], rate_sync[16];
-    struct result res;
+    struct result res = { 0 };
 
     for (unsigned i = 0; i < reps; i++) {
         if (one_save(r, ram, bytes, path, &res) < 0)
