@@ -501,6 +501,9 @@ static int check_config(const struct mr_multifd_config *cfg,
     if (cfg->nchannels > MR_MULTIFD_MAX_CHANNELS)
         return mr_error_set(err, -EINVAL, "multifd: %u channels, expected at "
                             "most %d", cfg->nchannels, MR_MULTIFD_MAX_CHANNELS);
+    if (cfg->nchannels == 0 && cfg->sync_fd < 0)
+        return mr_error_set(err, -EBADF, "multifd: no channels and no "
+                            "descriptor for synchronous I/O");
     if (cfg->nchannels && !cfg->fds)
         return mr_error_set(err, -EINVAL, "multifd: %u channels but no "
                             "descriptors", cfg->nchannels);

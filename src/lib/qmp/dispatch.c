@@ -109,7 +109,8 @@ char *mr_qmp_conn_take_output(struct mr_qmp_conn *conn, size_t *len)
     *len = conn->out_len - conn->out_off;
     copy = malloc(*len + 1);
     if (copy) {
-        memcpy(copy, conn->out + conn->out_off, *len);
+        if (*len)
+            memcpy(copy, conn->out + conn->out_off, *len);
         copy[*len] = '\0';
     }
     conn->out_off = conn->out_len = 0;

@@ -20,6 +20,7 @@
 
 #include "format/stream_defs.h"
 #include "io/engine.h"
+#include "io/fault.h"
 #include "multifd/multifd.h"
 #include "multifd/multifd_internal.h"
 #include "util/bitmap.h"
@@ -375,7 +376,7 @@ static void bad_page_and_block(void **state)
     fixture_fini(&f);
 }
 
-static void unknown_engine(void **state)
+static void bad_config(void **state)
 {
     struct fixture f;
     struct mr_error err = MR_ERROR_INIT;
@@ -389,6 +390,11 @@ static void unknown_engine(void **state)
     assert_int_equal(err.code, -EINVAL);
     assert_string_equal(err.msg,
                         "Unknown I/O engine 'aio' (expected psync or io_uring)");
+    mr_error_clear(&err);
+    cfg = (struct mr_multifd_config){ .nchannels = 0, .sync_fd = -1 };
+    assert_null(mr_multifd_new(&cfg, &err));
+    assert_string_equal(err.msg, "multifd: no channels and no descriptor for "
+                        "synchronous I/O");
     fixture_fini(&f);
 }
 
@@ -416,6 +422,133 @@ static void cancel_stops(void **state)
     fixture_fini(&f);
 }
 
+#ifdef MR_FAULT_INJECTION
+/* Ordinals to try: every one at first, then a sample, so the loop stays
+ * short but still runs until the plan no longer fires. */
+static uint64_t next_nth(uint64_t n)
+{
+    return n < 8 ? n + 1 : n + 13;
+}
+
+/* Short, interrupted and EAGAIN transfers at the Nth page write or read,
+ * N = 1, 2, ... until the fault stops firing: the data arrives whole. */
+static void faults_recovered(void **state)
+{
+    static const enum mr_fault_kind kinds[] = { MR_FAULT_SHORT, MR_FAULT_EINTR,
+                                                MR_FAULT_EAGAIN };
+    static const enum mr_fault_op ops[] = { MR_FAULT_OP_WRITE, MR_FAULT_OP_READ };
+    static const char *engines[] = { "psync", "io_uring" };
+
+    (void)state;
+    for (size_t e = 0; e < 2; e++) {
+        if (e == 1 && !uring_available())
+            break;
+        for (size_t o = 0; o < 2; o++) {
+            for (size_t k = 0; k < 3; k++) {
+                for (uint64_t n = 1;; n = next_nth(n)) {
+                    struct mr_fault_plan plan = { ops[o], n, kinds[k] };
+                    unsigned fired;
+
+                    mr_fault_set(&plan);
+                    roundtrip(2, engines[e], MR_MULTIFD_ZERO_GAP_DEFAULT);
+                    fired = mr_fault_fired();
+                    mr_fault_set(NULL);
+                    if (!fired)
+                        break;
+                }
+            }
+        }
+    }
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t ls = strlen(s), lx = strlen(suffix);
+
+    return ls >= lx && !strcmp(s + ls - lx, suffix);
+}
+
+/* EIO at the Nth page write: sync reports it, nothing crashes or leaks. */
+static void write_eio_loop(void **state)
+{
+    int fds = count_dir("/proc/self/fd");
+
+    (void)state;
+    for (uint64_t n = 1;; n = next_nth(n)) {
+        struct mr_fault_plan plan = { MR_FAULT_OP_WRITE, n, MR_FAULT_EIO };
+        struct mr_error err = MR_ERROR_INIT;
+        struct mr_multifd *m;
+        struct fixture f;
+        int r = 0;
+
+        fixture_init(&f, 2, O_RDWR);
+        m = pool_new(&f, 2, "psync", true, false);
+        mr_fault_set(&plan);
+        for (unsigned i = 0; i < NPAGES && r == 0; i++)
+            r = mr_multifd_queue_page(m, 0, i, &err);
+        if (r == 0)
+            r = mr_multifd_sync(m, &err);
+        else
+            assert_int_equal(mr_multifd_sync(m, NULL), r);
+        mr_multifd_free(m);
+        fixture_fini(&f);
+        if (!mr_fault_fired()) {
+            assert_int_equal(r, 0);
+            break;
+        }
+        mr_fault_set(NULL);
+        assert_int_equal(r, -EIO);
+        assert_string_equal(err.msg, "Unable to write to file: Input/output error");
+    }
+    mr_fault_set(NULL);
+    assert_int_equal(count_dir("/proc/self/fd"), fds);
+}
+
+/* EIO on a page read names the channel and the sizes. */
+static void read_eio(void **state)
+{
+    struct mr_fault_plan plan = { MR_FAULT_OP_READ, 1, MR_FAULT_EIO };
+    struct mr_error err = MR_ERROR_INIT;
+    struct mr_multifd *m;
+    struct fixture f;
+    uint8_t *dst = aligned_alloc(PS, 4 * PS);
+
+    (void)state;
+    fixture_init(&f, 2, O_RDWR);
+    assert_int_equal(ftruncate(f.fds[0], PAGES_OFFSET + 4 * PS), 0);
+    m = pool_new(&f, 2, "psync", false, false);
+    mr_fault_set(&plan);
+    mr_multifd_queue_read(m, dst, 4 * PS, PAGES_OFFSET, &err);
+    assert_int_equal(mr_multifd_sync(m, &err), -EIO);
+    assert_int_equal(mr_fault_fired(), 1);
+    mr_fault_set(NULL);
+    assert_string_equal(err.msg, "multifd recv (0): read 0x0, expected 0x4000: "
+                        "Input/output error");
+    assert_true(ends_with(err.msg, "Input/output error"));
+    mr_multifd_free(m);
+    fixture_fini(&f);
+    free(dst);
+}
+#else
+static void faults_recovered(void **state)
+{
+    (void)state;
+    skip();
+}
+
+static void write_eio_loop(void **state)
+{
+    (void)state;
+    skip();
+}
+
+static void read_eio(void **state)
+{
+    (void)state;
+    skip();
+}
+#endif
+
 /* Runs last-but-one: nothing may be left behind by all of the above. */
 static void no_fd_or_thread_leak(void **state)
 {
@@ -441,8 +574,11 @@ int main(void)
         cmocka_unit_test(read_past_eof),
         cmocka_unit_test(write_error_on_one_channel),
         cmocka_unit_test(bad_page_and_block),
-        cmocka_unit_test(unknown_engine),
+        cmocka_unit_test(bad_config),
         cmocka_unit_test(cancel_stops),
+        cmocka_unit_test(faults_recovered),
+        cmocka_unit_test(write_eio_loop),
+        cmocka_unit_test(read_eio),
         cmocka_unit_test(no_fd_or_thread_leak),
     };
 
