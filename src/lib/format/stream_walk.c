@@ -97,39 +97,54 @@ static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
     return alen && blen && a < b + blen && b < a + alen;
 }
 
-/* Pages of block i against bitmaps, headers and pages of all blocks. */
+/* The pages of block `b` against the header, bitmap and (if another
+ * block) pages of block `o`. */
+static int check_pages_against(struct mr_cursor *c,
+                               const struct mr_walk_block *b,
+                               const struct mr_walk_block *o)
+{
+    uint64_t p = b->entry.pages_offset, plen = b->entry.used_length;
+    uint64_t hdr_len = o->entry.header_offset + MAPPED_RAM_HDR_SIZE -
+                       o->entry.offset;
+    const char *what = NULL;
+    uint64_t s = 0, len = 0;
+
+    if (b != o && ranges_overlap(p, plen, o->entry.pages_offset,
+                                 o->entry.used_length)) {
+        what = "pages";
+        s = o->entry.pages_offset;
+        len = o->entry.used_length;
+    } else if (ranges_overlap(p, plen, o->entry.bitmap_offset,
+                              o->bitmap_size)) {
+        what = "bitmap";
+        s = o->entry.bitmap_offset;
+        len = o->bitmap_size;
+    } else if (ranges_overlap(p, plen, o->entry.offset, hdr_len)) {
+        what = "header";
+        s = o->entry.offset;
+        len = hdr_len;
+    }
+    if (!what)
+        return 0;
+    return mr_cursor_expected(c, b->entry.header_offset + 20,
+                              "page regions that do not overlap",
+                              "pages of '%s' [0x%" PRIx64 ", 0x%" PRIx64
+                              ") overlapping the %s of '%s' [0x%" PRIx64
+                              ", 0x%" PRIx64 ")", b->entry.idstr, p,
+                              p + plen, what, o->entry.idstr, s, s + len);
+}
+
+/* The newest block i against itself and every block before it, both ways,
+ * before the walk moves on to whatever follows its pages. */
 static int check_block_overlaps(struct mr_cursor *c, struct mr_walk *w,
                                 size_t i)
 {
     const struct mr_walk_block *b = &w->blocks[i];
-    uint64_t p = b->entry.pages_offset, plen = b->entry.used_length;
 
-    for (size_t j = 0; j < w->nr_blocks; j++) {
-        const struct mr_walk_block *o = &w->blocks[j];
-        const char *what = NULL;
-        uint64_t s = 0, len = 0;
-
-        if (j != i && ranges_overlap(p, plen, o->entry.pages_offset,
-                                     o->entry.used_length)) {
-            what = "pages", s = o->entry.pages_offset;
-            len = o->entry.used_length;
-        } else if (ranges_overlap(p, plen, o->entry.bitmap_offset,
-                                  o->bitmap_size)) {
-            what = "bitmap", s = o->entry.bitmap_offset, len = o->bitmap_size;
-        } else if (ranges_overlap(p, plen, o->entry.offset,
-                                  o->entry.header_offset + MAPPED_RAM_HDR_SIZE
-                                  - o->entry.offset)) {
-            what = "header", s = o->entry.offset;
-            len = o->entry.header_offset + MAPPED_RAM_HDR_SIZE - s;
-        }
-        if (what)
-            return mr_cursor_expected(c, b->entry.header_offset + 20,
-                                      "page regions that do not overlap",
-                                      "pages of '%s' [0x%" PRIx64 ", 0x%"
-                                      PRIx64 ") overlapping the %s of '%s' "
-                                      "[0x%" PRIx64 ", 0x%" PRIx64 ")",
-                                      b->entry.idstr, p, p + plen, what,
-                                      o->entry.idstr, s, s + len);
+    for (size_t j = 0; j <= i; j++) {
+        if (check_pages_against(c, b, &w->blocks[j]) < 0 ||
+            (j != i && check_pages_against(c, &w->blocks[j], b) < 0))
+            return c->err.code;
     }
     return 0;
 }
@@ -185,11 +200,8 @@ static int walk_ram_setup(struct mr_cursor *c, struct mr_walk *w)
                                       "bytes with only 0x%" PRIx64 " left",
                                       e.idstr, e.used_length, left);
         left -= e.used_length;
-        if (add_block(c, w, &e) < 0)
-            return c->err.code;
-    }
-    for (size_t i = 0; w->mapped_ram && i < w->nr_blocks; i++) {
-        if (check_block_overlaps(c, w, i) < 0)
+        if (add_block(c, w, &e) < 0 || (w->mapped_ram &&
+            check_block_overlaps(c, w, w->nr_blocks - 1) < 0))
             return c->err.code;
     }
     return 0;
@@ -203,8 +215,10 @@ static int note_page(struct mr_cursor *c, struct mr_walk *w,
     struct mr_walk_block *b;
 
     if (idx < 0)
-        return mr_cursor_fail(c, -EINVAL, "Can't find block %s (record at "
-                              "offset 0x%" PRIx64 ")", r->idstr, r->offset);
+        return mr_cursor_fail(c, -EINVAL, "Can't find block %s: expected a "
+                              "block of the MEM_SIZE list in the record at "
+                              "offset 0x%" PRIx64 ", found '%s'", r->idstr,
+                              r->offset, r->idstr);
     b = &w->blocks[idx];
     if (r->addr >= b->entry.used_length)
         return mr_cursor_fail(c, -EINVAL, "Illegal RAM offset %" PRIx64
@@ -315,9 +329,12 @@ static int load_vmdesc_for_devices(struct mr_cursor *c, struct mr_walk *w)
     struct mr_error err = MR_ERROR_INIT;
 
     if (mr_vmdesc_find(c->src, c->pos, &off, &len, &err) < 0)
-        return mr_cursor_fail(c, err.code ? err.code : -ENOENT, "%s",
-                              err.code ? err.msg : "no VMDESCRIPTION JSON "
-                              "found at the end of the file");
+        return err.code ? mr_cursor_fail(c, err.code, "%s", err.msg)
+                        : mr_cursor_fail(c, -ENOENT, "expected a "
+                                         "VMDESCRIPTION record (0x06, length, "
+                                         "JSON) ending at the end of the file "
+                                         "at offset 0x%" PRIx64 ", found none",
+                                         c->src->size);
     if (mr_vmdesc_parse(c->src, off, len, &w->vmdesc, &err) < 0)
         return mr_cursor_fail(c, err.code, "%s", err.msg);
     w->vmdesc_offset = off;
