@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "monitor.h"
 #include "options.h"
 #include "vmhost.h"
 
@@ -23,6 +24,7 @@ static void quit_signals(sigset_t *set)
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGINT);
     sigaddset(set, SIGHUP);
+    sigaddset(set, MONITOR_QUIT_SIGNAL);
 }
 
 /* Fork; the parent waits for the child to report readiness (one byte on
@@ -81,8 +83,9 @@ static int write_pidfile(const char *path, struct mr_error *err)
 
 static int run(const struct vm_config *cfg, struct mr_error *err)
 {
+    struct monitor *mon = NULL;
+    int ready_fd = -1, rc, sig = 0;
     struct vm vm;
-    int ready_fd = -1, rc, sig;
     sigset_t set;
 
     quit_signals(&set);
@@ -95,9 +98,17 @@ static int run(const struct vm_config *cfg, struct mr_error *err)
     rc = vm_init(&vm, cfg, err);
     if (rc < 0)
         return rc;
-    /* TEMPORARY until branch qmp lands: no monitor yet. */
-    if (cfg->nr_qmp)
-        rc = mr_error_set(err, -ENOTSUP, "-qmp: the monitor is not built yet");
+    mon = monitor_new(&vm, err);
+    rc = mon ? 0 : (err ? err->code : -ENOMEM);
+    /* The migration engine plugs in here (branch `mig`), e.g.
+     *   mr_migration_new(&vm_mr_ops, &vm, vm.machine.blocks,
+     *                    MACHINE_NR_BLOCKS, monitor_fdsets(mon),
+     *                    monitor_server(mon), err)
+     * + mr_migration_register_commands(...), before monitor_start();
+     * vm.cfg->incoming holds -incoming, vm_autostart(&vm) the autostart
+     * flag for the end of an incoming load. */
+    if (rc == 0)
+        rc = monitor_start(mon, err);
     if (rc == 0)
         rc = vm_power_on(&vm, err);
     if (rc == 0 && cfg->pidfile)
@@ -108,7 +119,10 @@ static int run(const struct vm_config *cfg, struct mr_error *err)
         do {
             sig = sigwaitinfo(&set, NULL);
         } while (sig < 0 && errno == EINTR);
+        monitor_emit_shutdown(mon, sig == MONITOR_QUIT_SIGNAL
+                                       ? "host-qmp-quit" : "host-signal");
     }
+    monitor_free(mon);
     vm_destroy(&vm);
     if (rc == 0 && cfg->pidfile)
         unlink(cfg->pidfile);
