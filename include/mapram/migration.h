@@ -94,6 +94,11 @@ void mr_migration_on_load_failed(struct mr_migration *mig,
  * The VM host calls this from -S and from stop/cont in inmigrate. */
 void mr_migration_set_autostart(struct mr_migration *mig, bool autostart);
 
+/* Ask the embedder instead (a VM host that tracks -S and stop/cont during
+ * inmigrate itself): `fn(opaque)` is read once, when a load has finished. */
+void mr_migration_autostart_from(struct mr_migration *mig,
+                                 bool (*fn)(void *opaque), void *opaque);
+
 /* An extra event observer (tests, embedders without a QMP server): called
  * with the event name and its data (borrowed) for every event the `events`
  * capability lets through. */

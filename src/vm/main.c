@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mapram/migration.h"
 #include "monitor.h"
 #include "options.h"
 #include "vmhost.h"
@@ -81,9 +82,48 @@ static int write_pidfile(const char *path, struct mr_error *err)
     return 0;
 }
 
+/* A failed incoming load with exit-on-error: print and exit 1, like QEMU
+ * (spec/qmp.md §9).  Runs on the load thread; nothing is left to save. */
+static void load_failed(void *opaque, bool exit_on_error,
+                        const struct mr_error *e)
+{
+    (void)opaque;
+    if (!exit_on_error)
+        return;
+    fprintf(stderr, "mapram-vm: %s\n", e->msg);
+    _exit(1);
+}
+
+static bool load_autostart(void *vm)
+{
+    return vm_autostart(vm);
+}
+
+/* The migration engine: commands on the monitor, -incoming URI. */
+static struct mr_migration *migration_setup(struct vm *vm, struct monitor *mon,
+                                            struct mr_error *err)
+{
+    struct mr_migration *mig = mr_migration_new(&vm_mr_ops, vm,
+                                                vm->machine.blocks,
+                                                MACHINE_NR_BLOCKS,
+                                                monitor_fdsets(mon),
+                                                monitor_server(mon), err);
+
+    if (mig && mr_migration_register_commands(mig, monitor_server(mon), err)) {
+        mr_migration_free(mig);
+        return NULL;
+    }
+    if (mig) {
+        mr_migration_on_load_failed(mig, load_failed, NULL);
+        mr_migration_autostart_from(mig, load_autostart, vm);
+    }
+    return mig;
+}
+
 static int run(const struct vm_config *cfg, struct mr_error *err)
 {
     struct monitor *mon = NULL;
+    struct mr_migration *mig = NULL;
     int ready_fd = -1, rc, sig = 0;
     struct vm vm;
     sigset_t set;
@@ -100,17 +140,16 @@ static int run(const struct vm_config *cfg, struct mr_error *err)
         return rc;
     mon = monitor_new(&vm, err);
     rc = mon ? 0 : (err ? err->code : -ENOMEM);
-    /* The migration engine plugs in here (branch `mig`), e.g.
-     *   mr_migration_new(&vm_mr_ops, &vm, vm.machine.blocks,
-     *                    MACHINE_NR_BLOCKS, monitor_fdsets(mon),
-     *                    monitor_server(mon), err)
-     * + mr_migration_register_commands(...), before monitor_start();
-     * vm.cfg->incoming holds -incoming, vm_autostart(&vm) the autostart
-     * flag for the end of an incoming load. */
+    if (rc == 0) {
+        mig = migration_setup(&vm, mon, err);
+        rc = mig ? 0 : (err ? err->code : -ENOMEM);
+    }
     if (rc == 0)
         rc = monitor_start(mon, err);
     if (rc == 0)
         rc = vm_power_on(&vm, err);
+    if (rc == 0 && cfg->incoming)
+        rc = mr_migration_incoming(mig, cfg->incoming, err);
     if (rc == 0 && cfg->pidfile)
         rc = write_pidfile(cfg->pidfile, err);
     if (rc == 0) {
@@ -122,6 +161,7 @@ static int run(const struct vm_config *cfg, struct mr_error *err)
         monitor_emit_shutdown(mon, sig == MONITOR_QUIT_SIGNAL
                                        ? "host-qmp-quit" : "host-signal");
     }
+    mr_migration_free(mig);
     monitor_free(mon);
     vm_destroy(&vm);
     if (rc == 0 && cfg->pidfile)

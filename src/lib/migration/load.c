@@ -434,7 +434,8 @@ static int set_final_runstate(struct load_job *j)
         mig->ops->set_runstate(mig->vm, src);
         return 0;
     }
-    if (!atomic_load(&mig->autostart)) {
+    if (!(mig->autostart_fn ? mig->autostart_fn(mig->autostart_opaque)
+                            : atomic_load(&mig->autostart))) {
         mig->ops->set_runstate(mig->vm, MR_RUN_PAUSED);
         return 0;
     }

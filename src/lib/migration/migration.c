@@ -193,6 +193,13 @@ void mr_migration_set_autostart(struct mr_migration *mig, bool autostart)
     atomic_store(&mig->autostart, autostart);
 }
 
+void mr_migration_autostart_from(struct mr_migration *mig,
+                                 bool (*fn)(void *opaque), void *opaque)
+{
+    mig->autostart_fn = fn;
+    mig->autostart_opaque = opaque;
+}
+
 void mr_migration_on_event(struct mr_migration *mig, mr_migration_event_fn fn,
                            void *opaque)
 {

@@ -45,6 +45,8 @@ struct mr_migration {
     struct mr_caps caps;
     struct mr_params params;
     atomic_bool autostart;
+    bool (*autostart_fn)(void *opaque);
+    void *autostart_opaque;
 
     struct mr_mig_state out, in;
     struct mr_error out_err, in_err;
