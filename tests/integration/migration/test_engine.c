@@ -18,6 +18,9 @@
 #include <cmocka.h>
 
 #include "fake_vm.h"
+#include "format/extract.h"
+#include "format/source.h"
+#include "format/stream_walk.h"
 #include "mapram/migration.h"
 
 #define PAGES0 2048 /* 8 MiB */
@@ -184,6 +187,55 @@ static void compare_memory(const struct fake_vm *src, const struct fake_vm *dst)
     }
 }
 
+static int mem_sink(void *opaque, const void *buf, size_t len, uint64_t off,
+                    struct mr_error *err)
+{
+    (void)err;
+    memcpy((uint8_t *)opaque + off, buf, len);
+    return 0;
+}
+
+/* The reader (inspect/extract) agrees with what was saved. */
+static void check_with_reader(const struct fake_vm *src,
+                              const struct scenario *s, const char *file)
+{
+    struct mr_error err = MR_ERROR_INIT;
+    struct mr_source in;
+    struct mr_walk w;
+    char path[512];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, file);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(mr_source_init_fd(&in, fd, &err), 0);
+    if (mr_walk_file(&in, (int64_t)s->offset, &w, &err))
+        fail_msg("walk: %s", err.msg);
+    assert_true(w.complete);
+    assert_int_equal(w.nr_problems, 0);
+    assert_int_equal(w.mapped_ram, s->mapped);
+    assert_string_equal(w.config.machine, "mapram-test-1.0");
+    assert_int_equal(w.nr_blocks, FAKE_NBLOCKS);
+    assert_true(w.vmdesc_present);
+    for (int b = 0; b < FAKE_NBLOCKS; b++) {
+        uint64_t len = src->blocks[b].used_length;
+        uint8_t *img = calloc(1, len);
+        struct mr_sink sink = { mem_sink, img };
+        int i = mr_walk_find_block(&w, src->blocks[b].name);
+
+        assert_true(i >= 0);
+        assert_int_equal(w.blocks[i].entry.used_length, len);
+        if (mr_extract_block(&in, &w, (size_t)i, &sink, &err))
+            fail_msg("extract %s: %s", src->blocks[b].name, err.msg);
+        if (memcmp(img, src->snapshot[b], len))
+            fail_msg("extract of %s differs from the saved memory",
+                     src->blocks[b].name);
+        free(img);
+    }
+    mr_walk_free(&w);
+    close(fd);
+}
+
 static void run_round_trip(const struct scenario *s, const char *file)
 {
     struct fake_vm src, dst;
@@ -215,6 +267,7 @@ static void run_round_trip(const struct scenario *s, const char *file)
     json_decref(q);
     if (s->offset)
         check_header(file, s->offset);
+    check_with_reader(&src, s, file);
 
     fake_vm_init(&dst, PAGES0, PAGES1, false, MR_RUN_INMIGRATE);
     md = load(&dst, s, file, &err);
