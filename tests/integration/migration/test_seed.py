@@ -101,13 +101,13 @@ def add_fds(q, path, flags_list):
             os.close(fd)
 
 
-def scenario(name, src_accel, dst_accel, fdset, dio, tmp):
+def scenario(name, src_accel, dst_accel, fdset, dio, tmp, live=False):
     migfile = os.path.join(tmp, 'migfile-' + name.replace('/', '-'))
     uri = ('file:/dev/fdset/1,offset=%d' % OFFSET if fdset
            else 'file:' + migfile)
     src = VM(src_accel, ram=RAM, test_range=RANGE)
     dst = VM(dst_accel, ram=RAM, test_range=RANGE,
-             extra=['-incoming', 'defer'])
+             extra=['-incoming', 'defer'] + (['-S'] if live else []))
     try:
         for q in (src.qmp, dst.qmp):
             set_caps(q, events=True)
@@ -125,8 +125,9 @@ def scenario(name, src_accel, dst_accel, fdset, dio, tmp):
         set_params(src.qmp, {'max-bandwidth': 1000000000})
         set_params(src.qmp, {'downtime-limit': 30000})
         wait_for_serial(src.serial)
-        assert src.qmp.cmd('stop') == {}
-        src.qmp.wait_event('STOP')
+        if not live:
+            assert src.qmp.cmd('stop') == {}
+            src.qmp.wait_event('STOP')
         assert src.qmp.cmd('migrate', {'uri': uri}) == {}
         info = poll_completed(src.qmp, 'source')
         if info['ram']['total'] < 64 << 20:
@@ -138,7 +139,9 @@ def scenario(name, src_accel, dst_accel, fdset, dio, tmp):
         ev = dst.qmp.wait_event('MIGRATION')
         assert ev['data']['status'] == 'setup', ev
         poll_completed(dst.qmp, 'destination')
-        # paused source -> paused destination, RAM identical
+        # paused source -> paused destination; a live source with -S on
+        # the destination -> paused too.  The source stopped at
+        # switchover, so RAM must be identical either way.
         assert dst.qmp.cmd('query-status')['status'] == 'paused'
         if src.memory(0, src.end) != dst.memory(0, dst.end):
             fail('destination RAM differs from the source')
@@ -231,6 +234,7 @@ def main():
             scenario('mapped-ram', 'kvm', 'thread', False, False, tmp)
             scenario('mapped-ram/fdset', 'thread', 'kvm', True, False, tmp)
             return 0
+        scenario('mapped-ram/live', MODE, MODE, False, False, tmp, live=True)
         for name, fdset, want_dio in [
                 ('mapped-ram', False, False), ('mapped-ram/dio', False, True),
                 ('mapped-ram/fdset', True, False),
