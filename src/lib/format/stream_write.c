@@ -77,7 +77,7 @@ int mr_sw_pwrite(struct mr_stream_writer *w, const void *p, size_t len,
 
 void mr_sw_put_bytes(struct mr_stream_writer *w, const void *p, size_t len)
 {
-    if (w->err.code)
+    if (w->err.code || !len)
         return;
     if (w->len + len > w->cap) {
         if (mr_sw_flush(w))

@@ -97,11 +97,14 @@ static const char *bad(struct side *s, const char *cmd, const char *args_json)
 
 static char *hmp(struct side *s, const char *line)
 {
-    json_t *r = ok(s, "human-monitor-command",
-                   json_dumps(json_pack("{s:s}", "command-line", line), 0));
+    json_t *o = json_pack("{s:s}", "command-line", line);
+    char *args = json_dumps(o, 0);
+    json_t *r = ok(s, "human-monitor-command", args);
     char *text = strdup(json_string_value(r));
 
     json_decref(r);
+    json_decref(o);
+    free(args);
     return text;
 }
 
