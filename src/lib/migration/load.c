@@ -542,6 +542,8 @@ int mig_start_incoming(struct mr_migration *mig, const struct mr_mig_addr *a,
     j->nchan = (j->mapped && j->caps.on[MR_CAP_MULTIFD]) ?
                p.multifd_channels : 0;
     j->main_fd = -1;
+    for (size_t i = 0; i < sizeof(j->chan_fds) / sizeof(j->chan_fds[0]); i++)
+        j->chan_fds[i] = -1;
     mr_params_release(&p);
     pthread_mutex_lock(&mig->lock);
     memset(&mig->in_stats, 0, sizeof(mig->in_stats));

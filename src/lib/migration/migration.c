@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io/sys.h"
 #include "mapram/fdset.h"
 #include "mapram/qmp.h"
 #include "migration/fdset_rules.h"
@@ -93,7 +94,8 @@ int mig_open(struct mr_migration *mig, const char *path, int flags,
             return mr_error_set(err, -ENOENT, "Failed to find fdset %s", path);
         return mr_fdset_open(mig->fdsets, path, flags, err);
     }
-    fd = open(path, flags | O_CLOEXEC, 0600);
+    /* Through the mr_sys table, so fault-injection builds can fail it. */
+    fd = mr_sys_default()->open(path, flags | O_CLOEXEC, 0600);
     if (fd >= 0)
         return fd;
     e = errno;

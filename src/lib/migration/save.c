@@ -633,6 +633,8 @@ int mig_start_outgoing(struct mr_migration *mig, const struct mr_mig_addr *a,
 
     j->mig = mig;
     j->addr = *a;
+    for (size_t i = 0; i < sizeof(j->chan_fds) / sizeof(j->chan_fds[0]); i++)
+        j->chan_fds[i] = -1;
     mig_snapshot(mig, &j->caps, &j->params);
     j->mapped = j->caps.on[MR_CAP_MAPPED_RAM];
     j->dio = mr_direct_io_effective(&j->caps, &j->params);
