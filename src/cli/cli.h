@@ -10,5 +10,7 @@ struct cli_command {
 };
 
 int cmd_version(int argc, char **argv);
+int cmd_save(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 #endif

@@ -9,6 +9,8 @@
 
 static const struct cli_command commands[] = {
     { "version", cmd_version, "print the version" },
+    { "save", cmd_save, "save a VM's memory to a file over QMP" },
+    { "restore", cmd_restore, "load a save file into a VM over QMP" },
     { NULL, NULL, NULL },
 };
 
