@@ -153,6 +153,8 @@ static int check_space(struct save_run *r, struct mr_error *err)
         return rc;
     }
     free(copy);
+    if (vfs.f_blocks == 0)
+        return 0; /* no space accounting (ramfs): nothing to check */
     avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
     need = SAVE_HEADER_DEFAULT_BYTES + r->hdr.ram_size + SAVE_SLACK_BYTES;
     if (avail < need)

@@ -326,6 +326,10 @@ int mgmt_follow_migration(struct mr_qmp_client *c, struct progress *p,
         }
         rc = poll_once(c, &s, status, sizeof(status), err);
         s.elapsed_s = mgmt_now_s() - start;
+        if (rc < 0 && err->code == -EINTR && mgmt_signal) {
+            mr_error_clear(err); /* the signal cut a wait short: go on */
+            continue;
+        }
         if (rc < 0)
             break;
         progress_report(p, &s, rc == 1);
