@@ -110,24 +110,26 @@ def case_plain_qmp_restore(workdir):
 
 
 def case_running_vm(workdir):
-    """A running guest: paused for the save, stays paused, was_running set;
-    restore without --paused resumes the copy."""
+    """A running guest: paused for the save and left paused (postmigrate),
+    was_running recorded; a restore resumes the copy unless --paused, and
+    the copy's RAM is the source's RAM as frozen by the save."""
     path = os.path.join(workdir, "vm.sav")
-    with Qemu(workdir, "src", prefill=True, paused=False) as src, \
-         Qemu(workdir, "dst", incoming=True) as dst:
+    with Qemu(workdir, "src", prefill=True, paused=False) as src:
         check(src.status() == "running", "source not running")
         res = run_mapram("save", "--qmp", src.sock_path, path, "--json",
                          expect_rc=0)
         check('"event":"done"' in res.stdout, "no JSON done line")
         check(src.status() == "postmigrate", "source: %s" % src.status())
-        h = read_header(path)
-        check(h["flags"] & F_WAS_RUNNING, "was_running not recorded")
-        frozen = os.path.join(workdir, "frozen.ram")
-        with open(src.ram_path, "rb") as a, open(frozen, "wb") as b:
-            b.write(a.read())
-        run_mapram("restore", "--qmp", dst.sock_path, path, expect_rc=0)
-        check(dst.status() == "running", "destination: %s" % dst.status())
-        check(dst.fdsets() == [], "destination fdsets left")
+        check(read_header(path)["flags"] & F_WAS_RUNNING, "was_running unset")
+        with Qemu(workdir, "dst", incoming=True) as dst:
+            run_mapram("restore", "--qmp", dst.sock_path, path, "--paused",
+                       expect_rc=0)
+            check(dst.status() == "paused", "paused copy: %s" % dst.status())
+            check(same_file(src.ram_path, dst.ram_path), "guest RAM differs")
+        with Qemu(workdir, "dst2", incoming=True) as dst:
+            run_mapram("restore", "--qmp", dst.sock_path, path, expect_rc=0)
+            check(dst.status() == "running", "copy: %s" % dst.status())
+            check(dst.fdsets() == [], "destination fdsets left")
 
 
 def case_sigint(workdir):
