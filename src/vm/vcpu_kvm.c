@@ -270,7 +270,8 @@ static int open_kvm(struct vcpu *cpu, struct mr_error *err)
         return mr_error_set(err, -errno, "Could not access KVM kernel module: "
                             "%s", strerror(errno));
     if (ioctl(cpu->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
-        return mr_error_set(err, -EINVAL, "KVM API version mismatch");
+        return mr_error_set(err, -EINVAL, "/dev/kvm is not a KVM device or "
+                            "speaks another API version");
     cpu->vm_fd = ioctl(cpu->kvm_fd, KVM_CREATE_VM, 0);
     if (cpu->vm_fd < 0)
         return mr_error_set(err, -errno, "KVM_CREATE_VM: %s", strerror(errno));

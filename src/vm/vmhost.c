@@ -189,25 +189,37 @@ const struct mr_vm_ops vm_mr_ops = {
     .load_devices = ops_load_devices,
 };
 
+static const struct vcpu_ops *accel_ops(enum vm_accel accel)
+{
+    return accel == VM_ACCEL_KVM ? &vcpu_kvm_ops : &vcpu_thread_ops;
+}
+
+/* Try the accelerators in order.  Falling back from KVM is announced in
+ * one line; with nothing left to fall back to, KVM's error is the error. */
 static int create_vcpu(struct vm *vm, struct mr_error *err)
 {
-    struct mr_error kvm_err = MR_ERROR_INIT;
+    static const enum vm_accel fallback[] = { VM_ACCEL_KVM, VM_ACCEL_THREAD };
+    const enum vm_accel *accels = vm->cfg->accels;
+    size_t n = vm->cfg->nr_accels;
 
-    if (vm->cfg->accel == VM_ACCEL_THREAD) {
-        vm->cpu_ops = &vcpu_thread_ops;
-    } else {
-        vm->cpu_ops = &vcpu_kvm_ops;
-        vm->cpu = vcpu_kvm_ops.create(&vm->machine, &kvm_err);
+    if (n == 0) {
+        accels = fallback;
+        n = 2;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct mr_error try_err = MR_ERROR_INIT;
+
+        vm->cpu_ops = accel_ops(accels[i]);
+        vm->cpu = vm->cpu_ops->create(&vm->machine, &try_err);
         if (vm->cpu)
             return 0;
-        if (vm->cfg->accel_set)
-            return mr_error_propagate(err, &kvm_err);
-        fprintf(stderr, "mapram-vm: KVM not usable (%s), falling back to "
-                "-accel thread\n", kvm_err.msg);
-        vm->cpu_ops = &vcpu_thread_ops;
+        if (i + 1 == n)
+            return mr_error_propagate(err, &try_err);
+        fprintf(stderr, "mapram-vm: %s not usable (%s), falling back to "
+                "-accel %s\n", vm->cpu_ops->name, try_err.msg,
+                accel_ops(accels[i + 1])->name);
     }
-    vm->cpu = vm->cpu_ops->create(&vm->machine, err);
-    return vm->cpu ? 0 : (err ? err->code : -ENOMEM);
+    return mr_error_set(err, -EINVAL, "no accelerator");
 }
 
 int vm_init(struct vm *vm, const struct vm_config *cfg, struct mr_error *err)

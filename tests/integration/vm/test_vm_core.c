@@ -41,8 +41,8 @@ static void make_config(struct vm_config *cfg, enum vm_accel accel,
     cfg->ram_bytes = RAM_BYTES;
     cfg->test_start = RANGE_START;
     cfg->test_end = RANGE_END;
-    cfg->accel = accel;
-    cfg->accel_set = true;
+    cfg->accels[0] = accel;
+    cfg->nr_accels = 1;
     cfg->incoming = incoming ? (char *)"defer" : NULL;
 }
 
