@@ -222,6 +222,20 @@ static int create_vcpu(struct vm *vm, struct mr_error *err)
     return mr_error_set(err, -EINVAL, "no accelerator");
 }
 
+/* QEMU stops a guest whose vCPU failed in internal-error (STOP event). */
+static void vcpu_fatal(void *opaque, const struct mr_error *cpu_err)
+{
+    struct vm *vm = opaque;
+
+    fprintf(stderr, "mapram-vm: the vCPU stopped: %s\n", cpu_err->msg);
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state == MR_RUN_RUNNING) {
+        vm->state = MR_RUN_INTERNAL_ERROR;
+        emit(vm, "STOP");
+    }
+    pthread_mutex_unlock(&vm->lock);
+}
+
 int vm_init(struct vm *vm, const struct vm_config *cfg, struct mr_error *err)
 {
     int rc;
@@ -233,6 +247,8 @@ int vm_init(struct vm *vm, const struct vm_config *cfg, struct mr_error *err)
     rc = machine_init(&vm->machine, cfg, err);
     if (rc < 0)
         return rc;
+    vm->machine.on_vcpu_fatal = vcpu_fatal;
+    vm->machine.fatal_opaque = vm;
     rc = create_vcpu(vm, err);
     if (rc < 0)
         machine_destroy(&vm->machine);
@@ -267,9 +283,11 @@ int vm_qmp_stop(struct vm *vm, struct mr_error *err)
     int rc = 0;
 
     pthread_mutex_lock(&vm->lock);
+    /* QEMU's qmp_stop: in inmigrate only remember it for the load; a VM
+     * that is not running keeps its state (prelaunch stays prelaunch). */
     if (vm->state == MR_RUN_INMIGRATE)
-        vm->autostart = false;   /* QEMU: only remembered for the load */
-    else
+        vm->autostart = false;
+    else if (vm->state == MR_RUN_RUNNING)
         rc = stop_locked(vm, MR_RUN_PAUSED, err);
     pthread_mutex_unlock(&vm->lock);
     return rc;

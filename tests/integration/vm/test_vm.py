@@ -129,9 +129,9 @@ def test_prelaunch():
         time.sleep(0.2)
         assert os.path.getsize(vm.serial) == 0
         assert vm.counter() == 0
-        assert q.cmd('stop') == {}
-        assert q.cmd('query-status')['status'] == 'paused'
-        assert q.events == [], q.events   # it was not running: no STOP
+        assert q.cmd('stop') == {}   # not running: nothing changes
+        assert q.cmd('query-status')['status'] == 'prelaunch'
+        assert q.events == [], q.events
         assert q.cmd('cont') == {}
         q.wait_event('RESUME')
         wait_for_serial(vm.serial)
