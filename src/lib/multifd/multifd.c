@@ -34,6 +34,7 @@
 #include "util/bitmap.h"
 
 #define MR_MULTIFD_MAX_CHANNELS 255
+#define MR_MULTIFD_MAX_PAGE_SIZE 0x40000000ULL
 
 struct batch {
     size_t block_idx;
@@ -478,10 +479,11 @@ static int check_block(const struct mr_multifd_config *cfg, size_t i,
     const char *name = b->name ? b->name : "?";
     uint64_t ps = b->page_size;
 
-    if (ps < 64 || (ps & (ps - 1)) || ps > MULTIFD_PACKET_SIZE)
+    /* Pages larger than a batch are sent one per batch. */
+    if (ps < 64 || (ps & (ps - 1)) || ps > MR_MULTIFD_MAX_PAGE_SIZE)
         return mr_error_set(err, -EINVAL, "multifd: block %s has page size "
                             "%" PRIu64 ", expected a power of two from 64 to "
-                            "0x%llx", name, ps, MULTIFD_PACKET_SIZE);
+                            "0x%llx", name, ps, MR_MULTIFD_MAX_PAGE_SIZE);
     if (!b->host || !b->file_bitmap || b->used_length % ps)
         return mr_error_set(err, -EINVAL, "multifd: block %s needs host "
                             "memory, a file bitmap and a used length that is "
