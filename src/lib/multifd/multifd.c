@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -588,6 +589,16 @@ static int alloc_pool(struct mr_multifd *m, const struct mr_multifd_config *cfg,
     return 0;
 }
 
+/* "mr/send_3" / "mr/recv_3" in top and gdb, like QEMU's mig/src/send_3. */
+static void thread_name(struct mr_multifd *m, unsigned i)
+{
+    char name[16];
+
+    snprintf(name, sizeof(name), "mr/%s_%u", m->nblocks ? "send" : "recv",
+             i % 1000);
+    pthread_setname_np(m->ch[i].thread, name);
+}
+
 static int start_threads(struct mr_multifd *m, struct mr_error *err)
 {
     for (unsigned i = 0; i < m->nch; i++) {
@@ -598,6 +609,7 @@ static int start_threads(struct mr_multifd *m, struct mr_error *err)
             return mr_error_set(err, -r, "multifd: cannot start channel %u: "
                                 "%s", i, strerror(r));
         m->ch[i].thread_started = true;
+        thread_name(m, i);
     }
     return 0;
 }

@@ -506,11 +506,10 @@ static bool ends_with(const char *s, const char *suffix)
 }
 
 /* EIO at the Nth page write: sync reports it, nothing crashes or leaks. */
-static void write_eio_loop(void **state)
+static void write_eio_loop_on(const char *engine)
 {
     int fds = count_dir("/proc/self/fd");
 
-    (void)state;
     for (uint64_t n = 1;; n = next_nth(n)) {
         struct mr_fault_plan plan = { MR_FAULT_OP_WRITE, n, MR_FAULT_EIO };
         struct mr_error err = MR_ERROR_INIT;
@@ -519,7 +518,7 @@ static void write_eio_loop(void **state)
         int r = 0;
 
         fixture_init(&f, 2, O_RDWR);
-        m = pool_new(&f, 2, "psync", true, false);
+        m = pool_new(&f, 2, engine, true, false);
         mr_fault_set(&plan);
         for (unsigned i = 0; i < NPAGES && r == 0; i++)
             r = mr_multifd_queue_page(m, 0, i, &err);
@@ -539,6 +538,14 @@ static void write_eio_loop(void **state)
     }
     mr_fault_set(NULL);
     assert_int_equal(count_dir("/proc/self/fd"), fds);
+}
+
+static void write_eio_loop(void **state)
+{
+    (void)state;
+    write_eio_loop_on("psync");
+    if (uring_available())
+        write_eio_loop_on("io_uring");
 }
 
 /* EIO on a page read names the channel and the sizes. */
