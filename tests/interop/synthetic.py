@@ -16,7 +16,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from streamgen import Block, Stream  # noqa: E402
 
-BUILD = os.environ['MAPRAM_BUILD_DIR']
+BUILD = os.environ.get('MAPRAM_BUILD_DIR', '.')
 MAPRAM = os.path.join(BUILD, 'src', 'cli', 'mapram')
 
 

@@ -263,14 +263,16 @@ static int walk_ram_records(struct mr_cursor *c, struct mr_walk *w)
     }
 }
 
+/* The START section with this id: only live handlers have PART/END, and
+ * there are few of them, so this stays cheap however many sections the
+ * file has. */
 static const struct mr_walk_section *find_start(const struct mr_walk *w,
                                                 uint32_t id)
 {
-    for (size_t i = 0; i < w->nr_sections; i++) {
-        const struct mr_walk_section *s = &w->sections[i];
+    for (size_t i = 0; i < w->nr_live; i++) {
+        const struct mr_walk_section *s = &w->sections[w->live_sections[i]];
 
-        if (s->section_id == id && (s->type == QEMU_VM_SECTION_START ||
-                                    s->type == QEMU_VM_SECTION_FULL))
+        if (s->section_id == id)
             return s;
     }
     return NULL;
@@ -288,7 +290,7 @@ static int walk_section_payload(struct mr_cursor *c, struct mr_walk *w,
     if (h->type == QEMU_VM_SECTION_PART || h->type == QEMU_VM_SECTION_END) {
         const struct mr_walk_section *s = find_start(w, h->section_id);
 
-        if (!s || s->type != QEMU_VM_SECTION_START)
+        if (!s)
             return mr_cursor_expected(c, h->offset + 1, "the id of a section "
                                       "opened by START", "0x%x",
                                       h->section_id);
@@ -372,16 +374,21 @@ static int walk_section(struct mr_cursor *c, struct mr_walk *w, uint8_t type,
 
     if (mr_stream_read_section_header(c, type, off, &h) < 0)
         return c->err.code;
-    if (type == QEMU_VM_SECTION_START || type == QEMU_VM_SECTION_FULL) {
+    if (type == QEMU_VM_SECTION_START) {
         if (find_start(w, h.section_id))
             return mr_cursor_expected(c, off + 1, "a new section id",
                                       "0x%x again for '%s'", h.section_id,
                                       h.idstr);
+        if (w->nr_live >= MR_WALK_MAX_LIVE)
+            return mr_cursor_expected(c, off, "at most 64 START sections",
+                                      "more");
     }
     s = grow((void **)&w->sections, &w->nr_sections, &w->cap_sections,
              sizeof(*s), c);
     if (!s)
         return c->err.code;
+    if (type == QEMU_VM_SECTION_START)
+        w->live_sections[w->nr_live++] = w->nr_sections - 1;
     s->type = type;
     s->section_id = h.section_id;
     s->start = off;
