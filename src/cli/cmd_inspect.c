@@ -12,6 +12,9 @@
 
 #include "cli.h"
 
+/* Bumped only if a key changes meaning; new keys do not bump it. */
+#define MR_INSPECT_JSON_SCHEMA 1
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: mapram inspect FILE [--offset N] [--json]\n"
@@ -120,7 +123,9 @@ static json_t *sections_json(const struct mr_walk *w)
 static json_t *model_json(const struct cli_file *f)
 {
     const struct mr_walk *w = &f->walk;
-    json_t *root = json_pack("{s:s, s:o, s:o}", "file", f->path, "file_size",
+    json_t *root = json_pack("{s:i, s:s, s:o, s:o}", "schema",
+                             MR_INSPECT_JSON_SCHEMA, "file", f->path,
+                             "file_size",
                              json_u64(w->file_size), "container",
                              container_json(w));
     json_t *blocks = json_array(), *cmds = json_array(), *probs = json_array();
@@ -203,6 +208,23 @@ static void print_summary(const struct cli_file *f)
         printf("  RAM           %s, %zu blocks, %s\n", w->mapped_ram
                ? "mapped-ram" : "legacy page records", w->nr_blocks,
                cli_human_bytes(w->ram_total_bytes, hb, sizeof(hb)));
+    if (w->have_ram && w->mapped_ram) {
+        uint64_t logical = 0, present = 0, alloc = 0;
+        bool measured = true;
+        char hp[32], ha[32];
+
+        for (size_t i = 0; i < w->nr_blocks; i++) {
+            logical += w->blocks[i].entry.used_length;
+            present += w->blocks[i].pages_present * MR_TARGET_PAGE_SIZE;
+            measured &= w->blocks[i].allocated_bytes >= 0;
+            if (w->blocks[i].allocated_bytes > 0)
+                alloc += (uint64_t)w->blocks[i].allocated_bytes;
+        }
+        printf("  pages area    %s logical, %s present, %s allocated\n",
+               cli_human_bytes(logical, hb, sizeof(hb)),
+               cli_human_bytes(present, hp, sizeof(hp)),
+               measured ? cli_human_bytes(alloc, ha, sizeof(ha)) : "?");
+    }
     for (size_t i = 0; i < w->nr_commands; i++)
         printf("  command       %s at 0x%" PRIx64 "\n",
                mr_stream_command_name(w->commands[i].cmd),
