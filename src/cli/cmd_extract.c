@@ -178,8 +178,8 @@ int cmd_extract(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc - 1 ||
-        (o.all ? (!o.dir || o.block || o.out) : (!o.block || !o.out || o.dir))) {
+    if (optind != argc - 1 || (o.all ? (!o.dir || o.block || o.out)
+                                     : (!o.block || !o.out || o.dir))) {
         usage(stderr);
         return 2;
     }

@@ -29,6 +29,28 @@ static json_t *json_u64(uint64_t v)
     return json_integer((json_int_t)v);
 }
 
+/* Names come from the file and need not be UTF-8, which JSON strings must
+ * be: fall back to escaping every non-ASCII byte as \xNN. */
+static json_t *json_text(const char *s)
+{
+    char buf[4 * MR_ERROR_MSG_MAX + 1];
+    json_t *j = json_string(s);
+    size_t n = 0;
+
+    if (j)
+        return j;
+    for (; *s && n + 5 < sizeof(buf); s++) {
+        unsigned char ch = (unsigned char)*s;
+
+        if (ch >= 0x20 && ch < 0x7f)
+            buf[n++] = (char)ch;
+        else
+            n += (size_t)snprintf(buf + n, sizeof(buf) - n, "\\x%02x", ch);
+    }
+    buf[n] = '\0';
+    return json_string(buf);
+}
+
 static json_t *container_json(const struct mr_walk *w)
 {
     const struct mr_location *l = &w->loc;
@@ -39,24 +61,30 @@ static json_t *container_json(const struct mr_walk *w)
 
     if (l->kind == MR_CONTAINER_LIBVIRT)
         json_object_set_new(o, "libvirt", json_pack(
-            "{s:b, s:s, s:i, s:i, s:i, s:i}", "complete", l->libvirt.complete,
+            "{s:b, s:s, s:I, s:I, s:I, s:I}",
+            "complete", l->libvirt.complete,
             "byte_order", l->libvirt.big_endian ? "big" : "little",
-            "data_len", (int)l->libvirt.data_len, "was_running",
-            (int)l->libvirt.was_running, "format", (int)l->libvirt.format,
-            "cookie_offset", (int)l->libvirt.cookie_offset));
+            "data_len", (json_int_t)l->libvirt.data_len,
+            "was_running", (json_int_t)l->libvirt.was_running,
+            "format", (json_int_t)l->libvirt.format,
+            "cookie_offset", (json_int_t)l->libvirt.cookie_offset));
     if (l->kind == MR_CONTAINER_MAPRAM) {
         const struct mr_file_header *h = &l->mapram;
 
         json_object_set_new(o, "mapram", json_pack(
-            "{s:i, s:s, s:i, s:i, s:o, s:o, s:o, s:o, s:i, s:s, s:s, s:s}",
-            "version", (int)h->version, "state",
-            mr_file_header_is_complete(h) ? "DONE" : "PART", "header_size",
-            (int)h->header_size, "flags", (int)h->flags, "stream_size",
-            json_u64(h->stream_size), "ram_size", json_u64(h->ram_size),
-            "created", json_u64(h->created), "header_crc",
-            json_u64(h->header_crc), "channels", (int)h->channels, "vm_name",
-            h->vm_name, "tool_version", h->tool_version, "vm_version",
-            h->vm_version));
+            "{s:I, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o}",
+            "version", (json_int_t)h->version,
+            "state", mr_file_header_is_complete(h) ? "DONE" : "PART",
+            "header_size", (json_int_t)h->header_size,
+            "flags", (json_int_t)h->flags,
+            "stream_size", json_u64(h->stream_size),
+            "ram_size", json_u64(h->ram_size),
+            "created", json_u64(h->created),
+            "header_crc", json_u64(h->header_crc),
+            "channels", (json_int_t)h->channels,
+            "vm_name", json_text(h->vm_name),
+            "tool_version", json_text(h->tool_version),
+            "vm_version", json_text(h->vm_version)));
     }
     if (l->kind == MR_CONTAINER_PROBED)
         json_object_set_new(o, "prefix", json_string(l->prefix_preview));
@@ -68,17 +96,19 @@ static json_t *stream_json(const struct mr_walk *w)
     json_t *caps = json_array();
 
     for (uint32_t i = 0; i < w->config.nr_caps; i++)
-        json_array_append_new(caps, json_string(w->config.caps[i]));
-    return json_pack("{s:i, s:s, s:o, s:s}", "version",
-                     (int)w->stream_version, "machine", w->config.machine,
+        json_array_append_new(caps, json_text(w->config.caps[i]));
+    return json_pack("{s:i, s:o, s:o, s:s}", "version",
+                     (int)w->stream_version, "machine",
+                     json_text(w->config.machine),
                      "capabilities", caps, "ram_format",
                      w->mapped_ram ? "mapped-ram" : "legacy");
 }
 
-static json_t *block_json(const struct mr_walk *w, const struct mr_walk_block *b)
+static json_t *block_json(const struct mr_walk *w,
+                          const struct mr_walk_block *b)
 {
-    json_t *o = json_pack("{s:s, s:o, s:i, s:o, s:o, s:o, s:o}",
-                          "name", b->entry.idstr,
+    json_t *o = json_pack("{s:o, s:o, s:i, s:o, s:o, s:o, s:o}",
+                          "name", json_text(b->entry.idstr),
                           "used_length", json_u64(b->entry.used_length),
                           "page_size", (int)MR_TARGET_PAGE_SIZE,
                           "num_pages", json_u64(b->num_pages),
@@ -95,7 +125,8 @@ static json_t *block_json(const struct mr_walk *w, const struct mr_walk_block *b
         json_object_set_new(o, "pages_offset", json_u64(b->entry.pages_offset));
         json_object_set_new(o, "bits_beyond", json_u64(b->bits_beyond));
         json_object_set_new(o, "allocated_bytes", b->allocated_bytes < 0
-                            ? json_null() : json_u64((uint64_t)b->allocated_bytes));
+                            ? json_null()
+                            : json_u64((uint64_t)b->allocated_bytes));
     } else {
         json_object_set_new(o, "page_records", json_u64(b->page_records));
         json_object_set_new(o, "zero_records", json_u64(b->zero_records));
@@ -111,9 +142,9 @@ static json_t *sections_json(const struct mr_walk *w)
         const struct mr_walk_section *s = &w->sections[i];
 
         json_array_append_new(a, json_pack(
-            "{s:s, s:o, s:s, s:o, s:o, s:o, s:o}", "type",
+            "{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "type",
             mr_stream_type_name(s->type), "id", json_u64(s->section_id),
-            "idstr", s->idstr, "instance", json_u64(s->instance_id),
+            "idstr", json_text(s->idstr), "instance", json_u64(s->instance_id),
             "version", json_u64(s->version_id), "start", json_u64(s->start),
             "end", s->end ? json_u64(s->end) : json_null()));
     }
@@ -123,8 +154,9 @@ static json_t *sections_json(const struct mr_walk *w)
 static json_t *model_json(const struct cli_file *f)
 {
     const struct mr_walk *w = &f->walk;
-    json_t *root = json_pack("{s:i, s:s, s:o, s:o}", "schema",
-                             MR_INSPECT_JSON_SCHEMA, "file", f->path,
+    json_t *root = json_pack("{s:i, s:o, s:o, s:o}", "schema",
+                             MR_INSPECT_JSON_SCHEMA, "file",
+                             json_text(f->path),
                              "file_size",
                              json_u64(w->file_size), "container",
                              container_json(w));
@@ -157,11 +189,11 @@ static json_t *model_json(const struct cli_file *f)
         : json_null());
     json_object_set_new(root, "stream_end", json_u64(w->stream_end));
     for (size_t i = 0; i < w->nr_problems; i++)
-        json_array_append_new(probs, json_string(w->problems[i]));
+        json_array_append_new(probs, json_text(w->problems[i]));
     json_object_set_new(root, "problems", probs);
     json_object_set_new(root, "complete", json_boolean(w->complete));
     json_object_set_new(root, "error", mr_error_is_set(&f->err)
-                        ? json_string(f->err.msg) : json_null());
+                        ? json_text(f->err.msg) : json_null());
     return root;
 }
 

@@ -155,6 +155,16 @@ def main():
         if p.returncode or os.listdir(out) != ['evil.img']:
             fail(f'evil name: {p.stderr} {os.listdir(out)}')
         print('evil block name stays inside the directory: ok')
+        # A block name that is not UTF-8 still gives valid JSON.
+        odd = Stream(blocks=[Block(b'ram\xff\xfe', 1, [0])])
+        path = os.path.join(tmp, 'odd.img')
+        with open(path, 'wb') as f:
+            f.write(odd.build())
+        p = run(['inspect', '--json', path])
+        if p.returncode or json.loads(p.stdout)['ram']['blocks'][0]['name'] \
+                != 'ram\\xff\\xfe':
+            fail(f'non-UTF-8 name: {p.returncode} {p.stdout[:300]!r}')
+        print('non-UTF-8 block name: ok')
 
 
 if __name__ == '__main__':
