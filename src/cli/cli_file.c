@@ -92,3 +92,21 @@ const char *cli_incomplete_reason(const struct mr_walk *w)
     return "incomplete image: the mapram header state is PART (the save "
            "never finished)";
 }
+
+int cli_file_report(const struct cli_file *f)
+{
+    const char *incomplete = cli_incomplete_reason(&f->walk);
+
+    /* Incompleteness explains any read error that follows from it, so it
+     * leads the line. */
+    if (incomplete && mr_error_is_set(&f->err))
+        fprintf(stderr, "mapram: %s: %s; reading stopped: %s\n", f->path,
+                incomplete, f->err.msg);
+    else if (incomplete)
+        fprintf(stderr, "mapram: %s: %s\n", f->path, incomplete);
+    else if (mr_error_is_set(&f->err))
+        fprintf(stderr, "mapram: %s: %s\n", f->path, f->err.msg);
+    else
+        return 0;
+    return 1;
+}

@@ -115,16 +115,12 @@ static int extract_all(struct cli_file *f, const struct extract_opts *o)
 static int run(const char *path, const struct extract_opts *o)
 {
     struct cli_file f;
-    const char *incomplete;
     int status = 1, idx;
 
     if (cli_file_open(&f, path, o->offset))
         return 1;
-    incomplete = cli_incomplete_reason(&f.walk);
-    if (mr_error_is_set(&f.err)) {
-        fprintf(stderr, "mapram: %s: %s\n", path, f.err.msg);
-    } else if (incomplete) {
-        fprintf(stderr, "mapram: %s: %s\n", path, incomplete);
+    if (cli_file_report(&f)) {
+        /* nothing more to do: the line is printed */
     } else if (o->all) {
         status = extract_all(&f, o);
     } else if ((idx = mr_walk_find_block(&f.walk, o->block)) < 0) {

@@ -338,7 +338,6 @@ int cmd_inspect(int argc, char **argv)
     int64_t offset = -1;
     bool as_json = false;
     struct cli_file f;
-    const char *incomplete;
     int opt, status;
 
     optind = 1;
@@ -379,15 +378,7 @@ int cmd_inspect(int argc, char **argv)
     } else {
         print_human(&f);
     }
-    incomplete = cli_incomplete_reason(&f.walk);
-    status = 0;
-    if (mr_error_is_set(&f.err)) {
-        fprintf(stderr, "mapram: %s: %s\n", f.path, f.err.msg);
-        status = 1;
-    } else if (incomplete) {
-        fprintf(stderr, "mapram: %s: %s\n", f.path, incomplete);
-        status = 1;
-    }
+    status = cli_file_report(&f);
     cli_file_close(&f);
     return status;
 }

@@ -165,6 +165,21 @@ def main():
                 != 'ram\\xff\\xfe':
             fail(f'non-UTF-8 name: {p.returncode} {p.stdout[:300]!r}')
         print('non-UTF-8 block name: ok')
+        # An unfinished save: PART header and a stream that stops early.
+        s = Stream(prefix=bytes(4096))
+        data = s.build()
+        data = mapram_prefix(0x54524150, 0) + data[4096:s.offsets['part']]
+        path = os.path.join(tmp, 'unfinished.img')
+        with open(path, 'wb') as f:
+            f.write(data)
+        p = run(['inspect', path])
+        lines = p.stderr.splitlines()
+        if p.returncode != 1 or len(lines) != 1 or \
+                'incomplete image' not in lines[0] or \
+                'reading stopped: truncated' not in lines[0] or \
+                'mem' not in p.stdout:
+            fail(f'unfinished save: {p.returncode} {p.stderr!r}')
+        print('unfinished save: ok')
 
 
 if __name__ == '__main__':
