@@ -51,6 +51,17 @@ static json_t *json_text(const char *s)
     return json_string(buf);
 }
 
+/* Names from the file, safe for a terminal: control bytes become '?'. */
+static const char *printable(const char *s, char buf[MR_STREAM_NAME_MAX])
+{
+    size_t n = 0;
+
+    for (; *s && n + 1 < MR_STREAM_NAME_MAX; s++)
+        buf[n++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+    buf[n] = '\0';
+    return buf;
+}
+
 static json_t *container_json(const struct mr_walk *w)
 {
     const struct mr_location *l = &w->loc;
@@ -224,17 +235,17 @@ static void print_container(const struct mr_walk *w)
 static void print_summary(const struct cli_file *f)
 {
     const struct mr_walk *w = &f->walk;
-    char hb[32];
+    char hb[32], name[MR_STREAM_NAME_MAX];
 
     printf("%s: %s\n", f->path, cli_human_bytes(w->file_size, hb, sizeof(hb)));
     print_container(w);
     if (!w->have_config)
         return;
     printf("  stream        QEVM version %u, machine %s\n", w->stream_version,
-           w->config.machine);
+           printable(w->config.machine, name));
     printf("  capabilities  ");
     for (uint32_t i = 0; i < w->config.nr_caps; i++)
-        printf("%s%s", i ? ", " : "", w->config.caps[i]);
+        printf("%s%s", i ? ", " : "", printable(w->config.caps[i], name));
     printf("%s\n", w->config.nr_caps ? "" : "(none)");
     if (w->have_ram)
         printf("  RAM           %s, %zu blocks, %s\n", w->mapped_ram
@@ -268,7 +279,7 @@ static void print_summary(const struct cli_file *f)
 
 static void print_blocks(const struct mr_walk *w)
 {
-    char a[32], b[32];
+    char a[32], b[32], name[MR_STREAM_NAME_MAX];
 
     if (!w->nr_blocks)
         return;
@@ -284,7 +295,8 @@ static void print_blocks(const struct mr_walk *w)
         const struct mr_walk_block *k = &w->blocks[i];
 
         printf("  %-22s %10s %7" PRIu64 " %7" PRIu64 " %7" PRIu64,
-               k->entry.idstr, cli_human_bytes(k->entry.used_length, a,
+               printable(k->entry.idstr, name),
+               cli_human_bytes(k->entry.used_length, a,
                                                sizeof(a)),
                k->num_pages, k->pages_present, k->pages_absent);
         if (w->mapped_ram)
@@ -301,6 +313,8 @@ static void print_blocks(const struct mr_walk *w)
 
 static void print_sections(const struct mr_walk *w)
 {
+    char name[MR_STREAM_NAME_MAX];
+
     if (!w->nr_sections)
         return;
     printf("\nSections:\n  %-10s %-5s %4s %-28s %4s %4s %8s\n", "OFFSET",
@@ -310,7 +324,7 @@ static void print_sections(const struct mr_walk *w)
 
         printf("  0x%08" PRIx64 " %-5s %4u %-28s %4u %4u %8" PRIu64 "\n",
                s->start, mr_stream_type_name(s->type), s->section_id,
-               s->idstr, s->instance_id, s->version_id,
+               printable(s->idstr, name), s->instance_id, s->version_id,
                s->end ? s->end - s->start : 0);
     }
 }

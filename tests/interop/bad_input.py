@@ -128,6 +128,13 @@ def legacy_unknown_block():
     return data[:pos] + cstr('meX') + data[pos + 4:]
 
 
+def newline_in_name():
+    # The error quotes the name; the report must stay on one line.
+    s = Stream(blocks=[Block(b'a\nb', 1, [0])])
+    data = s.build()
+    return patch_hdr(data, s, 'a\nb', 'page_size', 512)
+
+
 def mapped_ram_unaligned_pages():
     data, s = good()
     return patch_hdr(data, s, 'pc.rom', 'pages_offset', 0x1234)
@@ -179,6 +186,8 @@ CASES = {
                              ['expected a section type', 'found 0x09']),
     'legacy-unknown-block': (legacy_unknown_block, ["Can't find block meX",
                                                     'offset 0x', "found 'meX'"]),
+    'newline-in-name': (newline_in_name, ["expected page size 4096",
+                                          "found 512 for 'a?b'"]),
     'unaligned-pages': (mapped_ram_unaligned_pages,
                         ['Error reading ramblock pc.rom pages, region has bad '
                          'alignment', 'found 0x1234']),
