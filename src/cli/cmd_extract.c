@@ -112,6 +112,15 @@ static int extract_all(struct cli_file *f, const struct extract_opts *o)
     return status;
 }
 
+/* A stream that breaks after its RAM END section (e.g. a device section
+ * the VMDESCRIPTION cannot size) still holds every page: extraction goes
+ * ahead, with a note. */
+static bool ram_only_usable(const struct cli_file *f)
+{
+    return mr_error_is_set(&f->err) && f->walk.ram_complete &&
+           !f->walk.loc.incomplete;
+}
+
 static int run(const char *path, const struct extract_opts *o)
 {
     struct cli_file f;
@@ -119,6 +128,11 @@ static int run(const char *path, const struct extract_opts *o)
 
     if (cli_file_open(&f, path, o->offset))
         return 1;
+    if (ram_only_usable(&f)) {
+        fprintf(stderr, "mapram: %s: note: %s (the RAM sections before it "
+                "are complete)\n", path, f.err.msg);
+        mr_error_clear(&f.err);
+    }
     if (cli_file_report(&f)) {
         /* nothing more to do: the line is printed */
     } else if (o->all) {

@@ -202,6 +202,7 @@ static json_t *model_json(const struct cli_file *f)
     for (size_t i = 0; i < w->nr_problems; i++)
         json_array_append_new(probs, json_text(w->problems[i]));
     json_object_set_new(root, "problems", probs);
+    json_object_set_new(root, "ram_complete", json_boolean(w->ram_complete));
     json_object_set_new(root, "complete", json_boolean(w->complete));
     json_object_set_new(root, "error", mr_error_is_set(&f->err)
                         ? json_text(f->err.msg) : json_null());

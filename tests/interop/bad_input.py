@@ -194,6 +194,11 @@ CASES = {
 }
 
 
+# Cases whose damage lies after the RAM END section.
+RAM_INTACT = {'truncated-before-eof', 'truncated-device', 'vmdesc-not-json',
+              'vmdesc-not-json-legacy', 'bad-footer', 'unknown-section-type'}
+
+
 def run(argv):
     return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
@@ -235,11 +240,19 @@ def main():
                        run([mapram, 'inspect', '--json', path]), must)
         out = os.path.join(tmp, 'out')
         os.mkdir(out)
-        check_one_line(case + ' (extract)',
-                       run([mapram, 'extract', path, '--all', '-d', out]),
-                       must)
-        if os.listdir(out):
-            sys.exit(f'{case}: extract left files behind: {os.listdir(out)}')
+        p = run([mapram, 'extract', path, '--all', '-d', out])
+        if case in RAM_INTACT:
+            # Broken after the RAM END section: extraction still works,
+            # with a one-line note.
+            lines = p.stderr.splitlines()
+            if p.returncode != 0 or len(lines) != 1 or 'note: ' not in \
+                    lines[0] or not all(m in lines[0] for m in must):
+                sys.exit(f'{case}: extract: {p.returncode} {p.stderr!r}')
+        else:
+            check_one_line(case + ' (extract)', p, must)
+            if os.listdir(out):
+                sys.exit(f'{case}: extract left files behind: '
+                         f'{os.listdir(out)}')
         print(f'{case}: {line}')
 
 

@@ -398,6 +398,9 @@ static int walk_section(struct mr_cursor *c, struct mr_walk *w, uint8_t type,
     s->version_id = h.version_id;
     if (walk_section_payload(c, w, &h) < 0)
         return c->err.code;
+    if (type == QEMU_VM_SECTION_END && h.section_id == w->ram_section_id &&
+        w->have_ram)
+        w->ram_complete = true;
     s = &w->sections[w->nr_sections - 1];
     memcpy(s->idstr, h.idstr, sizeof(s->idstr));
     s->instance_id = h.instance_id;
