@@ -119,6 +119,35 @@ def check(tmp, label, mapped_ram, prefix, kind, extra=(), incomplete=None):
     print(f'{label}: ok')
 
 
+def write_sparse(path, data):
+    """Write data leaving every all-zero 4 KiB block as a hole."""
+    with open(path, 'wb') as f:
+        for off in range(0, len(data), 4096):
+            chunk = data[off:off + 4096]
+            if any(chunk):
+                f.seek(off)
+                f.write(chunk)
+        f.truncate(len(data))
+
+
+def check_allocation(tmp):
+    s = Stream()
+    path = os.path.join(tmp, 'sparse.img')
+    write_sparse(path, s.build())
+    m = json.loads(run(['inspect', '--json', path]).stdout)
+    holes = os.stat(path).st_blocks * 512 < os.path.getsize(path)
+    for b in m['ram']['blocks']:
+        got, want = b['allocated_bytes'], b['pages_present'] * 4096
+        if got is None:
+            continue
+        if holes and got != want:
+            fail(f'sparse file: {b["name"]} allocated {got}, expected {want}')
+        if not want <= got <= b['used_length']:
+            fail(f'sparse file: {b["name"]} allocated {got} out of range')
+    print('allocation of a sparse file: ok' if holes else
+          'allocation: file system keeps no holes, range checked only')
+
+
 def main():
     with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
         for mr in (True, False):
@@ -180,6 +209,7 @@ def main():
                 'mem' not in p.stdout:
             fail(f'unfinished save: {p.returncode} {p.stderr!r}')
         print('unfinished save: ok')
+        check_allocation(tmp)
 
 
 if __name__ == '__main__':
