@@ -176,7 +176,7 @@ static void negotiation_mode_rules(void **state)
     r = one(f, "{\"execute\": \"qmp_capabilities\", \"arguments\":"
                " {\"enable\": [\"nope\"]}}");
     expect_error(r, "GenericError",
-                 "Parameter 'enable[0]' does not accept value 'nope'");
+                 "Parameter 'null' does not accept value 'nope'");
     json_decref(r);
     assert_false(f->conn->negotiated);
     negotiate(f);
