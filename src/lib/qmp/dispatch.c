@@ -133,10 +133,39 @@ void mr_qmp_conn_greet(struct mr_qmp_conn *conn)
         conn->dead = true;
 }
 
+/*
+ * A JSON string from C text that may not be valid UTF-8: an error message
+ * cut at MR_ERROR_MSG_MAX can end inside a multibyte character, and a
+ * handler may format raw bytes.  Trim a cut character, else mask.
+ */
+static json_t *text_string(const char *text)
+{
+    json_t *s = json_string(text);
+    size_t len, i;
+    char *copy;
+
+    if (s || !(copy = strdup(text)))
+        return s;
+    len = strlen(copy);
+    for (i = 0; i < 3 && len > 0 && (copy[len - 1] & 0x80); i++) {
+        copy[--len] = '\0';
+        if ((s = json_string(copy)))
+            break;
+    }
+    if (!s) {
+        for (i = 0; copy[i]; i++)
+            if (copy[i] & 0x80)
+                copy[i] = '?';
+        s = json_string(copy);
+    }
+    free(copy);
+    return s;
+}
+
 static json_t *error_reply(const char *cls, const char *desc)
 {
-    return json_pack("{s:{s:s,s:s}}", "error", "class",
-                     cls ? cls : "GenericError", "desc", desc);
+    return json_pack("{s:{s:s,s:o}}", "error", "class",
+                     cls ? cls : "GenericError", "desc", text_string(desc));
 }
 
 /* The request's shape (spec/qmp.md §1); sets *name, *oob, *args. */

@@ -81,6 +81,7 @@ struct mr_qmp_server {
     pthread_t thread;
     bool running;
     bool stopping;             /* under lock */
+    bool accept_backoff;       /* out of descriptors: pause accepting */
 };
 
 /* --- connections (dispatch.c) --- */

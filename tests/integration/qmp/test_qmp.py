@@ -340,6 +340,54 @@ def test_slow_reader(path, pid):
     d.close()
 
 
+def test_out_of_descriptors(server, tmpdir):
+    """A server at its descriptor limit keeps serving the clients it has
+    and accepts again once descriptors are free."""
+    import resource
+    path = os.path.join(tmpdir, "lim.sock")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (24, 24))
+
+    proc = subprocess.Popen([server, path], stdout=subprocess.PIPE,
+                            preexec_fn=limit)
+    try:
+        check(proc.stdout.readline() == b"ready\n", "limited server ready")
+        first = Client(path)
+        extra = []
+        for _ in range(30):  # more than the limit allows
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            try:
+                s.connect(path)
+            except OSError:
+                s.close()
+                break
+            extra.append(s)
+        check("return" in first.cmd("query-version"),
+              "served while out of descriptors")
+        for s in extra:
+            s.close()
+        first.close()
+        again = [None]
+
+        def reconnect():
+            try:
+                again[0] = Client(path)
+                return True
+            except (OSError, EOFError):
+                return False
+        if wait_for(reconnect, "accepting again after descriptors freed"):
+            check("return" in again[0].cmd("query-version"), "new client")
+            again[0].close()
+        check(proc.poll() is None, "limited server alive")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        if os.path.exists(path):
+            os.unlink(path)
+
+
 def main():
     server = sys.argv[1]
     tmpdir = tempfile.mkdtemp(prefix="mapram-qmp-")
@@ -362,6 +410,7 @@ def main():
         test_many_clients(path, path2)
         test_half_close_and_abandon(path)
         test_slow_reader(path, proc.pid)
+        test_out_of_descriptors(server, tmpdir)
         wait_for(lambda: fd_count(proc.pid) == base,
                  f"final fd count {fd_count(proc.pid)} != baseline {base}")
         check(proc.poll() is None, "server still running")

@@ -393,6 +393,28 @@ static void parse_errors_have_no_id(void **state)
     json_decref(lines);
 }
 
+static void truncated_utf8_message_still_answers(void **state)
+{
+    struct fixture *f = *state;
+    char req[1024] = "{\"execute\": \"";
+    const char *desc;
+    json_t *r;
+    int i;
+
+    negotiate(f);
+    /* 0xc3 0xa9 is U+00E9; the message is cut inside one of them. */
+    for (i = 0; i < 150; i++)
+        strcat(req, "\xc3\xa9");
+    strcat(req, "\"}");
+    r = one(f, req);
+    desc = json_string_value(json_object_get(json_object_get(r, "error"),
+                                             "desc"));
+    assert_non_null(desc);
+    assert_memory_equal(desc, "The command \xc3\xa9", 14);
+    assert_false(f->conn->dead);
+    json_decref(r);
+}
+
 static const char *hmp(struct fixture *f, const char *line, json_t **keep)
 {
     char req[512];
@@ -515,6 +537,7 @@ int main(void)
         T(fds_follow_a_split_request),
         T(fd_flood_is_capped),
         T(parse_errors_have_no_id),
+        T(truncated_utf8_message_still_answers),
         T(hmp_bridge),
         T(events_reach_negotiated_connections),
         T(output_cap_drops_the_client),
