@@ -218,6 +218,16 @@ static void write_conn(struct mr_qmp_server *srv, struct mr_qmp_conn *conn)
     pthread_mutex_unlock(&srv->lock);
 }
 
+static size_t pending_bytes(struct mr_qmp_server *srv, struct mr_qmp_conn *c)
+{
+    size_t n;
+
+    pthread_mutex_lock(&srv->lock);
+    n = c->out_len - c->out_off;
+    pthread_mutex_unlock(&srv->lock);
+    return n;
+}
+
 /* Close connections that are dead or finished (EOF, output drained). */
 static void sweep(struct mr_qmp_server *srv)
 {
@@ -261,7 +271,7 @@ static bool poll_set(struct mr_qmp_server *srv, struct pollfd *pfd,
         size_t pending = c->out_len - c->out_off;
         short ev = 0;
 
-        if (!c->eof && pending < MR_QMP_OUTPUT_PAUSE_BYTES)
+        if (!c->eof && !c->stash && pending < MR_QMP_OUTPUT_PAUSE_BYTES)
             ev |= POLLIN;
         if (pending)
             ev |= POLLOUT;
@@ -302,6 +312,13 @@ static void *monitor_thread(void *arg)
             }
             if (!conns[i]->dead && conns[i]->fd >= 0)
                 write_conn(srv, conns[i]);
+            /* Either the stash empties here or the backlog is big enough
+             * that POLLOUT brings us back. */
+            if (conns[i]->stash && !conns[i]->dead &&
+                pending_bytes(srv, conns[i]) < MR_QMP_OUTPUT_PAUSE_BYTES) {
+                mr_qmp_conn_resume(conns[i]);
+                write_conn(srv, conns[i]);
+            }
         }
         sweep(srv);
     }

@@ -310,6 +310,23 @@ def test_half_close_and_abandon(path):
         d.close()
 
 
+def test_pipelining(path):
+    """A client that sends many requests before reading any reply is
+    slowed down (the server pauses), not dropped, and loses nothing."""
+    import threading
+    c = Client(path)
+    n = 20000
+    reqs = "".join(json.dumps({"execute": "query-commands", "id": i}) + "\n"
+                   for i in range(n)).encode()
+    sender = threading.Thread(target=c.sock.sendall, args=(reqs,))
+    sender.start()
+    time.sleep(0.3)  # let the backlog build; correctness does not depend on it
+    ids = [c.reply().get("id") for _ in range(n)]
+    sender.join()
+    check(ids == list(range(n)), "all pipelined replies, in order")
+    c.close()
+
+
 def test_slow_reader(path, pid):
     reader = Client(path)  # negotiated, never reads
     c = Client(path)
@@ -409,6 +426,7 @@ def main():
         test_big_inputs(path, proc.pid)
         test_many_clients(path, path2)
         test_half_close_and_abandon(path)
+        test_pipelining(path)
         test_slow_reader(path, proc.pid)
         test_out_of_descriptors(server, tmpdir)
         wait_for(lambda: fd_count(proc.pid) == base,
