@@ -17,6 +17,8 @@ struct cli_command {
 int cmd_version(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
+int cmd_save(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 /* ---- helpers shared by the file-reading commands (cli_file.c) ---- */
 
