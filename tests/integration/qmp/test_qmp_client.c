@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -170,7 +172,7 @@ static void test_events(struct mr_qmp_client *c)
     mr_error_clear(&err);
     ev = mr_qmp_client_wait_event(c, "NEVER", 50, &err);
     CHECK(!ev && err.code == -ETIMEDOUT &&
-          !strcmp(err.msg, "Timed out waiting for event NEVER"),
+          !strcmp(err.msg, "timed out waiting for event NEVER"),
           "timeout: %s", err.msg);
 }
 
@@ -242,6 +244,36 @@ static void test_in_process_events(void)
     CHECK(access(sock, F_OK) != 0, "socket removed by free");
 }
 
+/* Something that is not QMP on the socket (an SSH banner). */
+static void test_not_qmp(void)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct mr_error err = MR_ERROR_INIT;
+    struct mr_qmp_client *c;
+    int lfd;
+
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "/tmp/mapram-ssh-%d.sock",
+             (int)getpid());
+    unlink(sa.sun_path);
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+          listen(lfd, 1) == 0, "fake server");
+    if (fork() == 0) {
+        int s = accept(lfd, NULL, NULL);
+
+        if (write(s, "SSH-2.0-OpenSSH_9.2\r\n", 21) < 0)
+            _exit(1);
+        sleep(1);
+        _exit(0);
+    }
+    c = mr_qmp_client_connect(sa.sun_path, 5000, &err);
+    CHECK(!c && !strcmp(err.msg, "not a QMP monitor (unexpected data)"),
+          "not QMP: %s", err.msg);
+    wait(NULL);
+    close(lfd);
+    unlink(sa.sun_path);
+}
+
 int main(int argc, char **argv)
 {
     struct mr_error err = MR_ERROR_INIT;
@@ -255,10 +287,11 @@ int main(int argc, char **argv)
         return 2;
     }
     test_listen_errors();
+    test_not_qmp();
     test_in_process_events();
     snprintf(sock, sizeof(sock), "/tmp/mapram-qmpc-%d.sock", (int)getpid());
     c = mr_qmp_client_connect(sock, 0, &err);
-    CHECK(!c && !strncmp(err.msg, "Failed to connect to '", 22),
+    CHECK(!c && !strcmp(err.msg, "No such file or directory"),
           "connect to nothing: %s", err.msg);
     pid = start_server(argv[1], sock);
     if (pid < 0) {
