@@ -17,6 +17,8 @@ struct cli_command {
 int cmd_version(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
+int cmd_save(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 /* ---- helpers shared by the file-reading commands (cli_file.c) ---- */
 
@@ -33,6 +35,10 @@ struct cli_file {
  * have failed: see f->err), else prints "mapram: PATH: ..." and returns 1. */
 int cli_file_open(struct cli_file *f, const char *path, int64_t offset);
 void cli_file_close(struct cli_file *f);
+
+/* If the file is incomplete or its walk failed, print the one stderr line
+ * ("mapram: PATH: ...") and return 1; else return 0. */
+int cli_file_report(const struct cli_file *f);
 
 /* Parse a non-negative integer (decimal, 0x hex, optional K/M/G suffix). */
 bool cli_parse_u64(const char *s, uint64_t *out);

@@ -82,16 +82,16 @@ static int write_pidfile(const char *path, struct mr_error *err)
     return 0;
 }
 
-/* A failed incoming load with exit-on-error: print and exit 1, like QEMU
- * (spec/qmp.md §9).  Runs on the load thread; nothing is left to save. */
+/* A failed incoming load with exit-on-error (spec/qmp.md §9): keep the
+ * error and wake main(), which prints it and exits 1.  Runs on the load
+ * thread. */
 static void load_failed(void *opaque, bool exit_on_error,
                         const struct mr_error *e)
 {
-    (void)opaque;
     if (!exit_on_error)
         return;
-    fprintf(stderr, "mapram-vm: %s\n", e->msg);
-    _exit(1);
+    mr_error_propagate(opaque, e);
+    kill(getpid(), MONITOR_QUIT_SIGNAL);
 }
 
 static bool load_autostart(void *vm)
@@ -101,6 +101,7 @@ static bool load_autostart(void *vm)
 
 /* The migration engine: commands on the monitor, -incoming URI. */
 static struct mr_migration *migration_setup(struct vm *vm, struct monitor *mon,
+                                            struct mr_error *load_error,
                                             struct mr_error *err)
 {
     struct mr_migration *mig = mr_migration_new(&vm_mr_ops, vm,
@@ -114,7 +115,7 @@ static struct mr_migration *migration_setup(struct vm *vm, struct monitor *mon,
         return NULL;
     }
     if (mig) {
-        mr_migration_on_load_failed(mig, load_failed, NULL);
+        mr_migration_on_load_failed(mig, load_failed, load_error);
         mr_migration_autostart_from(mig, load_autostart, vm);
     }
     return mig;
@@ -124,6 +125,7 @@ static int run(const struct vm_config *cfg, struct mr_error *err)
 {
     struct monitor *mon = NULL;
     struct mr_migration *mig = NULL;
+    struct mr_error load_error = MR_ERROR_INIT;
     int ready_fd = -1, rc, sig = 0;
     struct vm vm;
     sigset_t set;
@@ -141,7 +143,7 @@ static int run(const struct vm_config *cfg, struct mr_error *err)
     mon = monitor_new(&vm, err);
     rc = mon ? 0 : (err ? err->code : -ENOMEM);
     if (rc == 0) {
-        mig = migration_setup(&vm, mon, err);
+        mig = migration_setup(&vm, mon, &load_error, err);
         rc = mig ? 0 : (err ? err->code : -ENOMEM);
     }
     if (rc == 0)
@@ -160,6 +162,8 @@ static int run(const struct vm_config *cfg, struct mr_error *err)
         } while (sig < 0 && errno == EINTR);
         monitor_emit_shutdown(mon, sig == MONITOR_QUIT_SIGNAL
                                        ? "host-qmp-quit" : "host-signal");
+        if (mr_error_is_set(&load_error))
+            rc = mr_error_propagate(err, &load_error);
     }
     mr_migration_free(mig);
     monitor_free(mon);

@@ -1,0 +1,288 @@
+/*
+ * `mapram restore`: load a save file into a VM waiting with
+ * `-incoming defer`, through its QMP monitor.
+ *
+ * Everything that can be checked before the guest is touched is checked
+ * first: the header (complete, version, CRC, the file holds the whole
+ * stream) and the VM's RAM size against the one recorded.  Then the file
+ * is opened read-only twice (the second with O_DIRECT for --direct-io),
+ * both descriptors go into a fresh fdset, and the VM loads from
+ * file:/dev/fdset/N,offset=<stream_offset>.  The guest runs afterwards
+ * unless --paused; the fdset is removed in every case.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "progress.h"
+#include "save_common.h"
+#include "save_header.h"
+#include "spawn_vm.h"
+
+struct restore_opts {
+    const char *socket_path;
+    const char *path;
+    unsigned channels;         /* 0 = as recorded in the header */
+    bool direct_io;
+    bool paused;
+    bool spawn;
+    bool json;
+};
+
+struct restore_run {
+    struct restore_opts o;
+    struct mr_qmp_client *qmp;
+    struct save_header hdr;
+    struct spawned_vm vm;
+    int fd_main;
+    int fd_second;
+    int64_t fdset_id;
+};
+
+static void restore_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mapram restore (--qmp SOCKET | --spawn) FILE [--channels N]\n"
+            "                      [--direct-io] [--paused] [--json]\n"
+            "Load FILE (written by mapram save) into a VM started with -incoming defer;\n"
+            "--spawn starts a mapram-vm of the right size for it.\n");
+}
+
+static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
+{
+    static const struct option longopts[] = {
+        { "qmp", required_argument, NULL, 'q' },
+        { "channels", required_argument, NULL, 'c' },
+        { "direct-io", no_argument, NULL, 'D' },
+        { "paused", no_argument, NULL, 'p' },
+        { "spawn", no_argument, NULL, 's' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    char *end;
+    long v;
+    int opt;
+
+    memset(o, 0, sizeof(*o));
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "q:c:hj", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'q': o->socket_path = optarg; break;
+        case 'c':
+            v = strtol(optarg, &end, 10);
+            if (*end || end == optarg || v < 1 || v > 255) {
+                fprintf(stderr, "mapram restore: --channels expects 1 to 255, got '%s'\n",
+                        optarg);
+                return 2;
+            }
+            o->channels = (unsigned)v;
+            break;
+        case 'D': o->direct_io = true; break;
+        case 'p': o->paused = true; break;
+        case 's': o->spawn = true; break;
+        case 'j': o->json = true; break;
+        case 'h': restore_usage(stdout); return 0;
+        default: restore_usage(stderr); return 2;
+        }
+    }
+    if (!o->socket_path == !o->spawn || optind != argc - 1) {
+        restore_usage(stderr);
+        return 2;
+    }
+    o->path = argv[optind];
+    return -1;
+}
+
+/* Open and validate the file; nothing touches the VM before this passed. */
+static int read_header(struct restore_run *r, struct mr_error *err)
+{
+    uint8_t sector[SAVE_HEADER_SECTOR_BYTES];
+    struct stat st;
+    ssize_t n;
+
+    r->fd_main = open(r->o.path, O_RDONLY | O_CLOEXEC);
+    if (r->fd_main < 0)
+        return mr_error_set(err, -errno, "Could not open '%s': %s",
+                            r->o.path, strerror(errno));
+    if (fstat(r->fd_main, &st) < 0)
+        return mr_error_set(err, -errno, "cannot stat '%s': %s", r->o.path,
+                            strerror(errno));
+    n = pread(r->fd_main, sector, sizeof(sector), 0);
+    if (n < 0)
+        return mr_error_set(err, -errno, "cannot read '%s': %s", r->o.path,
+                            strerror(errno));
+    if (n < (ssize_t)sizeof(sector))
+        return mr_error_set(err, -EINVAL,
+                            "not a mapram save file (only %zd bytes)", n);
+    if (save_header_decode(sector, &r->hdr, err) < 0 ||
+        save_header_check_restorable(&r->hdr, (uint64_t)st.st_size, err) < 0)
+        return mr_error_prefix(err, "%s: ", r->o.path);
+    if (!(r->hdr.flags & SAVE_HEADER_F_MAPPED_RAM))
+        return mr_error_set(err, -EINVAL,
+                            "%s: the stream is not in mapped-ram format",
+                            r->o.path);
+    return 0;
+}
+
+static int check_vm(struct restore_run *r, struct mr_error *err)
+{
+    struct mgmt_vm_status st;
+    uint64_t ram;
+
+    if (mgmt_query_status(r->qmp, &st, err) < 0)
+        return err->code;
+    if (strcmp(st.status, "inmigrate"))
+        return mr_error_set(err, -EINVAL,
+                            "'-incoming' was not specified on the command line");
+    if (mgmt_query_ram_size(r->qmp, &ram, err) < 0)
+        return err->code;
+    if (ram != r->hdr.ram_size)
+        return mr_error_set(err, -EINVAL,
+                            "RAM size mismatch: the file holds %" PRIu64
+                            " MiB of RAM, the VM has %" PRIu64 " MiB",
+                            r->hdr.ram_size >> 20, ram >> 20);
+    return 0;
+}
+
+static int open_second(struct restore_run *r, struct mr_error *err)
+{
+    int flags = O_RDONLY | O_CLOEXEC | (r->o.direct_io ? O_DIRECT : 0);
+
+    r->fd_second = open(r->o.path, flags);
+    if (r->fd_second >= 0 &&
+        (!r->o.direct_io || mgmt_probe_direct_read(r->fd_second)))
+        return 0;
+    if (r->o.direct_io && (r->fd_second >= 0 || errno == EINVAL))
+        return mr_error_set(err, -EINVAL,
+                            "Could not open '%s': filesystem does not support O_DIRECT",
+                            r->o.path);
+    return mr_error_set(err, -errno, "Could not open '%s': %s", r->o.path,
+                        strerror(errno));
+}
+
+static int start_incoming(struct restore_run *r, struct mr_error *err)
+{
+    int fds[2] = { r->fd_main, r->fd_second };
+    unsigned channels = r->o.channels ? r->o.channels :
+                        r->hdr.channels ? r->hdr.channels : MGMT_DEFAULT_CHANNELS;
+    char uri[64];
+    json_t *args;
+
+    if (mgmt_configure_migration(r->qmp, channels, r->o.direct_io, NULL,
+                                 err) < 0)
+        return err->code;
+    /* in "inmigrate", stop only clears autostart: the guest stays paused */
+    if (r->o.paused && mgmt_exec(r->qmp, "stop", NULL, err) < 0)
+        return err->code;
+    if (mgmt_add_fds(r->qmp, fds, 2, &r->fdset_id, err) < 0)
+        return err->code;
+    snprintf(uri, sizeof(uri), "file:/dev/fdset/%" PRId64 ",offset=%" PRIu64,
+             r->fdset_id, r->hdr.stream_offset);
+    /* keep the VM alive on a bad stream so the error can be read back */
+    args = json_pack("{s:s,s:b}", "uri", uri, "exit-on-error", 0);
+    if (mgmt_exec(r->qmp, "migrate-incoming", args, err) == 0)
+        return 0;
+    if (!strstr(err->msg, "exit-on-error"))
+        return err->code;
+    mr_error_clear(err);
+    return mgmt_exec(r->qmp, "migrate-incoming",
+                     json_pack("{s:s}", "uri", uri), err);
+}
+
+static int finish_restore(struct restore_run *r, struct mr_error *err)
+{
+    struct mgmt_vm_status st;
+
+    if (mgmt_remove_fdset(r->qmp, r->fdset_id, err) < 0)
+        return err->code;
+    r->fdset_id = -1;
+    if (mgmt_query_status(r->qmp, &st, err) < 0)
+        return err->code;
+    if (!r->o.paused && !st.running)
+        return mgmt_exec(r->qmp, "cont", NULL, err);
+    return 0;
+}
+
+static int run_restore(struct restore_run *r, struct mr_error *err)
+{
+    struct progress prog;
+    const char *sock = r->o.socket_path;
+
+    if (read_header(r, err) < 0 || open_second(r, err) < 0)
+        return err->code;
+    if (r->o.spawn) {
+        if (spawn_vm_start(&r->vm, r->hdr.ram_size, err) < 0)
+            return err->code;
+        sock = r->vm.socket_path;
+    }
+    if (mgmt_connect(sock, &r->qmp, err) < 0 || check_vm(r, err) < 0 ||
+        start_incoming(r, err) < 0)
+        return err->code;
+    progress_init(&prog, mgmt_progress_mode(r->o.json),
+                  r->o.json ? stdout : stderr);
+    if (mgmt_follow_migration(r->qmp, &prog, "restore", false, err) < 0)
+        return err->code;
+    return finish_restore(r, err);
+}
+
+static void report(const struct restore_run *r, const struct mr_error *err)
+{
+    const char *state = r->o.paused ? "paused" : "running";
+
+    if (r->o.json) {
+        json_t *o = err ?
+            json_pack("{s:s,s:s,s:s}", "event", "error", "op", "restore",
+                      "message", err->msg) :
+            json_pack("{s:s,s:s,s:s,s:s,s:s?}", "event", "done", "op", "restore",
+                      "file", r->o.path, "vm_state", state, "qmp",
+                      r->o.spawn ? r->vm.socket_path : NULL);
+        char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        json_decref(o);
+    }
+    if (err) {
+        fprintf(stderr, "mapram restore: %s\n", err->msg);
+        return;
+    }
+    if (!r->o.json)
+        printf("restored %s; the VM is %s\n", r->o.path, state);
+    if (r->o.spawn)
+        printf("mapram-vm (pid %d) is reachable at %s\n", (int)r->vm.pid,
+               r->vm.socket_path);
+}
+
+int cmd_restore(int argc, char **argv)
+{
+    struct restore_run r = { .fd_main = -1, .fd_second = -1, .fdset_id = -1 };
+    struct mr_error err = MR_ERROR_INIT;
+    struct mr_error ignore = MR_ERROR_INIT;
+    int rc = parse_restore_args(argc, argv, &r.o);
+
+    if (rc >= 0)
+        return rc;
+    spawn_vm_init(&r.vm);
+    mgmt_signals_install();
+    rc = run_restore(&r, &err);
+    if (rc < 0 && r.qmp)
+        mgmt_remove_fdset(r.qmp, r.fdset_id, &ignore);
+    if (r.fd_second >= 0)
+        close(r.fd_second);
+    if (r.fd_main >= 0)
+        close(r.fd_main);
+    if (r.qmp)
+        mr_qmp_client_close(r.qmp);
+    if (rc < 0)
+        spawn_vm_kill(&r.vm);
+    report(&r, rc < 0 ? &err : NULL);
+    return rc < 0 ? 1 : 0;
+}

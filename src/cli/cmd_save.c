@@ -1,0 +1,438 @@
+/*
+ * `mapram save`: save a VM's memory to a file through its QMP monitor.
+ *
+ * The tool owns the file: it opens it twice (a plain O_WRONLY descriptor
+ * for the main stream, and an independent O_WRONLY|O_DIRECT one for the
+ * multifd channels when direct-io is on), writes mapram's header marked
+ * PART at offset 0, hands both descriptors to the VM in a fresh fdset and
+ * asks it to migrate to file:/dev/fdset/N,offset=<header size>.  Only when
+ * the VM reported "completed", the fdset is gone and the data is durable
+ * does the header flip to DONE, as the very last write.  Any failure
+ * cancels the migration, removes the fdset and puts the VM back in the run
+ * state it had.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "progress.h"
+#include "save_common.h"
+#include "save_header.h"
+
+/* Room for the ROM blocks, their 1 MiB alignment and the device state
+ * beyond guest RAM (a q35 guest has about six more blocks). */
+#define SAVE_SLACK_BYTES (16ull << 20)
+
+enum dio_choice { DIO_AUTO, DIO_ON, DIO_OFF };
+
+struct save_opts {
+    const char *socket_path;
+    const char *path;
+    unsigned channels;
+    enum dio_choice dio;
+    bool live;
+    bool force;
+    bool json;
+};
+
+struct save_run {
+    struct save_opts o;
+    struct mr_qmp_client *qmp;
+    struct mgmt_vm_status before;
+    struct save_header hdr;
+    json_t *meta;
+    int fd_main;
+    int fd_direct;             /* O_DIRECT, or a second plain open */
+    bool created;              /* we created the file: remove it on failure */
+    bool direct_io;            /* effective */
+    bool stopped_by_us;
+    int64_t fdset_id;
+};
+
+static void save_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mapram save --qmp SOCKET FILE [--channels N]\n"
+            "                   [--direct-io|--no-direct-io] [--live] [--force] [--json]\n"
+            "Save the VM's memory to FILE (mapped-ram format behind a mapram header).\n"
+            "The VM is paused first unless --live, and stays paused after success.\n");
+}
+
+static int parse_save_args(int argc, char **argv, struct save_opts *o)
+{
+    static const struct option longopts[] = {
+        { "qmp", required_argument, NULL, 'q' },
+        { "channels", required_argument, NULL, 'c' },
+        { "direct-io", no_argument, NULL, 'D' },
+        { "no-direct-io", no_argument, NULL, 'N' },
+        { "live", no_argument, NULL, 'l' },
+        { "force", no_argument, NULL, 'f' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    char *end;
+    long v;
+    int opt;
+
+    memset(o, 0, sizeof(*o));
+    o->channels = MGMT_DEFAULT_CHANNELS;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "q:c:fhj", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'q': o->socket_path = optarg; break;
+        case 'c':
+            v = strtol(optarg, &end, 10);
+            if (*end || end == optarg || v < 1 || v > 255) {
+                fprintf(stderr, "mapram save: --channels expects 1 to 255, got '%s'\n",
+                        optarg);
+                return 2;
+            }
+            o->channels = (unsigned)v;
+            break;
+        case 'D': o->dio = DIO_ON; break;
+        case 'N': o->dio = DIO_OFF; break;
+        case 'l': o->live = true; break;
+        case 'f': o->force = true; break;
+        case 'j': o->json = true; break;
+        case 'h': save_usage(stdout); return 0;
+        default: save_usage(stderr); return 2;
+        }
+    }
+    if (!o->socket_path || optind != argc - 1) {
+        save_usage(stderr);
+        return 2;
+    }
+    o->path = argv[optind];
+    return -1;
+}
+
+static int check_target(struct save_run *r, struct mr_error *err)
+{
+    struct stat st;
+
+    if (stat(r->o.path, &st) == 0) {
+        if (!r->o.force)
+            return mr_error_set(err, -EEXIST,
+                                "'%s' exists; use --force to overwrite it",
+                                r->o.path);
+        if (!S_ISREG(st.st_mode))
+            return mr_error_set(err, -EINVAL, "'%s' is not a regular file",
+                                r->o.path);
+    } else if (errno != ENOENT) {
+        return mr_error_set(err, -errno, "cannot access '%s': %s", r->o.path,
+                            strerror(errno));
+    }
+    return 0;
+}
+
+static int check_space(struct save_run *r, struct mr_error *err)
+{
+    char *copy = strdup(r->o.path);
+    struct statvfs vfs;
+    uint64_t avail, need;
+    int rc;
+
+    if (!copy)
+        return mr_error_set(err, -ENOMEM, "out of memory");
+    rc = statvfs(dirname(copy), &vfs);
+    if (rc < 0) {
+        rc = mr_error_set(err, -errno, "cannot check free space for '%s': %s",
+                          r->o.path, strerror(errno));
+        free(copy);
+        return rc;
+    }
+    free(copy);
+    if (vfs.f_blocks == 0)
+        return 0; /* no space accounting (ramfs): nothing to check */
+    avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    need = SAVE_HEADER_DEFAULT_BYTES + r->hdr.ram_size + SAVE_SLACK_BYTES;
+    if (avail < need)
+        return mr_error_set(err, -ENOSPC,
+                            "not enough free space for '%s': need %" PRIu64
+                            " MiB (VM RAM %" PRIu64 " MiB + overhead), %" PRIu64
+                            " MiB available", r->o.path, (need + (1 << 20) - 1) >> 20,
+                            r->hdr.ram_size >> 20, avail >> 20);
+    return 0;
+}
+
+/* Ask the VM everything the header and the checks need. */
+static int inspect_vm(struct save_run *r, struct mr_error *err)
+{
+    char mig[32];
+
+    if (mgmt_query_status(r->qmp, &r->before, err) < 0)
+        return err->code;
+    if (mgmt_query_migrate_status(r->qmp, mig, sizeof(mig), err) < 0)
+        return err->code;
+    if (mgmt_migration_is_running(mig))
+        return mr_error_set(err, -EBUSY,
+                            "There's a migration process in progress");
+    if (!strcmp(r->before.status, "inmigrate"))
+        return mr_error_set(err, -EINVAL,
+                            "Guest is waiting for an incoming migration");
+    if (mgmt_query_ram_size(r->qmp, &r->hdr.ram_size, err) < 0)
+        return err->code;
+    mgmt_query_version(r->qmp, r->hdr.vm_version, sizeof(r->hdr.vm_version));
+    mgmt_query_name(r->qmp, r->hdr.vm_name, sizeof(r->hdr.vm_name));
+    return 0;
+}
+
+static int open_direct(struct save_run *r, struct mr_error *err)
+{
+    r->fd_direct = open(r->o.path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (r->fd_direct >= 0 &&
+        mgmt_probe_direct_write(r->fd_direct, 1 << 20) &&
+        ftruncate(r->fd_main, 0) == 0) {
+        r->direct_io = true;
+        return 0;
+    }
+    if (r->fd_direct >= 0)
+        close(r->fd_direct);
+    r->fd_direct = -1;
+    if (r->o.dio == DIO_ON)
+        return mr_error_set(err, -EINVAL,
+                            "Could not open '%s': filesystem does not support O_DIRECT",
+                            r->o.path);
+    fprintf(stderr, "mapram save: note: the filesystem of '%s' does not "
+            "support O_DIRECT; saving without direct-io\n", r->o.path);
+    return 0;
+}
+
+static int open_file(struct save_run *r, struct mr_error *err)
+{
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (r->o.force ? 0 : O_EXCL);
+    bool existed = access(r->o.path, F_OK) == 0;
+
+    r->fd_main = open(r->o.path, flags, 0600);
+    if (r->fd_main < 0)
+        return mr_error_set(err, -errno, "Could not create '%s': %s",
+                            r->o.path, strerror(errno));
+    r->created = !existed;
+    if (ftruncate(r->fd_main, 0) < 0)
+        return mr_error_set(err, -errno, "cannot truncate '%s': %s",
+                            r->o.path, strerror(errno));
+    if (r->o.dio != DIO_OFF && open_direct(r, err) < 0)
+        return err->code;
+    if (r->fd_direct < 0) {
+        /* QEMU asks for two independent opens whenever multifd is on. */
+        r->fd_direct = open(r->o.path, O_WRONLY | O_CLOEXEC);
+        if (r->fd_direct < 0)
+            return mr_error_set(err, -errno, "Could not open '%s': %s",
+                                r->o.path, strerror(errno));
+    }
+    return 0;
+}
+
+static int write_header(struct save_run *r, struct mr_error *err)
+{
+    uint8_t buf[SAVE_HEADER_DEFAULT_BYTES];
+    char *meta = r->meta ? json_dumps(r->meta, JSON_COMPACT) : NULL;
+    size_t meta_len = meta ? strlen(meta) : 0;
+    ssize_t n;
+
+    if (meta_len > sizeof(buf) - SAVE_HEADER_SECTOR_BYTES)
+        meta_len = 0;
+    r->hdr.meta_len = (uint32_t)meta_len;
+    save_header_encode(&r->hdr, buf);
+    memset(buf + SAVE_HEADER_SECTOR_BYTES, 0,
+           sizeof(buf) - SAVE_HEADER_SECTOR_BYTES);
+    if (meta_len)
+        memcpy(buf + SAVE_HEADER_SECTOR_BYTES, meta, meta_len);
+    free(meta);
+    /* a PART header rewrites the whole reserved area, a DONE header only
+     * the first sector (docs/file-header.md) */
+    n = pwrite(r->fd_main, buf, r->hdr.state == SAVE_HEADER_STATE_DONE ?
+               SAVE_HEADER_SECTOR_BYTES : sizeof(buf), 0);
+    if (n < 0)
+        return mr_error_set(err, -errno, "cannot write the header of '%s': %s",
+                            r->o.path, strerror(errno));
+    if (n != (r->hdr.state == SAVE_HEADER_STATE_DONE ?
+              (ssize_t)SAVE_HEADER_SECTOR_BYTES : (ssize_t)sizeof(buf)))
+        return mr_error_set(err, -ENOSPC, "short write of the header of '%s'",
+                            r->o.path);
+    return 0;
+}
+
+static void fill_header(struct save_run *r)
+{
+    r->hdr.version = SAVE_HEADER_VERSION;
+    r->hdr.state = SAVE_HEADER_STATE_PART;
+    r->hdr.header_size = SAVE_HEADER_DEFAULT_BYTES;
+    r->hdr.stream_offset = SAVE_HEADER_DEFAULT_BYTES;
+    r->hdr.created = (uint64_t)time(NULL);
+    r->hdr.channels = r->o.channels;
+    r->hdr.flags = SAVE_HEADER_F_MULTIFD | SAVE_HEADER_F_MAPPED_RAM |
+                   (r->before.running ? SAVE_HEADER_F_WAS_RUNNING : 0) |
+                   (r->o.live ? SAVE_HEADER_F_LIVE : 0) |
+                   (r->direct_io ? SAVE_HEADER_F_DIRECT_IO : 0);
+    snprintf(r->hdr.tool_version, sizeof(r->hdr.tool_version), "mapram %s",
+             MAPRAM_VERSION);
+}
+
+static int start_migration(struct save_run *r, struct mr_error *err)
+{
+    int fds[2] = { r->fd_main, r->fd_direct };
+    char uri[64];
+
+    if (mgmt_configure_migration(r->qmp, r->o.channels, r->direct_io,
+                                 &r->meta, err) < 0)
+        return err->code;
+    fill_header(r);
+    if (write_header(r, err) < 0)
+        return err->code;
+    if (r->before.running && !r->o.live) {
+        if (mgmt_exec(r->qmp, "stop", NULL, err) < 0)
+            return mr_error_prefix(err, "cannot pause the VM: ");
+        r->stopped_by_us = true;
+    }
+    if (mgmt_add_fds(r->qmp, fds, 2, &r->fdset_id, err) < 0)
+        return err->code;
+    snprintf(uri, sizeof(uri), "file:/dev/fdset/%" PRId64 ",offset=%" PRIu64,
+             r->fdset_id, r->hdr.stream_offset);
+    return mgmt_exec(r->qmp, "migrate", json_pack("{s:s}", "uri", uri), err);
+}
+
+/* After "completed": drop the fdset, make the data durable, flip to DONE. */
+static int finish_file(struct save_run *r, struct mr_error *err)
+{
+    struct stat st;
+
+    if (mgmt_remove_fdset(r->qmp, r->fdset_id, err) < 0)
+        return err->code;
+    r->fdset_id = -1;
+    if (fdatasync(r->fd_main) < 0 || fstat(r->fd_main, &st) < 0)
+        return mr_error_set(err, -errno, "cannot sync '%s': %s", r->o.path,
+                            strerror(errno));
+    if ((uint64_t)st.st_size <= r->hdr.stream_offset)
+        return mr_error_set(err, -EIO, "the VM wrote no stream to '%s'",
+                            r->o.path);
+    r->hdr.stream_size = (uint64_t)st.st_size - r->hdr.stream_offset;
+    r->hdr.state = SAVE_HEADER_STATE_DONE;
+    if (write_header(r, err) < 0)
+        return err->code;
+    if (fdatasync(r->fd_main) < 0)
+        return mr_error_set(err, -errno, "cannot sync '%s': %s", r->o.path,
+                            strerror(errno));
+    return 0;
+}
+
+/* Undo what a failed save changed on the VM; keep the first error. */
+static void roll_back(struct save_run *r)
+{
+    struct mr_error ignore = MR_ERROR_INIT;
+    struct mgmt_vm_status now;
+    char mig[32];
+
+    if (!r->qmp)
+        return;
+    if (mgmt_query_migrate_status(r->qmp, mig, sizeof(mig), &ignore) == 0 &&
+        mgmt_migration_is_running(mig) && r->fdset_id >= 0) {
+        mgmt_exec(r->qmp, "migrate_cancel", NULL, &ignore);
+        for (int i = 0; i < 500; i++) {
+            if (mgmt_query_migrate_status(r->qmp, mig, sizeof(mig), &ignore) < 0 ||
+                !mgmt_migration_is_running(mig))
+                break;
+            usleep(20000);
+        }
+    }
+    mgmt_remove_fdset(r->qmp, r->fdset_id, &ignore);
+    if (r->before.running &&
+        mgmt_query_status(r->qmp, &now, &ignore) == 0 && !now.running)
+        mgmt_exec(r->qmp, "cont", NULL, &ignore);
+}
+
+static void report_done(struct save_run *r)
+{
+    char size[32];
+
+    progress_humanise_bytes(size, sizeof(size), r->hdr.stream_size);
+    if (r->o.json) {
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:b,s:i,s:s}", "event", "done",
+                              "op", "save", "file", r->o.path,
+                              "stream_offset", (json_int_t)r->hdr.stream_offset,
+                              "stream_size", (json_int_t)r->hdr.stream_size,
+                              "direct_io", r->direct_io,
+                              "channels", (int)r->o.channels,
+                              "vm_state", "paused");
+        char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        json_decref(o);
+        return;
+    }
+    printf("saved %s of VM state to %s (stream at offset %" PRIu64 ", %u channels%s); "
+           "the VM is paused\n", size, r->o.path, r->hdr.stream_offset,
+           r->o.channels, r->direct_io ? ", direct-io" : "");
+}
+
+static int run_save(struct save_run *r, struct mr_error *err)
+{
+    struct progress prog;
+
+    if (check_target(r, err) < 0 ||
+        mgmt_connect(r->o.socket_path, &r->qmp, err) < 0 ||
+        inspect_vm(r, err) < 0 || check_space(r, err) < 0 ||
+        open_file(r, err) < 0 || start_migration(r, err) < 0)
+        return err->code;
+    progress_init(&prog, mgmt_progress_mode(r->o.json),
+                  r->o.json ? stdout : stderr);
+    if (mgmt_follow_migration(r->qmp, &prog, "save", true, err) < 0)
+        return err->code;
+    return finish_file(r, err);
+}
+
+static void print_error(const struct save_opts *o, const struct mr_error *err)
+{
+    if (o->json) {
+        json_t *e = json_pack("{s:s,s:s,s:s}", "event", "error", "op", "save",
+                              "message", err->msg);
+        char *text = json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        json_decref(e);
+    }
+    fprintf(stderr, "mapram save: %s\n", err->msg);
+}
+
+int cmd_save(int argc, char **argv)
+{
+    struct save_run r = { .fd_main = -1, .fd_direct = -1, .fdset_id = -1 };
+    struct mr_error err = MR_ERROR_INIT;
+    int rc = parse_save_args(argc, argv, &r.o);
+
+    if (rc >= 0)
+        return rc;
+    mgmt_signals_install();
+    rc = run_save(&r, &err);
+    if (rc < 0)
+        roll_back(&r);
+    else
+        report_done(&r);
+    if (r.fd_direct >= 0)
+        close(r.fd_direct);
+    if (r.fd_main >= 0)
+        close(r.fd_main);
+    if (rc < 0 && r.created)
+        unlink(r.o.path);
+    if (r.qmp)
+        mr_qmp_client_close(r.qmp);
+    json_decref(r.meta);
+    if (rc < 0) {
+        print_error(&r.o, &err);
+        return 1;
+    }
+    return 0;
+}

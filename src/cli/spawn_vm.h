@@ -1,0 +1,30 @@
+/*
+ * `mapram restore --spawn`: start a mapram-vm of the right size, waiting
+ * with `-incoming defer` on a private QMP socket, for the common case of
+ * "bring this save file back to life".  The VM runs in its own session so
+ * it outlives the tool; on a failed restore the tool kills it again.
+ */
+#ifndef MAPRAM_CLI_SPAWN_VM_H
+#define MAPRAM_CLI_SPAWN_VM_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mapram/error.h"
+
+struct spawned_vm {
+    pid_t pid;                 /* 0 when none was started */
+    char dir[64];              /* private temp dir holding the socket */
+    char socket_path[128];
+    char log_path[128];
+};
+
+void spawn_vm_init(struct spawned_vm *vm);
+/* The mapram-vm next to this binary (build tree) or the one in PATH. */
+int spawn_vm_find_binary(char *buf, size_t buf_bytes, struct mr_error *err);
+int spawn_vm_start(struct spawned_vm *vm, uint64_t ram_bytes,
+                   struct mr_error *err);
+/* Kill and reap a VM we started (no-op otherwise). */
+void spawn_vm_kill(struct spawned_vm *vm);
+
+#endif
