@@ -64,9 +64,11 @@ static int wait_fd(int fd, short events, int64_t deadline,
     struct pollfd p = { fd, events, 0 };
     int rc;
 
-    do {
-        rc = poll(&p, 1, remaining(deadline));
-    } while (rc < 0 && errno == EINTR);
+    rc = poll(&p, 1, remaining(deadline));
+    /* A signal cuts the wait short so the caller can look at its flags
+     * (the mapram tool installs its handlers without SA_RESTART). */
+    if (rc < 0 && errno == EINTR)
+        return mr_error_set(err, -EINTR, "interrupted");
     if (rc < 0)
         return mr_error_set(err, -errno, "poll failed: %s", strerror(errno));
     if (rc == 0)
