@@ -63,7 +63,9 @@ static void publish(struct load_job *j)
     pthread_mutex_lock(&j->mig->lock);
     s->total = j->total_bytes;
     s->transferred = j->done_bytes;
-    s->remaining = j->total_bytes - j->done_bytes;
+    /* a legacy live stream may carry a page more than once */
+    s->remaining = j->done_bytes < j->total_bytes ?
+                   j->total_bytes - j->done_bytes : 0;
     s->page_size = MR_TARGET_PAGE_SIZE;
     pthread_mutex_unlock(&j->mig->lock);
 }
