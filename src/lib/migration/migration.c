@@ -5,6 +5,7 @@
  * `migrate-incoming` in QEMU's order before handing over to save.c or
  * load.c, which own the threads.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -448,12 +449,36 @@ static void query_out(struct mr_migration *mig, enum mr_mig_status st,
         json_object_set_new(o, "downtime", json_integer(s->downtime_ms));
 }
 
-json_t *mr_migration_query(struct mr_migration *mig)
+void mr_migration_check_invariants(struct mr_migration *mig)
 {
-    json_t *o = json_object();
+#ifndef NDEBUG
     enum mr_mig_status out = mr_mig_state_get(&mig->out);
     enum mr_mig_status in = mr_mig_state_get(&mig->in);
 
+    pthread_mutex_lock(&mig->lock);
+    assert((unsigned)out < MR_MIG__MAX && (unsigned)in < MR_MIG__MAX);
+    /* an error is recorded before the state moves to failed ... */
+    assert(out != MR_MIG_FAILED || mig->out_err.code);
+    assert(in != MR_MIG_FAILED || mig->in_err.code);
+    /* ... and a completed load never has one */
+    assert(in != MR_MIG_COMPLETED || !mig->in_err.code);
+    /* the destination's table has no cancel or device states */
+    assert(in != MR_MIG_CANCELLING && in != MR_MIG_DEVICE);
+    assert(mig->params.multifd_channels >= 1);
+    pthread_mutex_unlock(&mig->lock);
+#else
+    (void)mig;
+#endif
+}
+
+json_t *mr_migration_query(struct mr_migration *mig)
+{
+    json_t *o = json_object();
+    enum mr_mig_status out, in;
+
+    mr_migration_check_invariants(mig);
+    out = mr_mig_state_get(&mig->out);
+    in = mr_mig_state_get(&mig->in);
     pthread_mutex_lock(&mig->lock);
     if (in != MR_MIG_NONE) {
         json_object_set_new(o, "status", json_string(mr_mig_status_name(in)));

@@ -67,6 +67,9 @@ struct mr_migration {
 };
 
 int64_t mig_now_ms(void);
+/* Debug builds: assert what must hold whenever mig->lock is free (called
+ * by query-migrate).  A no-op with NDEBUG. */
+void mr_migration_check_invariants(struct mr_migration *mig);
 /* Emit an event if the `events` capability is on (data is stolen). */
 void mig_emit(struct mr_migration *mig, const char *name, json_t *data);
 /* Record the outgoing/incoming error (first wins). */
