@@ -74,6 +74,12 @@ static void publish(struct load_job *j)
 #define LOAD_FAIL(j, code, ...) mr_error_set(&(j)->c.err, (code), __VA_ARGS__)
 #define ULL(x) ((unsigned long long)(x))
 
+/* The VM is going away (mr_migration_free): stop between pieces. */
+static bool load_cancelled(struct load_job *j)
+{
+    return atomic_load(&j->mig->load_cancel);
+}
+
 static int find_block(struct load_job *j, const char *name)
 {
     for (size_t i = 0; i < j->mig->nblocks; i++)
@@ -247,6 +253,8 @@ static int read_ram_payload(struct load_job *j)
             continue;
         if ((rc = load_legacy_page(j, &r)))
             return rc;
+        if (load_cancelled(j))
+            return LOAD_FAIL(j, -ECANCELED, "Migration cancelled");
     }
 }
 
@@ -402,6 +410,9 @@ static int load_pages(struct load_job *j)
 
                 if (len > MAPPED_RAM_LOAD_BUF_SIZE)
                     len = MAPPED_RAM_LOAD_BUF_SIZE;
+                if (load_cancelled(j))
+                    return mr_error_set(&j->err, -ECANCELED,
+                                        "Migration cancelled");
                 if (off >= rb->used_length)
                     return mr_error_set(&j->err, -EINVAL, "page outside of "
                                         "ramblock %s range", rb->name);

@@ -148,6 +148,7 @@ struct mr_migration *mr_migration_new(const struct mr_vm_ops *ops, void *vm,
     mr_params_init(&mig->params);
     atomic_init(&mig->autostart, true);
     atomic_init(&mig->cancel_req, false);
+    atomic_init(&mig->load_cancel, false);
     mr_mig_state_init(&mig->out, false, state_changed, mig);
     mr_mig_state_init(&mig->in, true, state_changed, mig);
     return mig;
@@ -175,6 +176,7 @@ void mr_migration_free(struct mr_migration *mig)
     if (!mig)
         return;
     mr_migration_cancel(mig);
+    atomic_store(&mig->load_cancel, true);
     mr_migration_join(mig, true);
     mr_migration_join(mig, false);
     mr_params_release(&mig->params);

@@ -61,6 +61,7 @@ struct mr_migration {
 
     /* incoming */
     bool incoming_started;
+    atomic_bool load_cancel; /* set by mr_migration_free */
     bool load_thread_live;
     pthread_t load_thread;
     struct mig_ram_stats in_stats;
