@@ -386,6 +386,57 @@ static void capability_mismatch(void **state)
     fake_vm_destroy(&src);
 }
 
+/* Load `file` into a VM built with `ops`/`rename`; returns error-desc. */
+static const char *load_error(const struct mr_vm_ops *ops, const char *rename,
+                              const char *file)
+{
+    static struct mr_error err;
+    const struct scenario s = { .mapped = true, .multifd = true,
+                                .channels = 2 };
+    struct fake_vm dst;
+    struct mr_migration *m;
+    char uri[600];
+
+    mr_error_clear(&err);
+    fake_vm_init(&dst, PAGES0, PAGES1, false, MR_RUN_INMIGRATE);
+    if (rename)
+        dst.blocks[0].name = rename;
+    m = mr_migration_new(ops, &dst, dst.blocks, FAKE_NBLOCKS, NULL, NULL, &err);
+    configure(m, &s);
+    make_uri(uri, sizeof(uri), file, 0);
+    assert_int_equal(mr_migration_start_incoming(m, uri, false, &err), 0);
+    mr_migration_join(m, false);
+    assert_int_equal(mr_migration_incoming_state(m), MR_MIG_FAILED);
+    assert_int_equal(dst.starts, 0);
+    mr_migration_last_error(m, &err);
+    mr_migration_free(m);
+    fake_vm_destroy(&dst);
+    return err.msg;
+}
+
+static void config_mismatches(void **state)
+{
+    const struct scenario s = { .mapped = true, .multifd = true,
+                                .channels = 2 };
+    struct mr_vm_ops other = fake_vm_ops;
+    struct fake_vm src;
+    struct events ev = { 0 };
+    struct mr_migration *ms;
+
+    (void)state;
+    fake_vm_init(&src, PAGES0, PAGES1, true, MR_RUN_PAUSED);
+    ms = save(&src, &s, "config", &ev);
+    other.machine_type = "mapram-vm-1.0";
+    assert_string_equal(load_error(&other, NULL, "config"),
+                        "Machine type received is 'mapram-test-1.0' and local "
+                        "is 'mapram-vm-1.0'");
+    assert_string_equal(load_error(&fake_vm_ops, "other.ram", "config"),
+                        "Unknown ramblock \"pc.ram\", cannot accept "
+                        "migration");
+    mr_migration_free(ms);
+    fake_vm_destroy(&src);
+}
+
 static void open_failures(void **state)
 {
     struct fake_vm vm;
@@ -510,6 +561,7 @@ int main(void)
         cmocka_unit_test(mapped_ram_dio),
         cmocka_unit_test(truncated_file),
         cmocka_unit_test(capability_mismatch),
+        cmocka_unit_test(config_mismatches),
         cmocka_unit_test(open_failures),
         cmocka_unit_test(cancel_live),
     };
