@@ -333,6 +333,45 @@ static void fdset_rules(void **state)
     side_down(&s);
 }
 
+/* The channels form, HMP info migrate, and migrate in the wrong states. */
+static void channels_and_info(void **state)
+{
+    struct side s;
+    char args[600], *text;
+    json_t *r;
+
+    (void)state;
+    side_up(&s, "chan", true, MR_RUN_PAUSED);
+    common_hook(&s);
+    snprintf(args, sizeof(args), "{\"channels\": [{\"channel-type\": \"main\","
+             " \"addr\": {\"transport\": \"file\", \"filename\": "
+             "\"%s/chan\", \"offset\": 8192}}]}", tmpdir);
+    json_decref(ok(&s, "migrate", args));
+    wait_status(&s, "completed");
+    r = ok(&s, "query-migrate", NULL);
+    assert_non_null(json_object_get(r, "downtime"));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r,
+                     "ram"), "remaining")), 0);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r,
+                     "ram"), "page-size")), 4096);
+    json_decref(r);
+    text = hmp(&s, "info migrate");
+    assert_non_null(strstr(text, "Status: \t\tcompleted\r\n"));
+    assert_non_null(strstr(text, "RAM info:\r\n"));
+    free(text);
+    assert_string_equal(bad(&s, "migrate", args),
+                        "Can't migrate the vm that was paused due to previous "
+                        "migration");
+    assert_string_equal(bad(&s, "migrate-continue",
+                            "{\"state\": \"pre-switchover\"}"),
+                        "Migration not in expected state: completed");
+    assert_string_equal(bad(&s, "migrate", "{\"uri\": \"file:/x\", "
+                            "\"resume\": true}"),
+                        "Cannot resume if there is no paused migration");
+    json_decref(ok(&s, "migrate_cancel", NULL));
+    side_down(&s);
+}
+
 static bool probe_odirect(void)
 {
     char path[512];
@@ -372,6 +411,7 @@ int main(void)
         cmocka_unit_test(mapped_ram_fdset),
         cmocka_unit_test(mapped_ram_fdset_dio),
         cmocka_unit_test(fdset_rules),
+        cmocka_unit_test(channels_and_info),
     };
     char cwd[200];
 
