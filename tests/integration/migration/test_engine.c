@@ -513,6 +513,41 @@ static void cancel_live(void **state)
     fake_vm_destroy(&vm);
 }
 
+/* pause-before-switchover: the save waits in pre-switchover with the VM
+ * stopped until migrate-continue. */
+static void pre_switchover(void **state)
+{
+    struct fake_vm vm;
+    struct mr_error err = MR_ERROR_INIT;
+    struct mr_migration *m;
+    struct events ev = { 0 };
+    char uri[600];
+
+    (void)state;
+    fake_vm_init(&vm, PAGES0, PAGES1, true, MR_RUN_RUNNING);
+    m = mr_migration_new(&fake_vm_ops, &vm, vm.blocks, FAKE_NBLOCKS, NULL,
+                         NULL, &err);
+    mr_migration_on_event(m, on_event, &ev);
+    set_cap(m, "events", true);
+    set_cap(m, "pause-before-switchover", true);
+    set_params(m, "{\"max-bandwidth\": 0}");
+    make_uri(uri, sizeof(uri), "pre-switchover", 0);
+    assert_int_not_equal(mr_migration_continue(m, &err), 0);
+    assert_string_equal(err.msg, "Migration not in expected state: none");
+    mr_error_clear(&err);
+    assert_int_equal(mr_migration_start(m, uri, &err), 0);
+    while (mr_migration_state(m) != MR_MIG_PRE_SWITCHOVER)
+        usleep(1000);
+    assert_int_equal(vm.run, MR_RUN_FINISH_MIGRATE);
+    assert_int_equal(mr_migration_continue(m, &err), 0);
+    mr_migration_join(m, true);
+    assert_int_equal(mr_migration_state(m), MR_MIG_COMPLETED);
+    assert_true(saw(&ev, "pre-switchover") && saw(&ev, "device"));
+    assert_int_equal(vm.run, MR_RUN_POSTMIGRATE);
+    mr_migration_free(m);
+    fake_vm_destroy(&vm);
+}
+
 static bool probe_odirect(void)
 {
     char path[512];
@@ -564,6 +599,7 @@ int main(void)
         cmocka_unit_test(config_mismatches),
         cmocka_unit_test(open_failures),
         cmocka_unit_test(cancel_live),
+        cmocka_unit_test(pre_switchover),
     };
     char cwd[200];
 
