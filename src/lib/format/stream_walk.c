@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "format/mapped_ram.h"
 #include "format/stream_walk.h"
@@ -398,6 +397,9 @@ static int walk_section(struct mr_cursor *c, struct mr_walk *w, uint8_t type,
     s->version_id = h.version_id;
     if (walk_section_payload(c, w, &h) < 0)
         return c->err.code;
+    if (type == QEMU_VM_SECTION_END && h.section_id == w->ram_section_id &&
+        w->have_ram)
+        w->ram_complete = true;
     s = &w->sections[w->nr_sections - 1];
     memcpy(s->idstr, h.idstr, sizeof(s->idstr));
     s->instance_id = h.instance_id;
@@ -439,12 +441,28 @@ static int walk_trailer(struct mr_cursor *c, struct mr_walk *w)
     return 0;
 }
 
+static int walk_command(struct mr_cursor *c, struct mr_walk *w, uint64_t off)
+{
+    struct mr_stream_command sc;
+    struct mr_walk_command *cmd;
+
+    if (mr_stream_read_command(c, off, &sc) < 0)
+        return c->err.code;
+    cmd = grow((void **)&w->commands, &w->nr_commands, &w->cap_commands,
+               sizeof(*cmd), c);
+    if (!cmd)
+        return c->err.code;
+    cmd->offset = sc.offset;
+    cmd->cmd = sc.cmd;
+    cmd->len = sc.len;
+    return 0;
+}
+
 static int walk_items(struct mr_cursor *c, struct mr_walk *w)
 {
     for (;;) {
         uint64_t off = c->pos;
         uint8_t type;
-        struct mr_walk_command *cmd;
 
         if (mr_stream_read_type(c, &type) < 0)
             return c->err.code;
@@ -457,19 +475,8 @@ static int walk_items(struct mr_cursor *c, struct mr_walk *w)
                 return c->err.code;
             break;
         case QEMU_VM_COMMAND:
-            cmd = grow((void **)&w->commands, &w->nr_commands,
-                       &w->cap_commands, sizeof(*cmd), c);
-            if (!cmd)
+            if (walk_command(c, w, off) < 0)
                 return c->err.code;
-            {
-                struct mr_stream_command sc;
-
-                if (mr_stream_read_command(c, off, &sc) < 0)
-                    return c->err.code;
-                cmd->offset = sc.offset;
-                cmd->cmd = sc.cmd;
-                cmd->len = sc.len;
-            }
             break;
         case QEMU_VM_EOF:
             w->eof_seen = true;
@@ -574,39 +581,4 @@ void mr_walk_free(struct mr_walk *w)
     if (w->vmdesc)
         json_decref(w->vmdesc);
     memset(w, 0, sizeof(*w));
-}
-
-/* Data bytes in [start, start + len) according to SEEK_DATA/SEEK_HOLE. */
-static int64_t allocated_in(int fd, uint64_t start, uint64_t len)
-{
-    uint64_t end = start + len, pos = start;
-    int64_t total = 0;
-
-    while (pos < end) {
-        off_t data = lseek(fd, (off_t)pos, SEEK_DATA);
-        off_t hole;
-
-        if (data < 0)
-            return errno == ENXIO ? total : -1;
-        if ((uint64_t)data >= end)
-            break;
-        hole = lseek(fd, data, SEEK_HOLE);
-        if (hole < 0)
-            return -1;
-        if ((uint64_t)hole > end)
-            hole = (off_t)end;
-        total += hole - data;
-        pos = (uint64_t)hole;
-    }
-    return total;
-}
-
-void mr_walk_measure_allocation(struct mr_walk *w, int fd)
-{
-    for (size_t i = 0; w->mapped_ram && i < w->nr_blocks; i++) {
-        struct mr_walk_block *b = &w->blocks[i];
-
-        b->allocated_bytes = allocated_in(fd, b->entry.pages_offset,
-                                          b->entry.used_length);
-    }
 }

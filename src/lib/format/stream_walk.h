@@ -87,6 +87,8 @@ struct mr_walk {
     struct mr_walk_page_rec *records;
     size_t nr_records, cap_records;
 
+    bool ram_complete;          /* the END section of 'ram' was read: all
+                                 * RAM data (and bitmaps) are final */
     bool eof_seen;
     uint64_t eof_offset;
     bool vmdesc_present;
