@@ -39,7 +39,7 @@ static double now_ms(void)
 /* Take one complete line out of the buffer, or NULL. */
 static char *take_line(struct mr_qmp_client *c)
 {
-    char *nl = memchr(c->buf, '\n', c->len);
+    char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
     size_t n;
     char *line;
 
