@@ -44,15 +44,18 @@ fuzz-build: $(FUZZ_BUILD)/build.ninja
 
 # Every suite in the normal build, then again under ASan+UBSan, then a short
 # bounded fuzzing run.
+# The suites keep going after a failure so the summary counts everything;
+# the last line is "check: N passed, N failed, N skipped".
 check: build asan fuzz-build
 	@echo "== tests (normal build) =="
-	@$(MESON_TEST) -C $(BUILD)
+	@$(MESON_TEST) -C $(BUILD) || true
 	@echo "== tests (ASan + UBSan build) =="
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		$(MESON_TEST) -C $(ASAN_BUILD)
+		$(MESON_TEST) -C $(ASAN_BUILD) || true
 	@echo "== fuzzing ($(CHECK_FUZZ_SECONDS)s per target) =="
 	@scripts/run-fuzz.sh $(FUZZ_BUILD) $(CHECK_FUZZ_SECONDS)
+	@scripts/test-summary.py $(BUILD) $(ASAN_BUILD)
 
 # The normal build's suites only, for a quick edit-test loop.
 check-fast: build

@@ -60,6 +60,12 @@ int mr_fdset_close(struct mr_fdset_registry *reg, int fd);
  * open with `requested_flags`? */
 bool mr_fdset_flags_match(int requested_flags, int fd_flags);
 
+/* The command line's `-add-fd fd=N,set=ID[,opaque=S]` (spec/fdset.md §2):
+ * duplicates inherited descriptor N (close-on-exec) into set ID.  N itself
+ * is left open for the caller. */
+int mr_fdset_add_fd_option(struct mr_fdset_registry *reg, const char *option,
+                           struct mr_error *err);
+
 /* Register add-fd, remove-fd, query-fdsets and HMP `info fdsets`. */
 int mr_fdset_register_commands(struct mr_fdset_registry *reg,
                                struct mr_qmp_server *srv, struct mr_error *err);

@@ -3,6 +3,11 @@
 #ifndef MAPRAM_CLI_H
 #define MAPRAM_CLI_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "format/stream_walk.h"
+
 struct cli_command {
     const char *name;
     int (*run)(int argc, char **argv); /* argv[0] is the command name */
@@ -10,7 +15,34 @@ struct cli_command {
 };
 
 int cmd_version(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_extract(int argc, char **argv);
 int cmd_save(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+
+/* ---- helpers shared by the file-reading commands (cli_file.c) ---- */
+
+/* A save file opened read-only and walked. */
+struct cli_file {
+    const char *path;
+    int fd;
+    struct mr_source src;
+    struct mr_walk walk;
+    struct mr_error err;        /* the walk's error, if any */
+};
+
+/* Open and walk; returns 0 if the file could be opened (the walk may still
+ * have failed: see f->err), else prints "mapram: PATH: ..." and returns 1. */
+int cli_file_open(struct cli_file *f, const char *path, int64_t offset);
+void cli_file_close(struct cli_file *f);
+
+/* Parse a non-negative integer (decimal, 0x hex, optional K/M/G suffix). */
+bool cli_parse_u64(const char *s, uint64_t *out);
+
+/* "64.0 MiB" style, into buf. */
+const char *cli_human_bytes(uint64_t bytes, char *buf, size_t len);
+
+/* The one-line reason an incomplete image is incomplete, or NULL. */
+const char *cli_incomplete_reason(const struct mr_walk *w);
 
 #endif

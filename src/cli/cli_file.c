@@ -1,0 +1,94 @@
+/*
+ * Helpers for the commands that read save files (inspect, extract):
+ * opening, walking, number parsing and human-readable sizes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int cli_file_open(struct cli_file *f, const char *path, int64_t offset)
+{
+    memset(f, 0, sizeof(*f));
+    f->path = path;
+    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0) {
+        fprintf(stderr, "mapram: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    if (mr_source_init_fd(&f->src, f->fd, &f->err) < 0) {
+        fprintf(stderr, "mapram: %s: %s\n", path, f->err.msg);
+        close(f->fd);
+        f->fd = -1;
+        return 1;
+    }
+    mr_walk_file(&f->src, offset, &f->walk, &f->err);
+    mr_walk_measure_allocation(&f->walk, f->fd);
+    return 0;
+}
+
+void cli_file_close(struct cli_file *f)
+{
+    mr_walk_free(&f->walk);
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+}
+
+bool cli_parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    unsigned shift = 0;
+
+    if (!s || !*s || *s == '-')
+        return false;
+    errno = 0;
+    v = strtoull(s, &end, 0);
+    if (errno || end == s)
+        return false;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift)
+        end++;
+    if (*end || (shift && v > (UINT64_MAX >> shift)))
+        return false;
+    *out = (uint64_t)v << shift;
+    return true;
+}
+
+const char *cli_human_bytes(uint64_t bytes, char *buf, size_t len)
+{
+    static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    double v = (double)bytes;
+    int u = 0;
+
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+    else
+        snprintf(buf, len, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+const char *cli_incomplete_reason(const struct mr_walk *w)
+{
+    if (!w->loc.incomplete)
+        return NULL;
+    if (w->loc.kind == MR_CONTAINER_LIBVIRT)
+        return "incomplete image: the libvirt header says "
+               "\"LibvirtQemudPart\" (the save never finished)";
+    return "incomplete image: the mapram header state is PART (the save "
+           "never finished)";
+}

@@ -1,0 +1,339 @@
+/*
+ * mapram inspect FILE [--offset N] [--json]: what is in a save file.
+ * The walk (libmapram format/stream_walk) does the reading; this file only
+ * presents the model, as text for people or as JSON for programs (schema
+ * in docs/inspect.md).  A broken file still shows what could be read, and
+ * gets one line on stderr saying what was expected, found and where.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: mapram inspect FILE [--offset N] [--json]\n"
+            "  --offset N   the QEMU stream starts at byte N (default: "
+            "detect)\n"
+            "  --json       machine-readable output (docs/inspect.md)\n"
+            "exit status: 0 readable, 1 broken or incomplete, 2 usage\n");
+}
+
+static json_t *json_u64(uint64_t v)
+{
+    return json_integer((json_int_t)v);
+}
+
+static json_t *container_json(const struct mr_walk *w)
+{
+    const struct mr_location *l = &w->loc;
+    json_t *o = json_pack("{s:s, s:o, s:b}", "kind",
+                          mr_container_name(l->kind), "stream_offset",
+                          json_u64(l->stream_offset), "incomplete",
+                          l->incomplete);
+
+    if (l->kind == MR_CONTAINER_LIBVIRT)
+        json_object_set_new(o, "libvirt", json_pack(
+            "{s:b, s:s, s:i, s:i, s:i, s:i}", "complete", l->libvirt.complete,
+            "byte_order", l->libvirt.big_endian ? "big" : "little",
+            "data_len", (int)l->libvirt.data_len, "was_running",
+            (int)l->libvirt.was_running, "format", (int)l->libvirt.format,
+            "cookie_offset", (int)l->libvirt.cookie_offset));
+    if (l->kind == MR_CONTAINER_MAPRAM) {
+        const struct mr_file_header *h = &l->mapram;
+
+        json_object_set_new(o, "mapram", json_pack(
+            "{s:i, s:s, s:i, s:i, s:o, s:o, s:o, s:o, s:i, s:s, s:s, s:s}",
+            "version", (int)h->version, "state",
+            mr_file_header_is_complete(h) ? "DONE" : "PART", "header_size",
+            (int)h->header_size, "flags", (int)h->flags, "stream_size",
+            json_u64(h->stream_size), "ram_size", json_u64(h->ram_size),
+            "created", json_u64(h->created), "header_crc",
+            json_u64(h->header_crc), "channels", (int)h->channels, "vm_name",
+            h->vm_name, "tool_version", h->tool_version, "vm_version",
+            h->vm_version));
+    }
+    if (l->kind == MR_CONTAINER_PROBED)
+        json_object_set_new(o, "prefix", json_string(l->prefix_preview));
+    return o;
+}
+
+static json_t *stream_json(const struct mr_walk *w)
+{
+    json_t *caps = json_array();
+
+    for (uint32_t i = 0; i < w->config.nr_caps; i++)
+        json_array_append_new(caps, json_string(w->config.caps[i]));
+    return json_pack("{s:i, s:s, s:o, s:s}", "version",
+                     (int)w->stream_version, "machine", w->config.machine,
+                     "capabilities", caps, "ram_format",
+                     w->mapped_ram ? "mapped-ram" : "legacy");
+}
+
+static json_t *block_json(const struct mr_walk *w, const struct mr_walk_block *b)
+{
+    json_t *o = json_pack("{s:s, s:o, s:i, s:o, s:o, s:o, s:o}",
+                          "name", b->entry.idstr,
+                          "used_length", json_u64(b->entry.used_length),
+                          "page_size", (int)MR_TARGET_PAGE_SIZE,
+                          "num_pages", json_u64(b->num_pages),
+                          "pages_present", json_u64(b->pages_present),
+                          "pages_absent", json_u64(b->pages_absent),
+                          "entry_offset", json_u64(b->entry.offset));
+
+    if (w->mapped_ram) {
+        json_object_set_new(o, "header_offset",
+                            json_u64(b->entry.header_offset));
+        json_object_set_new(o, "bitmap_offset",
+                            json_u64(b->entry.bitmap_offset));
+        json_object_set_new(o, "bitmap_size", json_u64(b->bitmap_size));
+        json_object_set_new(o, "pages_offset", json_u64(b->entry.pages_offset));
+        json_object_set_new(o, "bits_beyond", json_u64(b->bits_beyond));
+        json_object_set_new(o, "allocated_bytes", b->allocated_bytes < 0
+                            ? json_null() : json_u64((uint64_t)b->allocated_bytes));
+    } else {
+        json_object_set_new(o, "page_records", json_u64(b->page_records));
+        json_object_set_new(o, "zero_records", json_u64(b->zero_records));
+    }
+    return o;
+}
+
+static json_t *sections_json(const struct mr_walk *w)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < w->nr_sections; i++) {
+        const struct mr_walk_section *s = &w->sections[i];
+
+        json_array_append_new(a, json_pack(
+            "{s:s, s:o, s:s, s:o, s:o, s:o, s:o}", "type",
+            mr_stream_type_name(s->type), "id", json_u64(s->section_id),
+            "idstr", s->idstr, "instance", json_u64(s->instance_id),
+            "version", json_u64(s->version_id), "start", json_u64(s->start),
+            "end", s->end ? json_u64(s->end) : json_null()));
+    }
+    return a;
+}
+
+static json_t *model_json(const struct cli_file *f)
+{
+    const struct mr_walk *w = &f->walk;
+    json_t *root = json_pack("{s:s, s:o, s:o}", "file", f->path, "file_size",
+                             json_u64(w->file_size), "container",
+                             container_json(w));
+    json_t *blocks = json_array(), *cmds = json_array(), *probs = json_array();
+
+    if (w->have_config)
+        json_object_set_new(root, "stream", stream_json(w));
+    json_object_set_new(root, "sections", sections_json(w));
+    for (size_t i = 0; i < w->nr_commands; i++) {
+        const char *name = mr_stream_command_name(w->commands[i].cmd);
+
+        json_array_append_new(cmds, json_pack("{s:o, s:s, s:i, s:i}",
+            "offset", json_u64(w->commands[i].offset), "name",
+            name ? name : "?", "number", (int)w->commands[i].cmd, "length",
+            (int)w->commands[i].len));
+    }
+    json_object_set_new(root, "commands", cmds);
+    for (size_t i = 0; i < w->nr_blocks; i++)
+        json_array_append_new(blocks, block_json(w, &w->blocks[i]));
+    json_object_set_new(root, "ram", w->have_ram ? json_pack(
+        "{s:o, s:o, s:o}", "section_id", json_u64(w->ram_section_id),
+        "total_bytes", json_u64(w->ram_total_bytes), "blocks", blocks)
+        : (json_decref(blocks), json_null()));
+    json_object_set_new(root, "eof_offset", w->eof_seen
+                        ? json_u64(w->eof_offset) : json_null());
+    json_object_set_new(root, "vmdesc", w->vmdesc_present ? json_pack(
+        "{s:o, s:o, s:o}", "offset", json_u64(w->vmdesc_offset), "length",
+        json_u64(w->vmdesc_len), "devices", json_u64(json_array_size(
+            json_object_get(w->vmdesc, "devices"))))
+        : json_null());
+    json_object_set_new(root, "stream_end", json_u64(w->stream_end));
+    for (size_t i = 0; i < w->nr_problems; i++)
+        json_array_append_new(probs, json_string(w->problems[i]));
+    json_object_set_new(root, "problems", probs);
+    json_object_set_new(root, "complete", json_boolean(w->complete));
+    json_object_set_new(root, "error", mr_error_is_set(&f->err)
+                        ? json_string(f->err.msg) : json_null());
+    return root;
+}
+
+static void print_container(const struct mr_walk *w)
+{
+    const struct mr_location *l = &w->loc;
+
+    printf("  container     %s, stream at offset 0x%" PRIx64 "\n",
+           mr_container_name(l->kind), l->stream_offset);
+    if (l->kind == MR_CONTAINER_LIBVIRT)
+        printf("  libvirt       %s, %s-endian, format %u, was_running %u\n",
+               l->libvirt.complete ? "complete (LibvirtQemudSave)"
+                                   : "INCOMPLETE (LibvirtQemudPart)",
+               l->libvirt.big_endian ? "big" : "little", l->libvirt.format,
+               l->libvirt.was_running);
+    if (l->kind == MR_CONTAINER_MAPRAM)
+        printf("  mapram header %s, vm '%s' (%s), written by %s, %u "
+               "channels\n", mr_file_header_is_complete(&l->mapram)
+               ? "complete (DONE)" : "INCOMPLETE (PART)", l->mapram.vm_name,
+               l->mapram.vm_version, l->mapram.tool_version,
+               l->mapram.channels);
+    if (l->kind == MR_CONTAINER_PROBED)
+        printf("  prefix        0x%" PRIx64 " bytes of unknown data before "
+               "the stream (starts \"%s\")\n", l->stream_offset,
+               l->prefix_preview);
+}
+
+static void print_summary(const struct cli_file *f)
+{
+    const struct mr_walk *w = &f->walk;
+    char hb[32];
+
+    printf("%s: %s\n", f->path, cli_human_bytes(w->file_size, hb, sizeof(hb)));
+    print_container(w);
+    if (!w->have_config)
+        return;
+    printf("  stream        QEVM version %u, machine %s\n", w->stream_version,
+           w->config.machine);
+    printf("  capabilities  ");
+    for (uint32_t i = 0; i < w->config.nr_caps; i++)
+        printf("%s%s", i ? ", " : "", w->config.caps[i]);
+    printf("%s\n", w->config.nr_caps ? "" : "(none)");
+    if (w->have_ram)
+        printf("  RAM           %s, %zu blocks, %s\n", w->mapped_ram
+               ? "mapped-ram" : "legacy page records", w->nr_blocks,
+               cli_human_bytes(w->ram_total_bytes, hb, sizeof(hb)));
+    for (size_t i = 0; i < w->nr_commands; i++)
+        printf("  command       %s at 0x%" PRIx64 "\n",
+               mr_stream_command_name(w->commands[i].cmd),
+               w->commands[i].offset);
+    if (w->eof_seen)
+        printf("  end           EOF at 0x%" PRIx64 ", VMDESCRIPTION %s\n",
+               w->eof_offset, w->vmdesc_present ? "present" : "missing");
+}
+
+static void print_blocks(const struct mr_walk *w)
+{
+    char a[32], b[32];
+
+    if (!w->nr_blocks)
+        return;
+    printf("\nRAM blocks:\n");
+    if (w->mapped_ram)
+        printf("  %-22s %10s %7s %7s %7s %10s %10s %10s\n", "NAME", "LENGTH",
+               "PAGES", "PRESENT", "ABSENT", "BITMAP@", "PAGES@",
+               "ALLOCATED");
+    else
+        printf("  %-22s %10s %7s %7s %7s %9s %9s\n", "NAME", "LENGTH", "PAGES",
+               "PRESENT", "ABSENT", "PAGE-RECS", "ZERO-RECS");
+    for (size_t i = 0; i < w->nr_blocks; i++) {
+        const struct mr_walk_block *k = &w->blocks[i];
+
+        printf("  %-22s %10s %7" PRIu64 " %7" PRIu64 " %7" PRIu64,
+               k->entry.idstr, cli_human_bytes(k->entry.used_length, a,
+                                               sizeof(a)),
+               k->num_pages, k->pages_present, k->pages_absent);
+        if (w->mapped_ram)
+            printf(" %#10" PRIx64 " %#10" PRIx64 " %10s\n",
+                   k->entry.bitmap_offset, k->entry.pages_offset,
+                   k->allocated_bytes < 0 ? "?" :
+                   cli_human_bytes((uint64_t)k->allocated_bytes, b,
+                                   sizeof(b)));
+        else
+            printf(" %9" PRIu64 " %9" PRIu64 "\n", k->page_records,
+                   k->zero_records);
+    }
+}
+
+static void print_sections(const struct mr_walk *w)
+{
+    if (!w->nr_sections)
+        return;
+    printf("\nSections:\n  %-10s %-5s %4s %-28s %4s %4s %8s\n", "OFFSET",
+           "TYPE", "ID", "NAME", "INST", "VER", "BYTES");
+    for (size_t i = 0; i < w->nr_sections; i++) {
+        const struct mr_walk_section *s = &w->sections[i];
+
+        printf("  0x%08" PRIx64 " %-5s %4u %-28s %4u %4u %8" PRIu64 "\n",
+               s->start, mr_stream_type_name(s->type), s->section_id,
+               s->idstr, s->instance_id, s->version_id,
+               s->end ? s->end - s->start : 0);
+    }
+}
+
+static void print_human(const struct cli_file *f)
+{
+    const struct mr_walk *w = &f->walk;
+
+    print_summary(f);
+    print_blocks(w);
+    print_sections(w);
+    printf("\nProblems:%s\n", w->nr_problems ? "" : " none");
+    for (size_t i = 0; i < w->nr_problems; i++)
+        printf("  %s\n", w->problems[i]);
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "offset", required_argument, NULL, 'o' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int64_t offset = -1;
+    bool as_json = false;
+    struct cli_file f;
+    const char *incomplete;
+    int opt, status;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "o:jh", opts, NULL)) != -1) {
+        uint64_t v;
+
+        switch (opt) {
+        case 'o':
+            if (!cli_parse_u64(optarg, &v) || v > INT64_MAX) {
+                fprintf(stderr, "mapram inspect: bad --offset '%s'\n", optarg);
+                return 2;
+            }
+            offset = (int64_t)v;
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        usage(stderr);
+        return 2;
+    }
+    if (cli_file_open(&f, argv[optind], offset))
+        return 1;
+    if (as_json) {
+        json_t *root = model_json(&f);
+
+        json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("\n");
+        json_decref(root);
+    } else {
+        print_human(&f);
+    }
+    incomplete = cli_incomplete_reason(&f.walk);
+    status = 0;
+    if (mr_error_is_set(&f.err)) {
+        fprintf(stderr, "mapram: %s: %s\n", f.path, f.err.msg);
+        status = 1;
+    } else if (incomplete) {
+        fprintf(stderr, "mapram: %s: %s\n", f.path, incomplete);
+        status = 1;
+    }
+    cli_file_close(&f);
+    return status;
+}

@@ -1,0 +1,605 @@
+/*
+ * Whole-file walk (stream_walk.h): header, configuration, then sections
+ * until EOF and the VMDESCRIPTION.  RAM sections are decoded fully (block
+ * list, mapped-ram headers and bitmaps, legacy page records); device
+ * sections are skipped using the VMDESCRIPTION field sizes.  Fatal
+ * problems stop the walk with one message; soft findings are collected in
+ * w->problems.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "format/mapped_ram.h"
+#include "format/stream_walk.h"
+#include "format/vmdesc.h"
+
+#define BITMAP_CHUNK_BYTES (64 * 1024)
+
+static void add_problem(struct mr_walk *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void add_problem(struct mr_walk *w, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (w->nr_problems >= MR_WALK_MAX_PROBLEMS)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(w->problems[w->nr_problems++], MR_ERROR_MSG_MAX, fmt, ap);
+    va_end(ap);
+}
+
+/* Grow an array by one element; the new element is zeroed. */
+static void *grow(void **arr, size_t *nr, size_t *cap, size_t elem,
+                  struct mr_cursor *c)
+{
+    if (*nr == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        void *n = realloc(*arr, ncap * elem);
+
+        if (!n) {
+            mr_cursor_fail(c, -ENOMEM, "out of memory");
+            return NULL;
+        }
+        *arr = n;
+        *cap = ncap;
+    }
+    memset((char *)*arr + *nr * elem, 0, elem);
+    return (char *)*arr + (*nr)++ * elem;
+}
+
+int mr_walk_find_block(const struct mr_walk *w, const char *idstr)
+{
+    for (size_t i = 0; i < w->nr_blocks; i++) {
+        if (!strcmp(w->blocks[i].entry.idstr, idstr))
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Count bitmap bits in chunks: no allocation proportional to the block. */
+static int count_bitmap(struct mr_cursor *c, struct mr_walk_block *b)
+{
+    uint8_t *chunk = malloc(BITMAP_CHUNK_BYTES);
+    uint64_t done = 0;
+
+    if (!chunk)
+        return mr_cursor_fail(c, -ENOMEM, "out of memory");
+    while (done < b->bitmap_size) {
+        uint64_t n = b->bitmap_size - done;
+        uint64_t first_page = done * 8, pages;
+
+        if (n > BITMAP_CHUNK_BYTES)
+            n = BITMAP_CHUNK_BYTES;
+        if (mr_source_read(c->src, chunk, n, b->entry.bitmap_offset + done,
+                           &c->err) < 0)
+            break;
+        pages = first_page < b->num_pages ? b->num_pages - first_page : 0;
+        if (pages > n * 8)
+            pages = n * 8;
+        b->pages_present += mr_bitmap_le64_count(chunk, pages);
+        b->bits_beyond += mr_bitmap_le64_count_beyond(chunk, n, pages);
+        done += n;
+    }
+    free(chunk);
+    b->pages_absent = b->num_pages - b->pages_present;
+    return mr_cursor_ok(c) ? 0 : c->err.code;
+}
+
+static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
+                           uint64_t blen)
+{
+    return alen && blen && a < b + blen && b < a + alen;
+}
+
+/* The pages of block `b` against the header, bitmap and (if another
+ * block) pages of block `o`. */
+static int check_pages_against(struct mr_cursor *c,
+                               const struct mr_walk_block *b,
+                               const struct mr_walk_block *o)
+{
+    uint64_t p = b->entry.pages_offset, plen = b->entry.used_length;
+    uint64_t hdr_len = o->entry.header_offset + MAPPED_RAM_HDR_SIZE -
+                       o->entry.offset;
+    const char *what = NULL;
+    uint64_t s = 0, len = 0;
+
+    if (b != o && ranges_overlap(p, plen, o->entry.pages_offset,
+                                 o->entry.used_length)) {
+        what = "pages";
+        s = o->entry.pages_offset;
+        len = o->entry.used_length;
+    } else if (ranges_overlap(p, plen, o->entry.bitmap_offset,
+                              o->bitmap_size)) {
+        what = "bitmap";
+        s = o->entry.bitmap_offset;
+        len = o->bitmap_size;
+    } else if (ranges_overlap(p, plen, o->entry.offset, hdr_len)) {
+        what = "header";
+        s = o->entry.offset;
+        len = hdr_len;
+    }
+    if (!what)
+        return 0;
+    return mr_cursor_expected(c, b->entry.header_offset + 20,
+                              "page regions that do not overlap",
+                              "pages of '%s' [0x%" PRIx64 ", 0x%" PRIx64
+                              ") overlapping the %s of '%s' [0x%" PRIx64
+                              ", 0x%" PRIx64 ")", b->entry.idstr, p,
+                              p + plen, what, o->entry.idstr, s, s + len);
+}
+
+/* The newest block i against itself and every block before it, both ways,
+ * before the walk moves on to whatever follows its pages. */
+static int check_block_overlaps(struct mr_cursor *c, struct mr_walk *w,
+                                size_t i)
+{
+    const struct mr_walk_block *b = &w->blocks[i];
+
+    for (size_t j = 0; j <= i; j++) {
+        if (check_pages_against(c, b, &w->blocks[j]) < 0 ||
+            (j != i && check_pages_against(c, &w->blocks[j], b) < 0))
+            return c->err.code;
+    }
+    return 0;
+}
+
+static int add_block(struct mr_cursor *c, struct mr_walk *w,
+                     const struct mr_ram_block_entry *e)
+{
+    struct mr_walk_block *b;
+
+    if (mr_walk_find_block(w, e->idstr) >= 0)
+        return mr_cursor_expected(c, e->offset, "a RAM block name not seen "
+                                  "before", "'%s' again", e->idstr);
+    if (w->nr_blocks >= MR_WALK_MAX_BLOCKS)
+        return mr_cursor_expected(c, e->offset, "at most 256 RAM blocks",
+                                  "more");
+    b = &w->blocks[w->nr_blocks++];
+    memset(b, 0, sizeof(*b));
+    b->entry = *e;
+    b->num_pages = e->used_length / MR_TARGET_PAGE_SIZE;
+    b->allocated_bytes = -1;
+    if (!w->mapped_ram) {
+        b->pages_absent = b->num_pages;
+        return 0;
+    }
+    b->bitmap_size = mr_mapped_ram_bitmap_size(b->num_pages);
+    if (e->bitmap_offset != e->header_offset + MAPPED_RAM_HDR_SIZE)
+        add_problem(w, "bitmap of '%s' at 0x%" PRIx64 " is not right after "
+                    "its header (0x%" PRIx64 ")", e->idstr, e->bitmap_offset,
+                    e->header_offset + MAPPED_RAM_HDR_SIZE);
+    return count_bitmap(c, b);
+}
+
+/* START ram: MEM_SIZE, the block list, then the payload's records. */
+static int walk_ram_setup(struct mr_cursor *c, struct mr_walk *w)
+{
+    uint64_t left;
+    struct mr_ram_block_entry e;
+
+    if (mr_ram_read_mem_size(c, w->mapped_ram, &w->ram_total_bytes) < 0)
+        return c->err.code;
+    if (!w->blocks) {
+        w->blocks = calloc(MR_WALK_MAX_BLOCKS, sizeof(*w->blocks));
+        if (!w->blocks)
+            return mr_cursor_fail(c, -ENOMEM, "out of memory");
+    }
+    for (left = w->ram_total_bytes; left > 0;) {
+        if (mr_ram_read_block_entry(c, w->mapped_ram,
+                                    w->config.x_ignore_shared, &e) < 0)
+            return c->err.code;
+        if (e.used_length > left)
+            return mr_cursor_expected(c, e.offset, "RAM blocks adding up to "
+                                      "MEM_SIZE", "'%s' of 0x%" PRIx64 " "
+                                      "bytes with only 0x%" PRIx64 " left",
+                                      e.idstr, e.used_length, left);
+        left -= e.used_length;
+        if (add_block(c, w, &e) < 0 || (w->mapped_ram &&
+            check_block_overlaps(c, w, w->nr_blocks - 1) < 0))
+            return c->err.code;
+    }
+    return 0;
+}
+
+static int note_page(struct mr_cursor *c, struct mr_walk *w,
+                     const struct mr_ram_page_record *r)
+{
+    int idx = mr_walk_find_block(w, r->idstr);
+    struct mr_walk_page_rec *rec;
+    struct mr_walk_block *b;
+
+    if (idx < 0)
+        return mr_cursor_fail(c, -EINVAL, "Can't find block %s: expected a "
+                              "block of the MEM_SIZE list in the record at "
+                              "offset 0x%" PRIx64 ", found '%s'", r->idstr,
+                              r->offset, r->idstr);
+    b = &w->blocks[idx];
+    if (r->addr >= b->entry.used_length)
+        return mr_cursor_fail(c, -EINVAL, "Illegal RAM offset %" PRIx64
+                              ": expected an offset below 0x%" PRIx64 " in "
+                              "'%s' at offset 0x%" PRIx64, r->addr,
+                              b->entry.used_length, r->idstr, r->offset);
+    if (r->flags & RAM_SAVE_FLAG_XBZRLE)
+        return mr_cursor_expected(c, r->offset, "a PAGE or ZERO record",
+                                  "an XBZRLE record (not supported)");
+    rec = grow((void **)&w->records, &w->nr_records, &w->cap_records,
+               sizeof(*rec), c);
+    if (!rec)
+        return c->err.code;
+    rec->page = r->addr / MR_TARGET_PAGE_SIZE;
+    rec->block = (uint32_t)idx;
+    rec->seq = (uint32_t)w->nr_records;
+    if (r->flags & RAM_SAVE_FLAG_PAGE) {
+        rec->data_offset = r->data_offset;
+        b->page_records++;
+    } else {
+        b->zero_records++;
+    }
+    return 0;
+}
+
+/* Records of a RAM payload up to its EOS. */
+static int walk_ram_records(struct mr_cursor *c, struct mr_walk *w)
+{
+    struct mr_ram_page_ctx ctx = { 0 };
+    struct mr_ram_page_record r;
+
+    for (;;) {
+        if (mr_ram_read_page_record(c, w->mapped_ram, MR_TARGET_PAGE_SIZE,
+                                    &ctx, &r) < 0)
+            return c->err.code;
+        if (r.flags == RAM_SAVE_FLAG_EOS)
+            return 0;
+        if (r.flags == RAM_SAVE_FLAG_MULTIFD_FLUSH)
+            continue;
+        if (note_page(c, w, &r) < 0)
+            return c->err.code;
+    }
+}
+
+static const struct mr_walk_section *find_start(const struct mr_walk *w,
+                                                uint32_t id)
+{
+    for (size_t i = 0; i < w->nr_sections; i++) {
+        const struct mr_walk_section *s = &w->sections[i];
+
+        if (s->section_id == id && (s->type == QEMU_VM_SECTION_START ||
+                                    s->type == QEMU_VM_SECTION_FULL))
+            return s;
+    }
+    return NULL;
+}
+
+static int walk_device(struct mr_cursor *c, struct mr_walk *w,
+                       const struct mr_section_header *h);
+
+/* Payload of a START/PART/END/FULL section, then its footer. */
+static int walk_section_payload(struct mr_cursor *c, struct mr_walk *w,
+                                struct mr_section_header *h)
+{
+    bool is_ram;
+
+    if (h->type == QEMU_VM_SECTION_PART || h->type == QEMU_VM_SECTION_END) {
+        const struct mr_walk_section *s = find_start(w, h->section_id);
+
+        if (!s || s->type != QEMU_VM_SECTION_START)
+            return mr_cursor_expected(c, h->offset + 1, "the id of a section "
+                                      "opened by START", "0x%x",
+                                      h->section_id);
+        memcpy(h->idstr, s->idstr, sizeof(h->idstr));
+        h->instance_id = s->instance_id;
+        h->version_id = s->version_id;
+    }
+    is_ram = !strcmp(h->idstr, RAM_SECTION_IDSTR);
+    if (h->type == QEMU_VM_SECTION_FULL) {
+        if (walk_device(c, w, h) < 0)
+            return c->err.code;
+    } else if (!is_ram) {
+        return mr_cursor_fail(c, -ENOTSUP, "cannot walk past live section "
+                              "'%s' at offset 0x%" PRIx64 ": only 'ram' is "
+                              "understood", h->idstr, h->offset);
+    } else if (h->type == QEMU_VM_SECTION_START) {
+        if (w->have_ram)
+            return mr_cursor_expected(c, h->offset, "one START section for "
+                                      "'ram'", "a second one");
+        if (h->version_id != RAM_SECTION_VERSION)
+            return mr_cursor_expected(c, h->offset + 9 + strlen(h->idstr),
+                                      "'ram' section version 4", "%u",
+                                      h->version_id);
+        w->have_ram = true;
+        w->ram_section_id = h->section_id;
+        if (walk_ram_setup(c, w) < 0 || walk_ram_records(c, w) < 0)
+            return c->err.code;
+    } else if (walk_ram_records(c, w) < 0) {
+        return c->err.code;
+    }
+    return mr_stream_read_footer(c, h->section_id, h->idstr);
+}
+
+static int load_vmdesc_for_devices(struct mr_cursor *c, struct mr_walk *w)
+{
+    uint64_t off;
+    uint32_t len;
+    struct mr_error err = MR_ERROR_INIT;
+
+    if (mr_vmdesc_find(c->src, c->pos, &off, &len, &err) < 0)
+        return err.code ? mr_cursor_fail(c, err.code, "%s", err.msg)
+                        : mr_cursor_fail(c, -ENOENT, "expected a "
+                                         "VMDESCRIPTION record (0x06, length, "
+                                         "JSON) ending at the end of the file "
+                                         "at offset 0x%" PRIx64 ", found none",
+                                         c->src->size);
+    if (mr_vmdesc_parse(c->src, off, len, &w->vmdesc, &err) < 0)
+        return mr_cursor_fail(c, err.code, "%s", err.msg);
+    w->vmdesc_offset = off;
+    w->vmdesc_len = len;
+    return 0;
+}
+
+static int walk_device(struct mr_cursor *c, struct mr_walk *w,
+                       const struct mr_section_header *h)
+{
+    json_t *dev;
+
+    if (!w->vmdesc)
+        load_vmdesc_for_devices(c, w);
+    if (mr_cursor_ok(c)) {
+        dev = mr_vmdesc_device(w->vmdesc, &w->vmdesc_next_device, h->idstr,
+                               h->instance_id);
+        if (!dev)
+            mr_cursor_fail(c, -EINVAL, "the VMDESCRIPTION has no entry for "
+                           "it");
+        else
+            mr_vmdesc_skip_state(c, dev);
+    }
+    if (!mr_cursor_ok(c))
+        mr_error_prefix(&c->err, "cannot walk past device section '%s' at "
+                        "offset 0x%" PRIx64 ": ", h->idstr, h->offset);
+    return mr_cursor_ok(c) ? 0 : c->err.code;
+}
+
+static int walk_section(struct mr_cursor *c, struct mr_walk *w, uint8_t type,
+                        uint64_t off)
+{
+    struct mr_section_header h;
+    struct mr_walk_section *s;
+
+    if (mr_stream_read_section_header(c, type, off, &h) < 0)
+        return c->err.code;
+    if (type == QEMU_VM_SECTION_START || type == QEMU_VM_SECTION_FULL) {
+        if (find_start(w, h.section_id))
+            return mr_cursor_expected(c, off + 1, "a new section id",
+                                      "0x%x again for '%s'", h.section_id,
+                                      h.idstr);
+    }
+    s = grow((void **)&w->sections, &w->nr_sections, &w->cap_sections,
+             sizeof(*s), c);
+    if (!s)
+        return c->err.code;
+    s->type = type;
+    s->section_id = h.section_id;
+    s->start = off;
+    /* Known before the payload so PART/END lookups and errors see it. */
+    memcpy(s->idstr, h.idstr, sizeof(s->idstr));
+    s->instance_id = h.instance_id;
+    s->version_id = h.version_id;
+    if (walk_section_payload(c, w, &h) < 0)
+        return c->err.code;
+    s = &w->sections[w->nr_sections - 1];
+    memcpy(s->idstr, h.idstr, sizeof(s->idstr));
+    s->instance_id = h.instance_id;
+    s->version_id = h.version_id;
+    s->end = c->pos;
+    return 0;
+}
+
+static int walk_trailer(struct mr_cursor *c, struct mr_walk *w)
+{
+    uint64_t off;
+    uint32_t len;
+    bool present;
+
+    if (mr_stream_read_vmdesc(c, &present, &off, &len) < 0)
+        return c->err.code;
+    w->stream_end = c->pos;
+    if (!present) {
+        add_problem(w, "no VMDESCRIPTION after EOF at offset 0x%" PRIx64,
+                    w->eof_offset);
+        return 0;
+    }
+    if (w->vmdesc && off != w->vmdesc_offset)
+        add_problem(w, "the VMDESCRIPTION at 0x%" PRIx64 " is not the one "
+                    "found at the end of the file (0x%" PRIx64 ")", off,
+                    w->vmdesc_offset);
+    if (!w->vmdesc) {
+        struct mr_error err = MR_ERROR_INIT;
+
+        if (mr_vmdesc_parse(c->src, off, len, &w->vmdesc, &err) < 0)
+            return mr_cursor_fail(c, err.code, "%s", err.msg);
+    }
+    w->vmdesc_present = true;
+    w->vmdesc_offset = off;
+    w->vmdesc_len = len;
+    if (c->pos < c->src->size)
+        add_problem(w, "%" PRIu64 " bytes after the end of the stream at "
+                    "0x%" PRIx64, c->src->size - c->pos, c->pos);
+    return 0;
+}
+
+static int walk_items(struct mr_cursor *c, struct mr_walk *w)
+{
+    for (;;) {
+        uint64_t off = c->pos;
+        uint8_t type;
+        struct mr_walk_command *cmd;
+
+        if (mr_stream_read_type(c, &type) < 0)
+            return c->err.code;
+        switch (type) {
+        case QEMU_VM_SECTION_START:
+        case QEMU_VM_SECTION_PART:
+        case QEMU_VM_SECTION_END:
+        case QEMU_VM_SECTION_FULL:
+            if (walk_section(c, w, type, off) < 0)
+                return c->err.code;
+            break;
+        case QEMU_VM_COMMAND:
+            cmd = grow((void **)&w->commands, &w->nr_commands,
+                       &w->cap_commands, sizeof(*cmd), c);
+            if (!cmd)
+                return c->err.code;
+            {
+                struct mr_stream_command sc;
+
+                if (mr_stream_read_command(c, off, &sc) < 0)
+                    return c->err.code;
+                cmd->offset = sc.offset;
+                cmd->cmd = sc.cmd;
+                cmd->len = sc.len;
+            }
+            break;
+        case QEMU_VM_EOF:
+            w->eof_seen = true;
+            w->eof_offset = off;
+            return walk_trailer(c, w);
+        default:
+            return mr_cursor_expected(c, off, "a section type (0x00-0x04 or "
+                                      "0x08)", "0x%02x", type);
+        }
+    }
+}
+
+static int cmp_rec(const void *a, const void *b)
+{
+    const struct mr_walk_page_rec *x = a, *y = b;
+
+    if (x->block != y->block)
+        return x->block < y->block ? -1 : 1;
+    if (x->page != y->page)
+        return x->page < y->page ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Legacy: keep each page's last record only (last write wins), grouped
+ * by block, and count what is present. */
+static void finish_legacy(struct mr_walk *w)
+{
+    size_t out = 0;
+
+    if (w->nr_records)
+        qsort(w->records, w->nr_records, sizeof(*w->records), cmp_rec);
+    for (size_t i = 0; i < w->nr_records; i++) {
+        bool last = i + 1 == w->nr_records ||
+                    w->records[i + 1].block != w->records[i].block ||
+                    w->records[i + 1].page != w->records[i].page;
+
+        if (last)
+            w->records[out++] = w->records[i];
+    }
+    w->nr_records = out;
+    for (size_t i = 0; i < out; i++) {
+        struct mr_walk_block *b = &w->blocks[w->records[i].block];
+
+        if (b->rec_count == 0)
+            b->rec_first = i;
+        b->rec_count++;
+        if (w->records[i].data_offset)
+            b->pages_present++;
+    }
+    for (size_t i = 0; i < w->nr_blocks; i++)
+        w->blocks[i].pages_absent = w->blocks[i].num_pages -
+                                    w->blocks[i].pages_present;
+}
+
+static void finish(struct mr_walk *w)
+{
+    if (!w->mapped_ram)
+        finish_legacy(w);
+    for (size_t i = 0; i < w->nr_blocks; i++) {
+        if (w->blocks[i].bits_beyond)
+            add_problem(w, "bitmap of '%s' has %" PRIu64 " bits set beyond "
+                        "its %" PRIu64 " pages", w->blocks[i].entry.idstr,
+                        w->blocks[i].bits_beyond, w->blocks[i].num_pages);
+    }
+}
+
+int mr_walk_file(const struct mr_source *src, int64_t explicit_offset,
+                 struct mr_walk *w, struct mr_error *err)
+{
+    struct mr_cursor *c;
+    int ret;
+
+    memset(w, 0, sizeof(*w));
+    w->file_size = src->size;
+    if (mr_stream_locate(src, explicit_offset, &w->loc, err) < 0)
+        return err->code;
+    c = malloc(sizeof(*c));
+    if (!c)
+        return mr_error_set(err, -ENOMEM, "out of memory");
+    mr_cursor_init(c, src, w->loc.stream_offset);
+    if (mr_stream_read_header(c, &w->stream_version) == 0 &&
+        mr_stream_read_config(c, &w->config) == 0) {
+        w->have_config = true;
+        w->mapped_ram = w->config.mapped_ram;
+        if (walk_items(c, w) == 0)
+            w->complete = true;
+    }
+    finish(w);
+    if (!w->stream_end)
+        w->stream_end = c->pos;
+    ret = mr_error_propagate(err, &c->err);
+    free(c);
+    return ret;
+}
+
+void mr_walk_free(struct mr_walk *w)
+{
+    free(w->sections);
+    free(w->commands);
+    free(w->blocks);
+    free(w->records);
+    if (w->vmdesc)
+        json_decref(w->vmdesc);
+    memset(w, 0, sizeof(*w));
+}
+
+/* Data bytes in [start, start + len) according to SEEK_DATA/SEEK_HOLE. */
+static int64_t allocated_in(int fd, uint64_t start, uint64_t len)
+{
+    uint64_t end = start + len, pos = start;
+    int64_t total = 0;
+
+    while (pos < end) {
+        off_t data = lseek(fd, (off_t)pos, SEEK_DATA);
+        off_t hole;
+
+        if (data < 0)
+            return errno == ENXIO ? total : -1;
+        if ((uint64_t)data >= end)
+            break;
+        hole = lseek(fd, data, SEEK_HOLE);
+        if (hole < 0)
+            return -1;
+        if ((uint64_t)hole > end)
+            hole = (off_t)end;
+        total += hole - data;
+        pos = (uint64_t)hole;
+    }
+    return total;
+}
+
+void mr_walk_measure_allocation(struct mr_walk *w, int fd)
+{
+    for (size_t i = 0; w->mapped_ram && i < w->nr_blocks; i++) {
+        struct mr_walk_block *b = &w->blocks[i];
+
+        b->allocated_bytes = allocated_in(fd, b->entry.pages_offset,
+                                          b->entry.used_length);
+    }
+}

@@ -1,0 +1,49 @@
+/*
+ * Migration addresses: the `uri` string forms and the QMP `channels` list
+ * (spec/qmp.md §6, §9), and the transport checks of spec/multifd-file.md
+ * §1.  Pure: nothing here opens a file.
+ */
+#ifndef MAPRAM_MIGRATION_URI_H
+#define MAPRAM_MIGRATION_URI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mapram/error.h"
+#include "migration/params.h"
+
+enum mr_transport {
+    MR_TRANSPORT_FILE,
+    MR_TRANSPORT_SOCKET, /* tcp:, unix:, vsock:, fd: */
+    MR_TRANSPORT_EXEC,
+    MR_TRANSPORT_RDMA,
+};
+
+#define MR_URI_PATH_MAX 4096
+
+struct mr_mig_addr {
+    enum mr_transport transport;
+    char scheme[16];             /* "file", "tcp", ... */
+    char path[MR_URI_PATH_MAX];  /* file transport only */
+    uint64_t offset;
+};
+
+/* Parse `file:PATH[,offset=SIZE]` and recognise the other schemes. */
+int mr_uri_parse(const char *uri, struct mr_mig_addr *out,
+                 struct mr_error *err);
+
+/* Parse a `channels` list.  `incoming` applies migrate-incoming's
+ * one-entry rule. */
+int mr_channels_parse(json_t *channels, bool incoming, struct mr_mig_addr *out,
+                      struct mr_error *err);
+
+/* migrate / migrate-incoming argument form: exactly one of uri/channels. */
+int mr_addr_from_args(json_t *uri, json_t *channels, bool incoming,
+                      struct mr_mig_addr *out, struct mr_error *err);
+
+/* The transport checks, in QEMU's order. */
+int mr_transport_check(const struct mr_caps *caps, const struct mr_params *p,
+                       const struct mr_mig_addr *addr, struct mr_error *err);
+
+#endif

@@ -1,0 +1,362 @@
+/*
+ * The request-processing core of the QMP monitor: a connection is fed the
+ * bytes (and descriptors) a client sent and queues its replies, without
+ * knowing about sockets or threads, so it is unit-tested and fuzzed alone.
+ *
+ * Per request: shape checks, the negotiation/command mode rule, command
+ * lookup, argument rules, the handler, the reply with `id` echoed.
+ * Descriptors that arrive with a request and are not claimed by its
+ * handler are closed when it finishes, so none is ever leaked.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qmp/qmp_internal.h"
+
+struct mr_qmp_conn *mr_qmp_conn_new(struct mr_qmp_server *srv, int fd)
+{
+    struct mr_qmp_conn *conn = calloc(1, sizeof(*conn));
+
+    if (!conn)
+        return NULL;
+    conn->srv = srv;
+    conn->fd = fd;
+    mr_json_stream_init(&conn->in, MR_QMP_MAX_REQUEST_BYTES);
+    return conn;
+}
+
+static void close_queued_fds(struct mr_qmp_conn *conn)
+{
+    while (conn->nr_fdq > 0)
+        close(conn->fdq[--conn->nr_fdq]);
+}
+
+void mr_qmp_conn_free(struct mr_qmp_conn *conn)
+{
+    if (!conn)
+        return;
+    close_queued_fds(conn);
+    if (conn->fd >= 0)
+        close(conn->fd);
+    mr_json_stream_destroy(&conn->in);
+    free(conn->out);
+    free(conn);
+}
+
+void mr_qmp_conn_append_locked(struct mr_qmp_conn *conn, const char *line,
+                               size_t len)
+{
+    size_t pending = conn->out_len - conn->out_off;
+
+    if (conn->dead)
+        return;
+    if (pending + len > MR_QMP_MAX_OUTPUT_BYTES) {
+        /* A client that does not read loses its connection, not our
+         * memory. */
+        conn->dead = true;
+        return;
+    }
+    if (conn->out_off > 0) {
+        memmove(conn->out, conn->out + conn->out_off, pending);
+        conn->out_off = 0;
+        conn->out_len = pending;
+    }
+    if (conn->out_len + len > conn->out_cap) {
+        size_t cap = conn->out_cap ? conn->out_cap : 4096;
+        char *p;
+
+        while (cap < conn->out_len + len)
+            cap *= 2;
+        p = realloc(conn->out, cap);
+        if (!p) {
+            conn->dead = true;
+            return;
+        }
+        conn->out = p;
+        conn->out_cap = cap;
+    }
+    memcpy(conn->out + conn->out_len, line, len);
+    conn->out_len += len;
+}
+
+void mr_qmp_conn_send(struct mr_qmp_conn *conn, json_t *msg)
+{
+    char *text = json_dumps(msg, JSON_ENSURE_ASCII);
+    size_t len;
+
+    json_decref(msg);
+    if (!text) {
+        conn->dead = true;
+        return;
+    }
+    /* json_dumps output never contains a raw newline. */
+    len = strlen(text);
+    pthread_mutex_lock(&conn->srv->lock);
+    mr_qmp_conn_append_locked(conn, text, len);
+    mr_qmp_conn_append_locked(conn, "\r\n", 2);
+    pthread_mutex_unlock(&conn->srv->lock);
+    free(text);
+}
+
+char *mr_qmp_conn_take_output(struct mr_qmp_conn *conn, size_t *len)
+{
+    char *copy;
+
+    pthread_mutex_lock(&conn->srv->lock);
+    *len = conn->out_len - conn->out_off;
+    copy = malloc(*len + 1);
+    if (copy) {
+        if (*len)
+            memcpy(copy, conn->out + conn->out_off, *len);
+        copy[*len] = '\0';
+    }
+    conn->out_off = conn->out_len = 0;
+    pthread_mutex_unlock(&conn->srv->lock);
+    return copy;
+}
+
+void mr_qmp_conn_greet(struct mr_qmp_conn *conn)
+{
+    const struct mr_qmp_server_config *cfg = &conn->srv->cfg;
+    json_t *g;
+
+    g = json_pack("{s:{s:{s:{s:i,s:i,s:i},s:s},s:[s]}}", "QMP", "version",
+                  "qemu", "micro", cfg->version_micro, "minor",
+                  cfg->version_minor, "major", cfg->version_major,
+                  "package", conn->srv->package, "capabilities", "oob");
+    if (g)
+        mr_qmp_conn_send(conn, g);
+    else
+        conn->dead = true;
+}
+
+static json_t *error_reply(const char *cls, const char *desc)
+{
+    return json_pack("{s:{s:s,s:s}}", "error", "class",
+                     cls ? cls : "GenericError", "desc", desc);
+}
+
+/* The request's shape (spec/qmp.md §1); sets *name, *oob, *args. */
+static int check_shape(json_t *req, const char **name, bool *oob,
+                       json_t **args, struct mr_error *err)
+{
+    const char *exec_key = NULL, *key;
+    json_t *v;
+
+    *args = NULL;
+    if (!json_is_object(req))
+        return mr_error_set(err, -EINVAL, "QMP input must be a JSON object");
+    json_object_foreach(req, key, v) {
+        if (!strcmp(key, "execute") || !strcmp(key, "exec-oob")) {
+            if (!json_is_string(v))
+                return mr_error_set(err, -EINVAL,
+                                    "QMP input member '%s' must be a string",
+                                    key);
+            if (exec_key)
+                return mr_error_set(err, -EINVAL,
+                                    "QMP input member '%s' clashes with '%s'",
+                                    key, exec_key);
+            exec_key = key;
+            *name = json_string_value(v);
+        } else if (!strcmp(key, "arguments")) {
+            if (!json_is_object(v))
+                return mr_error_set(err, -EINVAL,
+                                    "QMP input member 'arguments' must be an object");
+            *args = v;
+        } else if (strcmp(key, "id") != 0) {
+            return mr_error_set(err, -EINVAL,
+                                "QMP input member '%s' is unexpected", key);
+        }
+    }
+    if (!exec_key)
+        return mr_error_set(err, -EINVAL, "QMP input lacks member 'execute'");
+    *oob = !strcmp(exec_key, "exec-oob");
+    return 0;
+}
+
+static json_t *run_command(struct mr_qmp_conn *conn, const char *name,
+                           bool oob, json_t *args, const char **cls,
+                           struct mr_error *err)
+{
+    const struct mr_qmp_command *cmd;
+    struct mr_qmp_call call = { conn->srv, conn, NULL, NULL };
+    json_t *ret;
+
+    if (oob && !conn->oob) {
+        mr_error_set(err, -EINVAL, "QMP input member 'exec-oob' is unexpected");
+        return NULL;
+    }
+    if (!conn->negotiated && strcmp(name, "qmp_capabilities") != 0) {
+        *cls = "CommandNotFound";
+        mr_error_set(err, -ENOENT,
+                     "Expecting capabilities negotiation with 'qmp_capabilities'");
+        return NULL;
+    }
+    cmd = mr_qmp_find_command(conn->srv, name, &call.opaque);
+    if (!cmd) {
+        *cls = "CommandNotFound";
+        mr_error_set(err, -ENOENT, "The command %s has not been found", name);
+        return NULL;
+    }
+    if (oob) {
+        mr_error_set(err, -EINVAL, "The command %s does not support OOB", name);
+        return NULL;
+    }
+    if (mr_qmp_args_check(cmd->args, args, err) < 0)
+        return NULL;
+    ret = cmd->handler(&call, args, err);
+    if (mr_error_is_set(err)) {
+        json_decref(ret);
+        *cls = call.error_class;
+        return NULL;
+    }
+    return ret ? ret : json_object();
+}
+
+json_t *mr_qmp_dispatch(struct mr_qmp_conn *conn, json_t *req)
+{
+    struct mr_error err = MR_ERROR_INIT;
+    const char *name = NULL, *cls = NULL;
+    json_t *args = NULL, *ret = NULL, *reply, *id;
+    bool oob = false;
+
+    if (check_shape(req, &name, &oob, &args, &err) == 0) {
+        json_t *empty = args ? NULL : json_object();
+
+        ret = run_command(conn, name, oob, args ? args : empty, &cls, &err);
+        json_decref(empty);
+    }
+    if (mr_error_is_set(&err))
+        reply = error_reply(cls, err.msg);
+    else
+        reply = json_pack("{s:o}", "return", ret);
+    id = json_is_object(req) ? json_object_get(req, "id") : NULL;
+    if (reply && id)
+        json_object_set(reply, "id", id);
+    return reply;
+}
+
+static void queue_fds(struct mr_qmp_conn *conn, const int *fds, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (conn->nr_fdq < MR_QMP_MAX_QUEUED_FDS)
+            conn->fdq[conn->nr_fdq++] = fds[i];
+        else
+            close(fds[i]); /* a flood of descriptors is capped, not kept */
+    }
+}
+
+static bool only_space(const char *p, size_t n)
+{
+    for (; n > 0; p++, n--)
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+            return false;
+    return true;
+}
+
+static void handle_item(struct mr_qmp_conn *conn, struct mr_json_item *item)
+{
+    json_t *reply;
+
+    if (item->kind == MR_JSON_VALUE) {
+        reply = mr_qmp_dispatch(conn, item->value);
+        json_decref(item->value);
+    } else {
+        reply = error_reply(NULL, item->error);
+    }
+    if (reply)
+        mr_qmp_conn_send(conn, reply);
+    else
+        conn->dead = true;
+    /* Descriptors that came with this request and were not claimed. */
+    close_queued_fds(conn);
+}
+
+/*
+ * The kernel returns descriptors with the read that ends at the message
+ * they were sent with, so they belong to the last request that ends in
+ * this chunk with only blanks after it, or else to the request still in
+ * progress at its end.
+ */
+void mr_qmp_conn_feed(struct mr_qmp_conn *conn, const char *data, size_t len,
+                      const int *fds, size_t nr_fds)
+{
+    bool fds_queued = nr_fds == 0;
+    struct mr_json_item item;
+    size_t off = 0;
+
+    while (off < len && !conn->dead) {
+        off += mr_json_stream_feed(&conn->in, data + off, len - off, &item);
+        if (item.kind == MR_JSON_NONE)
+            break;
+        if (!fds_queued && only_space(data + off, len - off)) {
+            queue_fds(conn, fds, nr_fds);
+            fds_queued = true;
+        }
+        handle_item(conn, &item);
+    }
+    if (!fds_queued)
+        queue_fds(conn, fds, nr_fds);
+}
+
+void mr_qmp_conn_feed_eof(struct mr_qmp_conn *conn)
+{
+    struct mr_json_item item;
+
+    conn->eof = true;
+    mr_json_stream_finish(&conn->in, &item);
+    if (item.kind != MR_JSON_NONE && !conn->dead)
+        handle_item(conn, &item);
+    close_queued_fds(conn);
+}
+
+json_t *mr_qmp_event_new(const char *name, json_t *data)
+{
+    struct timespec ts;
+    json_t *ev;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ev = json_pack("{s:s,s:{s:I,s:I}}", "event", name, "timestamp",
+                   "seconds", (json_int_t)ts.tv_sec, "microseconds",
+                   (json_int_t)(ts.tv_nsec / 1000));
+    if (ev && data)
+        json_object_set_new(ev, "data", data);
+    else
+        json_decref(data);
+    return ev;
+}
+
+/* --- handler accessors --- */
+
+void *mr_qmp_call_opaque(struct mr_qmp_call *call)
+{
+    return call->opaque;
+}
+
+struct mr_qmp_server *mr_qmp_call_server(struct mr_qmp_call *call)
+{
+    return call->srv;
+}
+
+int mr_qmp_call_take_fd(struct mr_qmp_call *call)
+{
+    struct mr_qmp_conn *conn = call->conn;
+    int fd;
+
+    if (!conn || conn->nr_fdq == 0)
+        return -1;
+    fd = conn->fdq[0];
+    memmove(conn->fdq, conn->fdq + 1, (conn->nr_fdq - 1) * sizeof(int));
+    conn->nr_fdq--;
+    return fd;
+}
+
+void mr_qmp_call_set_error_class(struct mr_qmp_call *call, const char *cls)
+{
+    call->error_class = cls;
+}

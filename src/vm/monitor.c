@@ -1,0 +1,276 @@
+/*
+ * The VM's monitor commands (see monitor.h).  Handlers run on the monitor
+ * thread; run control goes through vmhost.c, which serialises it.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mapram/fdset.h"
+#include "mapram/qmp.h"
+#include "monitor.h"
+
+struct monitor {
+    struct vm *vm;
+    struct mr_qmp_server *srv;
+    struct mr_fdset_registry *fdsets;
+};
+
+static struct vm *call_vm(struct mr_qmp_call *call)
+{
+    return ((struct monitor *)mr_qmp_call_opaque(call))->vm;
+}
+
+static json_t *qmp_query_status(struct mr_qmp_call *call, json_t *args,
+                                struct mr_error *err)
+{
+    enum mr_runstate state = vm_mr_ops.runstate(call_vm(call));
+
+    (void)args;
+    (void)err;
+    return json_pack("{s:b, s:s}", "running", state == MR_RUN_RUNNING,
+                     "status", mr_runstate_name(state));
+}
+
+static json_t *qmp_query_name(struct mr_qmp_call *call, json_t *args,
+                              struct mr_error *err)
+{
+    const char *name = call_vm(call)->cfg->name;
+
+    (void)args;
+    (void)err;
+    return name ? json_pack("{s:s}", "name", name) : json_object();
+}
+
+static json_t *qmp_stop(struct mr_qmp_call *call, json_t *args,
+                        struct mr_error *err)
+{
+    (void)args;
+    vm_qmp_stop(call_vm(call), err);
+    return NULL;
+}
+
+static json_t *qmp_cont(struct mr_qmp_call *call, json_t *args,
+                        struct mr_error *err)
+{
+    (void)args;
+    vm_qmp_cont(call_vm(call), err);
+    return NULL;
+}
+
+/* The reply is queued before the monitor thread looks at anything else,
+ * and main() only stops the monitor after receiving the signal. */
+static json_t *qmp_quit(struct mr_qmp_call *call, json_t *args,
+                        struct mr_error *err)
+{
+    (void)call;
+    (void)args;
+    (void)err;
+    kill(getpid(), MONITOR_QUIT_SIGNAL);
+    return NULL;
+}
+
+static int64_t arg_int(json_t *args, const char *name)
+{
+    return json_integer_value(json_object_get(args, name));
+}
+
+static int save_range(struct vm *vm, json_t *args, struct mr_error *err)
+{
+    int64_t val = arg_int(args, "val"), size = arg_int(args, "size");
+
+    if (val < 0 || size < 0)
+        return mr_error_set(err, -EINVAL, "Invalid addr 0x%016llx/size %lld "
+                            "specified", (unsigned long long)val,
+                            (long long)size);
+    return vm_save_phys(vm, (uint64_t)val, (uint64_t)size,
+                        json_string_value(json_object_get(args, "filename")),
+                        err);
+}
+
+static json_t *qmp_pmemsave(struct mr_qmp_call *call, json_t *args,
+                            struct mr_error *err)
+{
+    save_range(call_vm(call), args, err);
+    return NULL;
+}
+
+/* Virtual = physical: the guest runs on an identity map. */
+static json_t *qmp_memsave(struct mr_qmp_call *call, json_t *args,
+                           struct mr_error *err)
+{
+    json_t *cpu = json_object_get(args, "cpu-index");
+
+    if (cpu && json_integer_value(cpu) != 0) {
+        mr_error_set(err, -EINVAL, "Parameter 'cpu-index' expects a CPU "
+                     "number");
+        return NULL;
+    }
+    save_range(call_vm(call), args, err);
+    return NULL;
+}
+
+static const struct mr_qmp_arg save_args[] = {
+    { "val", MR_QMP_T_INT, false },
+    { "size", MR_QMP_T_INT, false },
+    { "filename", MR_QMP_T_STR, false },
+    { NULL, MR_QMP_T_ANY, false },
+};
+
+static const struct mr_qmp_arg memsave_args[] = {
+    { "val", MR_QMP_T_INT, false },
+    { "size", MR_QMP_T_INT, false },
+    { "filename", MR_QMP_T_STR, false },
+    { "cpu-index", MR_QMP_T_INT, true },
+    { NULL, MR_QMP_T_ANY, false },
+};
+
+static const struct mr_qmp_command vm_commands[] = {
+    { "query-status", qmp_query_status, NULL },
+    { "query-name", qmp_query_name, NULL },
+    { "stop", qmp_stop, NULL },
+    { "cont", qmp_cont, NULL },
+    { "quit", qmp_quit, NULL },
+    { "pmemsave", qmp_pmemsave, save_args },
+    { "memsave", qmp_memsave, memsave_args },
+    { NULL, NULL, NULL },
+};
+
+/* QEMU's hmp_info_status: "paused" alone for the paused state, with the
+ * run state in parentheses for the others. */
+static void hmp_info_status(struct mr_qmp_call *call, const char *args,
+                            FILE *out)
+{
+    enum mr_runstate state = vm_mr_ops.runstate(call_vm(call));
+
+    (void)args;
+    if (state == MR_RUN_RUNNING)
+        fprintf(out, "VM status: running\n");
+    else if (state == MR_RUN_PAUSED)
+        fprintf(out, "VM status: paused\n");
+    else
+        fprintf(out, "VM status: paused (%s)\n", mr_runstate_name(state));
+}
+
+static void hmp_info_name(struct mr_qmp_call *call, const char *args,
+                          FILE *out)
+{
+    const char *name = call_vm(call)->cfg->name;
+
+    (void)args;
+    if (name)
+        fprintf(out, "%s\n", name);
+}
+
+static void hmp_stop(struct mr_qmp_call *call, const char *args, FILE *out)
+{
+    struct mr_error err = MR_ERROR_INIT;
+
+    (void)args;
+    if (vm_qmp_stop(call_vm(call), &err) < 0)
+        fprintf(out, "Error: %s\n", err.msg);
+}
+
+static void hmp_cont(struct mr_qmp_call *call, const char *args, FILE *out)
+{
+    struct mr_error err = MR_ERROR_INIT;
+
+    (void)args;
+    if (vm_qmp_cont(call_vm(call), &err) < 0)
+        fprintf(out, "Error: %s\n", err.msg);
+}
+
+static void hmp_quit(struct mr_qmp_call *call, const char *args, FILE *out)
+{
+    (void)call;
+    (void)args;
+    (void)out;
+    kill(getpid(), MONITOR_QUIT_SIGNAL);
+}
+
+static const struct mr_hmp_command vm_hmp_commands[] = {
+    { "info status", hmp_info_status },
+    { "info name", hmp_info_name },
+    { "stop", hmp_stop },
+    { "cont", hmp_cont },
+    { "c", hmp_cont },
+    { "quit", hmp_quit },
+    { "q", hmp_quit },
+    { NULL, NULL },
+};
+
+static void emit_event(void *opaque, const char *event)
+{
+    struct monitor *mon = opaque;
+
+    mr_qmp_server_emit_event(mon->srv, event, NULL);
+}
+
+struct monitor *monitor_new(struct vm *vm, struct mr_error *err)
+{
+    static const struct mr_qmp_server_config cfg = { 10, 0, 2, "mapram-vm" };
+    struct monitor *mon = calloc(1, sizeof(*mon));
+    int rc = 0;
+
+    if (!mon) {
+        mr_error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    mon->vm = vm;
+    mon->srv = mr_qmp_server_new(&cfg, err);
+    mon->fdsets = mr_fdset_registry_new();
+    if (!mon->srv || !mon->fdsets)
+        rc = mr_error_set(err, -ENOMEM, "cannot create the monitor");
+    for (size_t i = 0; rc == 0 && i < vm->cfg->nr_qmp; i++)
+        rc = mr_qmp_server_listen_unix(mon->srv, vm->cfg->qmp_paths[i], err);
+    if (rc == 0)
+        rc = mr_qmp_server_register(mon->srv, vm_commands, mon, err);
+    if (rc == 0)
+        rc = mr_qmp_server_register_hmp(mon->srv, vm_hmp_commands, mon, err);
+    if (rc == 0)
+        rc = mr_fdset_register_commands(mon->fdsets, mon->srv, err);
+    if (rc < 0) {
+        monitor_free(mon);
+        return NULL;
+    }
+    vm->emit = emit_event;
+    vm->emit_opaque = mon;
+    return mon;
+}
+
+int monitor_start(struct monitor *mon, struct mr_error *err)
+{
+    return mr_qmp_server_start(mon->srv, err);
+}
+
+void monitor_emit_shutdown(struct monitor *mon, const char *reason)
+{
+    if (mon)
+        mr_qmp_server_emit_event(mon->srv, "SHUTDOWN",
+                                 json_pack("{s:b, s:s}", "guest", 0,
+                                           "reason", reason));
+}
+
+void monitor_free(struct monitor *mon)
+{
+    if (!mon)
+        return;
+    if (mon->vm->emit_opaque == mon)
+        mon->vm->emit = NULL;
+    mr_qmp_server_free(mon->srv);
+    if (mon->fdsets)
+        mr_fdset_registry_free(mon->fdsets);
+    free(mon);
+}
+
+struct mr_qmp_server *monitor_server(struct monitor *mon)
+{
+    return mon->srv;
+}
+
+struct mr_fdset_registry *monitor_fdsets(struct monitor *mon)
+{
+    return mon->fdsets;
+}

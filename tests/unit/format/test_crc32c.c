@@ -1,0 +1,47 @@
+/* Unit tests for CRC32C (src/lib/util/crc32c.c) against published check
+ * values (RFC 3720 appendix B.4 and the common "123456789" check). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "mapram/crc32c.h"
+
+static void known_vectors(void **state)
+{
+    uint8_t buf[32];
+
+    (void)state;
+    assert_int_equal(mr_crc32c(0, "123456789", 9), 0xe3069283);
+    assert_int_equal(mr_crc32c(0, "", 0), 0);
+    memset(buf, 0, sizeof(buf));
+    assert_int_equal(mr_crc32c(0, buf, sizeof(buf)), 0x8a9136aa);
+    memset(buf, 0xff, sizeof(buf));
+    assert_int_equal(mr_crc32c(0, buf, sizeof(buf)), 0x62a8ab43);
+    for (int i = 0; i < 32; i++)
+        buf[i] = (uint8_t)i;
+    assert_int_equal(mr_crc32c(0, buf, sizeof(buf)), 0x46dd794e);
+    for (int i = 0; i < 32; i++)
+        buf[i] = (uint8_t)(31 - i);
+    assert_int_equal(mr_crc32c(0, buf, sizeof(buf)), 0x113fdb5c);
+}
+
+static void chaining(void **state)
+{
+    (void)state;
+    assert_int_equal(mr_crc32c(mr_crc32c(0, "1234", 4), "56789", 5),
+                     0xe3069283);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(known_vectors),
+        cmocka_unit_test(chaining),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

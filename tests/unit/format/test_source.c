@@ -1,0 +1,169 @@
+/* Unit tests for byte sources and the cursor (src/lib/format/source.c). */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "format/source.h"
+
+static const uint8_t data[] = {
+    0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
+    0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10,
+    0x03, 'a', 'b', 'c', 0x02, 'x', 0x00,
+};
+
+static void integers_are_big_endian(void **state)
+{
+    struct mr_source src;
+    struct mr_cursor c;
+
+    (void)state;
+    mr_source_init_mem(&src, data, sizeof(data));
+    mr_cursor_init(&c, &src, 0);
+    assert_int_equal(mr_cursor_u8(&c, "a"), 0x01);
+    assert_int_equal(mr_cursor_be16(&c, "b"), 0x0203);
+    assert_int_equal(mr_cursor_be32(&c, "c"), 0x04050607);
+    assert_true(mr_cursor_be64(&c, "d") == 0x08090a0b0c0d0e0fULL);
+    assert_true(mr_cursor_ok(&c));
+    assert_int_equal(c.pos, 15);
+}
+
+static void counted_string_and_embedded_nul(void **state)
+{
+    struct mr_source src;
+    struct mr_cursor c;
+    char s[256];
+
+    (void)state;
+    mr_source_init_mem(&src, data, sizeof(data));
+    mr_cursor_init(&c, &src, 16);
+    assert_true(mr_cursor_string(&c, s, "name"));
+    assert_string_equal(s, "abc");
+    assert_false(mr_cursor_string(&c, s, "block name"));
+    assert_string_equal(c.err.msg, "expected block name at offset 0x14, found "
+                        "a NUL byte inside the 2-byte name at offset 0x16");
+}
+
+static void truncation_is_an_error_with_offsets(void **state)
+{
+    struct mr_source src;
+    struct mr_cursor c;
+
+    (void)state;
+    mr_source_init_mem(&src, data, sizeof(data));
+    mr_cursor_init(&c, &src, 20);
+    assert_int_equal(mr_cursor_be64(&c, "RAM record"), 0);
+    assert_false(mr_cursor_ok(&c));
+    assert_int_equal(c.err.code, -EIO);
+    assert_string_equal(c.err.msg, "truncated: needed 4 bytes for RAM record "
+                        "at offset 0x14, file ends at 0x17");
+    /* Sticky: later reads do nothing and keep the first message. */
+    assert_int_equal(mr_cursor_u8(&c, "x"), 0);
+    assert_int_equal(c.pos, 20);
+    assert_string_equal(c.err.msg, "truncated: needed 4 bytes for RAM record "
+                        "at offset 0x14, file ends at 0x17");
+}
+
+static void skip_and_seek_are_bounded(void **state)
+{
+    struct mr_source src;
+    struct mr_cursor c;
+
+    (void)state;
+    mr_source_init_mem(&src, data, sizeof(data));
+    mr_cursor_init(&c, &src, 0);
+    assert_true(mr_cursor_skip(&c, sizeof(data), "all"));
+    assert_true(mr_cursor_seek(&c, 3, "back"));
+    assert_false(mr_cursor_skip(&c, UINT64_MAX, "pages"));
+    assert_string_equal(c.err.msg, "truncated: needed 18446744073709551615 "
+                        "bytes for pages at offset 0x3, file ends at 0x17");
+    mr_cursor_init(&c, &src, 0);
+    assert_false(mr_cursor_seek(&c, 24, "next block"));
+    assert_string_equal(c.err.msg, "truncated: next block at offset 0x18 is "
+                        "beyond the end of the file at 0x17");
+}
+
+static void expected_message_format(void **state)
+{
+    struct mr_source src;
+    struct mr_cursor c;
+
+    (void)state;
+    mr_source_init_mem(&src, data, sizeof(data));
+    mr_cursor_init(&c, &src, 0);
+    assert_int_equal(mr_cursor_expected(&c, 0x8240008, "section footer 0x7e "
+                                        "for 'ram'", "0x%02x", 2), -EINVAL);
+    assert_string_equal(c.err.msg, "expected section footer 0x7e for 'ram' at "
+                        "offset 0x8240008, found 0x02");
+}
+
+static void source_read_bounds(void **state)
+{
+    struct mr_source src;
+    struct mr_error err = MR_ERROR_INIT;
+    uint8_t out[8];
+
+    (void)state;
+    mr_source_init_mem(&src, data, sizeof(data));
+    assert_int_equal(mr_source_read(&src, out, 3, 20, &err), 0);
+    assert_memory_equal(out, data + 20, 3);
+    assert_int_equal(mr_source_read(&src, out, 4, 20, &err), -EIO);
+    assert_string_equal(err.msg, "truncated: needed 4 bytes at offset 0x14, "
+                        "file ends at 0x17");
+    mr_error_clear(&err);
+    assert_int_equal(mr_source_read(&src, out, 1, UINT64_MAX, &err), -EIO);
+}
+
+static void fd_source_reads_a_file(void **state)
+{
+    char path[] = "/tmp/mapram-test-source-XXXXXX";
+    int fd = mkstemp(path);
+    struct mr_source src;
+    struct mr_cursor c;
+    struct mr_error err = MR_ERROR_INIT;
+    uint8_t big[10000];
+
+    (void)state;
+    assert_true(fd >= 0);
+    unlink(path);
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (uint8_t)(i * 7);
+    assert_int_equal(write(fd, big, sizeof(big)), (ssize_t)sizeof(big));
+    assert_int_equal(mr_source_init_fd(&src, fd, &err), 0);
+    assert_int_equal(src.size, sizeof(big));
+    /* Reads that straddle the cursor's buffer boundary. */
+    mr_cursor_init(&c, &src, MR_CURSOR_BUF_BYTES - 2);
+    assert_int_equal(mr_cursor_be32(&c, "x"),
+                     (uint32_t)big[4094] << 24 | (uint32_t)big[4095] << 16 |
+                     (uint32_t)big[4096] << 8 | big[4097]);
+    {
+        uint8_t copy[9000];
+
+        mr_cursor_init(&c, &src, 100);
+        assert_true(mr_cursor_bytes(&c, copy, sizeof(copy), "bulk"));
+        assert_memory_equal(copy, big + 100, sizeof(copy));
+    }
+    close(fd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(integers_are_big_endian),
+        cmocka_unit_test(counted_string_and_embedded_nul),
+        cmocka_unit_test(truncation_is_an_error_with_offsets),
+        cmocka_unit_test(skip_and_seek_are_bounded),
+        cmocka_unit_test(expected_message_format),
+        cmocka_unit_test(source_read_bounds),
+        cmocka_unit_test(fd_source_reads_a_file),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
