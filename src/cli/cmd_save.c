@@ -27,7 +27,7 @@
 #include "cli.h"
 #include "progress.h"
 #include "save_common.h"
-#include "save_header.h"
+#include "format/mapram_header.h"
 
 /* Room for the ROM blocks, their 1 MiB alignment and the device state
  * beyond guest RAM (a q35 guest has about six more blocks). */
@@ -49,7 +49,7 @@ struct save_run {
     struct save_opts o;
     struct mr_qmp_client *qmp;
     struct mgmt_vm_status before;
-    struct save_header hdr;
+    struct mr_file_header hdr;
     json_t *meta;
     int fd_main;
     int fd_direct;             /* O_DIRECT, or a second plain open */
@@ -156,7 +156,7 @@ static int check_space(struct save_run *r, struct mr_error *err)
     if (vfs.f_blocks == 0)
         return 0; /* no space accounting (ramfs): nothing to check */
     avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-    need = SAVE_HEADER_DEFAULT_BYTES + r->hdr.ram_size + SAVE_SLACK_BYTES;
+    need = MR_FILE_HEADER_SIZE_DEFAULT + r->hdr.ram_size + SAVE_SLACK_BYTES;
     if (avail < need)
         return mr_error_set(err, -ENOSPC,
                             "not enough free space for '%s': need %" PRIu64
@@ -236,29 +236,29 @@ static int open_file(struct save_run *r, struct mr_error *err)
 
 static int write_header(struct save_run *r, struct mr_error *err)
 {
-    uint8_t buf[SAVE_HEADER_DEFAULT_BYTES];
+    uint8_t buf[MR_FILE_HEADER_SIZE_DEFAULT];
     char *meta = r->meta ? json_dumps(r->meta, JSON_COMPACT) : NULL;
     size_t meta_len = meta ? strlen(meta) : 0;
     ssize_t n;
 
-    if (meta_len > sizeof(buf) - SAVE_HEADER_SECTOR_BYTES)
+    if (meta_len > sizeof(buf) - MR_FILE_HEADER_SECTOR)
         meta_len = 0;
     r->hdr.meta_len = (uint32_t)meta_len;
-    save_header_encode(&r->hdr, buf);
-    memset(buf + SAVE_HEADER_SECTOR_BYTES, 0,
-           sizeof(buf) - SAVE_HEADER_SECTOR_BYTES);
+    mr_file_header_encode(&r->hdr, buf);
+    memset(buf + MR_FILE_HEADER_SECTOR, 0,
+           sizeof(buf) - MR_FILE_HEADER_SECTOR);
     if (meta_len)
-        memcpy(buf + SAVE_HEADER_SECTOR_BYTES, meta, meta_len);
+        memcpy(buf + MR_FILE_HEADER_SECTOR, meta, meta_len);
     free(meta);
     /* a PART header rewrites the whole reserved area, a DONE header only
      * the first sector (docs/file-header.md) */
-    n = pwrite(r->fd_main, buf, r->hdr.state == SAVE_HEADER_STATE_DONE ?
-               SAVE_HEADER_SECTOR_BYTES : sizeof(buf), 0);
+    n = pwrite(r->fd_main, buf, r->hdr.state == MR_FILE_STATE_DONE ?
+               MR_FILE_HEADER_SECTOR : sizeof(buf), 0);
     if (n < 0)
         return mr_error_set(err, -errno, "cannot write the header of '%s': %s",
                             r->o.path, strerror(errno));
-    if (n != (r->hdr.state == SAVE_HEADER_STATE_DONE ?
-              (ssize_t)SAVE_HEADER_SECTOR_BYTES : (ssize_t)sizeof(buf)))
+    if (n != (r->hdr.state == MR_FILE_STATE_DONE ?
+              (ssize_t)MR_FILE_HEADER_SECTOR : (ssize_t)sizeof(buf)))
         return mr_error_set(err, -ENOSPC, "short write of the header of '%s'",
                             r->o.path);
     return 0;
@@ -266,16 +266,16 @@ static int write_header(struct save_run *r, struct mr_error *err)
 
 static void fill_header(struct save_run *r)
 {
-    r->hdr.version = SAVE_HEADER_VERSION;
-    r->hdr.state = SAVE_HEADER_STATE_PART;
-    r->hdr.header_size = SAVE_HEADER_DEFAULT_BYTES;
-    r->hdr.stream_offset = SAVE_HEADER_DEFAULT_BYTES;
+    r->hdr.version = MR_FILE_HEADER_VERSION;
+    r->hdr.state = MR_FILE_STATE_PART;
+    r->hdr.header_size = MR_FILE_HEADER_SIZE_DEFAULT;
+    r->hdr.stream_offset = MR_FILE_HEADER_SIZE_DEFAULT;
     r->hdr.created = (uint64_t)time(NULL);
     r->hdr.channels = r->o.channels;
-    r->hdr.flags = SAVE_HEADER_F_MULTIFD | SAVE_HEADER_F_MAPPED_RAM |
-                   (r->before.running ? SAVE_HEADER_F_WAS_RUNNING : 0) |
-                   (r->o.live ? SAVE_HEADER_F_LIVE : 0) |
-                   (r->direct_io ? SAVE_HEADER_F_DIRECT_IO : 0);
+    r->hdr.flags = MR_FILE_FLAG_MULTIFD | MR_FILE_FLAG_MAPPED_RAM |
+                   (r->before.running ? MR_FILE_FLAG_WAS_RUNNING : 0) |
+                   (r->o.live ? MR_FILE_FLAG_LIVE : 0) |
+                   (r->direct_io ? MR_FILE_FLAG_DIRECT_IO : 0);
     snprintf(r->hdr.tool_version, sizeof(r->hdr.tool_version), "mapram %s",
              MAPRAM_VERSION);
 }
@@ -318,7 +318,7 @@ static int finish_file(struct save_run *r, struct mr_error *err)
         return mr_error_set(err, -EIO, "the VM wrote no stream to '%s'",
                             r->o.path);
     r->hdr.stream_size = (uint64_t)st.st_size - r->hdr.stream_offset;
-    r->hdr.state = SAVE_HEADER_STATE_DONE;
+    r->hdr.state = MR_FILE_STATE_DONE;
     if (write_header(r, err) < 0)
         return err->code;
     if (fdatasync(r->fd_main) < 0)
