@@ -16,6 +16,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,9 @@ struct save_run {
     json_t *meta;
     int fd_main;
     int fd_direct;             /* O_DIRECT, or a second plain open */
-    bool created;              /* we created the file: remove it on failure */
+    char work_path[PATH_MAX];  /* the file written: FILE, or a temp name
+                                  beside it renamed over FILE at the end */
+    bool created;              /* work_path is ours: remove it on failure */
     bool direct_io;            /* effective */
     bool stopped_by_us;
     int64_t fdset_id;
@@ -181,6 +184,9 @@ static int inspect_vm(struct save_run *r, struct mr_error *err)
     if (!strcmp(r->before.status, "inmigrate"))
         return mr_error_set(err, -EINVAL,
                             "Guest is waiting for an incoming migration");
+    if (!strcmp(r->before.status, "postmigrate"))
+        return mr_error_set(err, -EINVAL,
+                            "Can't migrate the vm that was paused due to previous migration");
     if (mgmt_query_ram_size(r->qmp, &r->hdr.ram_size, err) < 0)
         return err->code;
     mgmt_query_version(r->qmp, r->hdr.vm_version, sizeof(r->hdr.vm_version));
@@ -190,7 +196,7 @@ static int inspect_vm(struct save_run *r, struct mr_error *err)
 
 static int open_direct(struct save_run *r, struct mr_error *err)
 {
-    r->fd_direct = open(r->o.path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    r->fd_direct = open(r->work_path, O_WRONLY | O_DIRECT | O_CLOEXEC);
     if (r->fd_direct >= 0 &&
         mgmt_probe_direct_write(r->fd_direct, 1 << 20) &&
         ftruncate(r->fd_main, 0) == 0) {
@@ -209,27 +215,60 @@ static int open_direct(struct save_run *r, struct mr_error *err)
     return 0;
 }
 
+/*
+ * Create the file we write.  An existing FILE (--force) is replaced only
+ * at the very end, by renaming a sibling over it, so a failed save never
+ * destroys the previous one.
+ */
 static int open_file(struct save_run *r, struct mr_error *err)
 {
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (r->o.force ? 0 : O_EXCL);
+    int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
     bool existed = access(r->o.path, F_OK) == 0;
+    int n;
 
-    r->fd_main = open(r->o.path, flags, 0600);
+    n = existed ? snprintf(r->work_path, sizeof(r->work_path),
+                           "%s.mapram-partial.%d", r->o.path, (int)getpid())
+                : snprintf(r->work_path, sizeof(r->work_path), "%s", r->o.path);
+    if (n < 0 || n >= (int)sizeof(r->work_path))
+        return mr_error_set(err, -ENAMETOOLONG, "'%s': path too long",
+                            r->o.path);
+    r->fd_main = open(r->work_path, flags, 0600);
     if (r->fd_main < 0)
         return mr_error_set(err, -errno, "Could not create '%s': %s",
-                            r->o.path, strerror(errno));
-    r->created = !existed;
-    if (ftruncate(r->fd_main, 0) < 0)
-        return mr_error_set(err, -errno, "cannot truncate '%s': %s",
-                            r->o.path, strerror(errno));
+                            r->work_path, strerror(errno));
+    r->created = true;
     if (r->o.dio != DIO_OFF && open_direct(r, err) < 0)
         return err->code;
     if (r->fd_direct < 0) {
         /* QEMU asks for two independent opens whenever multifd is on. */
-        r->fd_direct = open(r->o.path, O_WRONLY | O_CLOEXEC);
+        r->fd_direct = open(r->work_path, O_WRONLY | O_CLOEXEC);
         if (r->fd_direct < 0)
             return mr_error_set(err, -errno, "Could not open '%s': %s",
-                                r->o.path, strerror(errno));
+                                r->work_path, strerror(errno));
+    }
+    return 0;
+}
+
+/* Put the finished file in place and make the rename durable. */
+static int publish(struct save_run *r, struct mr_error *err)
+{
+    char *copy;
+    int dfd;
+
+    if (!strcmp(r->work_path, r->o.path))
+        return 0;
+    if (rename(r->work_path, r->o.path) < 0)
+        return mr_error_set(err, -errno, "cannot rename '%s' to '%s': %s",
+                            r->work_path, r->o.path, strerror(errno));
+    r->created = false;
+    copy = strdup(r->o.path);
+    if (!copy)
+        return 0;
+    dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(copy);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
     }
     return 0;
 }
@@ -324,7 +363,7 @@ static int finish_file(struct save_run *r, struct mr_error *err)
     if (fdatasync(r->fd_main) < 0)
         return mr_error_set(err, -errno, "cannot sync '%s': %s", r->o.path,
                             strerror(errno));
-    return 0;
+    return publish(r, err);
 }
 
 /* Undo what a failed save changed on the VM; keep the first error. */
@@ -426,7 +465,7 @@ int cmd_save(int argc, char **argv)
     if (r.fd_main >= 0)
         close(r.fd_main);
     if (rc < 0 && r.created)
-        unlink(r.o.path);
+        unlink(r.work_path);
     if (r.qmp)
         mr_qmp_client_close(r.qmp);
     json_decref(r.meta);

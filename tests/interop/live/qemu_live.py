@@ -182,6 +182,9 @@ def probe_o_direct(directory):
     try:
         fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_TRUNC | os.O_DIRECT, 0o660)
     except OSError:
+        # some filesystems create the file before refusing O_DIRECT
+        if os.path.exists(path):
+            os.unlink(path)
         return False
     try:
         buf = mmap.mmap(-1, 1 << 20)

@@ -195,6 +195,19 @@ def case_err_exists(workdir):
         expect_error(res, "'%s' exists; use --force to overwrite it" % path)
         check(open(path).read() == "precious", "file changed")
         check(src.status() == "running", "source: %s" % src.status())
+        # --force replaces it, by a rename at the very end
+        run_mapram("save", "--qmp", src.sock_path, path, "--force", expect_rc=0)
+        check(read_header(path)["state"] == STATE_DONE, "not replaced")
+        with open(path, "rb") as f:
+            good = f.read()
+        # a failed --force save keeps the old file and leaves nothing behind
+        res = run_mapram("save", "--qmp", src.sock_path, path, "--force")
+        expect_error(res, "Can't migrate the vm that was paused due to "
+                     "previous migration")
+        with open(path, "rb") as f:
+            check(f.read() == good, "old save damaged by a failed --force")
+        check(sorted(f for f in os.listdir(workdir) if "sav" in f) == ["vm.sav"],
+              "leftovers: %r" % os.listdir(workdir))
 
 
 def case_err_migrating(workdir):
@@ -332,13 +345,18 @@ def case_err_dio_refused(workdir):
     try:
         path = os.path.join(mnt, "vm.sav")
         with Qemu(workdir, "src", prefill=True, paused=False) as src:
-            res = run_mapram("save", "--qmp", src.sock_path, path, "--direct-io")
+            with open(path, "w") as f:
+                f.write("precious")
+            res = run_mapram("save", "--qmp", src.sock_path, path, "--direct-io",
+                             "--force")
             expect_error(res, "Could not open '%s': filesystem does not support "
                          "O_DIRECT" % path)
             check(src.status() == "running", "source: %s" % src.status())
             check(src.fdsets() == [], "fdsets left")
-            check(not os.path.exists(path), "file left behind")
-            res = run_mapram("save", "--qmp", src.sock_path, path, expect_rc=0)
+            check(open(path).read() == "precious", "old file damaged")
+            check(os.listdir(mnt) == ["vm.sav"], "leftovers: %r" % os.listdir(mnt))
+            res = run_mapram("save", "--qmp", src.sock_path, path, "--force",
+                             expect_rc=0)
             check("does not support O_DIRECT; saving without direct-io" in res.stderr,
                   "no fallback notice")
             check(read_header(path)["flags"] & F_DIRECT_IO == 0, "dio flag set")
