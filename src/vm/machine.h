@@ -28,6 +28,10 @@ struct machine {
     int serial_fd;           /* -1: output discarded */
     struct guest_layout layout;
     struct guest_state boot_state; /* the state at power-on */
+    /* Called from the vCPU thread, with the vCPU parked, when the guest
+     * cannot go on (a KVM error); the VM enters internal-error. */
+    void (*on_vcpu_fatal)(void *opaque, const struct mr_error *err);
+    void *fatal_opaque;
 };
 
 /* Map the blocks, write the boot image (page tables, GDT, program) and

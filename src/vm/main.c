@@ -100,13 +100,18 @@ static int run(const struct vm_config *cfg, struct mr_error *err)
         return rc;
     mon = monitor_new(&vm, err);
     rc = mon ? 0 : (err ? err->code : -ENOMEM);
-    /* The migration engine plugs in here (branch `mig`), e.g.
-     *   mr_migration_new(&vm_mr_ops, &vm, vm.machine.blocks,
-     *                    MACHINE_NR_BLOCKS, monitor_fdsets(mon),
-     *                    monitor_server(mon), err)
-     * + mr_migration_register_commands(...), before monitor_start();
-     * vm.cfg->incoming holds -incoming, vm_autostart(&vm) the autostart
-     * flag for the end of an incoming load. */
+    /* The migration engine plugs in here (branch `mig`), before the
+     * monitor starts:
+     *   mig = mr_migration_new(&vm_mr_ops, &vm, vm.machine.blocks,
+     *                          MACHINE_NR_BLOCKS, monitor_fdsets(mon),
+     *                          monitor_server(mon), err);
+     *   mr_migration_register_commands(mig, monitor_server(mon), err);
+     *   mr_migration_autostart_from(mig, <adapter calling vm_autostart>,
+     *                               &vm);
+     * and after vm_power_on(), for -incoming URI (cfg->incoming):
+     *   mr_migration_incoming(mig, cfg->incoming, err).
+     * A load that fails with exit-on-error should print its message and
+     * make run() return 1; free mig before monitor_free(). */
     if (rc == 0)
         rc = monitor_start(mon, err);
     if (rc == 0)

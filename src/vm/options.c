@@ -254,15 +254,21 @@ static int opt_accel(struct vm_config *cfg, const char *v,
                      struct mr_error *err)
 {
     size_t len = strcspn(v, ",");
+    enum vm_accel accel;
 
+    /* "tcg" is accepted for QEMU command lines: the thread vCPU is this
+     * host's software fallback. */
     if (len == 3 && !strncmp(v, "kvm", 3))
-        cfg->accel = VM_ACCEL_KVM;
-    else if (len == 6 && !strncmp(v, "thread", 6))
-        cfg->accel = VM_ACCEL_THREAD;
+        accel = VM_ACCEL_KVM;
+    else if ((len == 6 && !strncmp(v, "thread", 6)) ||
+             (len == 3 && !strncmp(v, "tcg", 3)))
+        accel = VM_ACCEL_THREAD;
     else
         return mr_error_set(err, -EINVAL, "invalid accelerator %.*s",
                             (int)len, v);
-    cfg->accel_set = true;
+    if (cfg->nr_accels == VM_MAX_ACCELS)
+        return mr_error_set(err, -E2BIG, "too many accelerators");
+    cfg->accels[cfg->nr_accels++] = accel;
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #define VM_TEST_START_DEFAULT (1ull << 20)
 #define VM_MAX_BACKENDS 8
 #define VM_MAX_QMP 8
+#define VM_MAX_ACCELS 4
 
 enum vm_backend_kind {
     VM_BACKEND_RAM,
@@ -53,8 +54,10 @@ struct vm_config {
     char *serial_path;            /* -serial file:PATH */
     bool start_paused;            /* -S */
     char *incoming;               /* -incoming defer|URI */
-    enum vm_accel accel;
-    bool accel_set;               /* -accel given explicitly */
+    /* -accel, in order: the first usable one wins (QEMU's rule).  None
+     * given means kvm, falling back to thread with a notice. */
+    enum vm_accel accels[VM_MAX_ACCELS];
+    size_t nr_accels;
     char *name;
     bool daemonize;
     char *pidfile;

@@ -167,6 +167,8 @@ static int handle_exit(struct vcpu *cpu, uint8_t *phase, struct mr_error *err)
         return 0;
     case KVM_EXIT_INTR:
         return 0;
+    case KVM_EXIT_SHUTDOWN:
+        return mr_error_set(err, -EIO, "KVM: the guest triple-faulted");
     case KVM_EXIT_FAIL_ENTRY:
         return mr_error_set(err, -EIO, "KVM: entry failed, hardware reason "
                             "0x%llx", (unsigned long long)
@@ -251,10 +253,17 @@ static void *thread_main(void *opaque)
         int rc = run_until_stop(cpu, &err);
         pthread_mutex_lock(&cpu->lock);
         if (rc < 0) {
-            /* the guest cannot continue: stay parked, report on resume */
+            /* the guest cannot continue: park for good, tell the VM
+             * outside our lock (it may be waiting in pause()) */
             cpu->failed = rc;
             cpu->fail_err = err;
             cpu->run_wanted = false;
+            cpu->parked = true;
+            pthread_cond_broadcast(&cpu->cond);
+            pthread_mutex_unlock(&cpu->lock);
+            if (cpu->m->on_vcpu_fatal)
+                cpu->m->on_vcpu_fatal(cpu->m->fatal_opaque, &err);
+            pthread_mutex_lock(&cpu->lock);
         }
     }
     pthread_mutex_unlock(&cpu->lock);
@@ -270,7 +279,8 @@ static int open_kvm(struct vcpu *cpu, struct mr_error *err)
         return mr_error_set(err, -errno, "Could not access KVM kernel module: "
                             "%s", strerror(errno));
     if (ioctl(cpu->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
-        return mr_error_set(err, -EINVAL, "KVM API version mismatch");
+        return mr_error_set(err, -EINVAL, "/dev/kvm is not a KVM device or "
+                            "speaks another API version");
     cpu->vm_fd = ioctl(cpu->kvm_fd, KVM_CREATE_VM, 0);
     if (cpu->vm_fd < 0)
         return mr_error_set(err, -errno, "KVM_CREATE_VM: %s", strerror(errno));

@@ -189,25 +189,51 @@ const struct mr_vm_ops vm_mr_ops = {
     .load_devices = ops_load_devices,
 };
 
+static const struct vcpu_ops *accel_ops(enum vm_accel accel)
+{
+    return accel == VM_ACCEL_KVM ? &vcpu_kvm_ops : &vcpu_thread_ops;
+}
+
+/* Try the accelerators in order.  Falling back from KVM is announced in
+ * one line; with nothing left to fall back to, KVM's error is the error. */
 static int create_vcpu(struct vm *vm, struct mr_error *err)
 {
-    struct mr_error kvm_err = MR_ERROR_INIT;
+    static const enum vm_accel fallback[] = { VM_ACCEL_KVM, VM_ACCEL_THREAD };
+    const enum vm_accel *accels = vm->cfg->accels;
+    size_t n = vm->cfg->nr_accels;
 
-    if (vm->cfg->accel == VM_ACCEL_THREAD) {
-        vm->cpu_ops = &vcpu_thread_ops;
-    } else {
-        vm->cpu_ops = &vcpu_kvm_ops;
-        vm->cpu = vcpu_kvm_ops.create(&vm->machine, &kvm_err);
+    if (n == 0) {
+        accels = fallback;
+        n = 2;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct mr_error try_err = MR_ERROR_INIT;
+
+        vm->cpu_ops = accel_ops(accels[i]);
+        vm->cpu = vm->cpu_ops->create(&vm->machine, &try_err);
         if (vm->cpu)
             return 0;
-        if (vm->cfg->accel_set)
-            return mr_error_propagate(err, &kvm_err);
-        fprintf(stderr, "mapram-vm: KVM not usable (%s), falling back to "
-                "-accel thread\n", kvm_err.msg);
-        vm->cpu_ops = &vcpu_thread_ops;
+        if (i + 1 == n)
+            return mr_error_propagate(err, &try_err);
+        fprintf(stderr, "mapram-vm: %s not usable (%s), falling back to "
+                "-accel %s\n", vm->cpu_ops->name, try_err.msg,
+                accel_ops(accels[i + 1])->name);
     }
-    vm->cpu = vm->cpu_ops->create(&vm->machine, err);
-    return vm->cpu ? 0 : (err ? err->code : -ENOMEM);
+    return mr_error_set(err, -EINVAL, "no accelerator");
+}
+
+/* QEMU stops a guest whose vCPU failed in internal-error (STOP event). */
+static void vcpu_fatal(void *opaque, const struct mr_error *cpu_err)
+{
+    struct vm *vm = opaque;
+
+    fprintf(stderr, "mapram-vm: the vCPU stopped: %s\n", cpu_err->msg);
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state == MR_RUN_RUNNING) {
+        vm->state = MR_RUN_INTERNAL_ERROR;
+        emit(vm, "STOP");
+    }
+    pthread_mutex_unlock(&vm->lock);
 }
 
 int vm_init(struct vm *vm, const struct vm_config *cfg, struct mr_error *err)
@@ -221,6 +247,8 @@ int vm_init(struct vm *vm, const struct vm_config *cfg, struct mr_error *err)
     rc = machine_init(&vm->machine, cfg, err);
     if (rc < 0)
         return rc;
+    vm->machine.on_vcpu_fatal = vcpu_fatal;
+    vm->machine.fatal_opaque = vm;
     rc = create_vcpu(vm, err);
     if (rc < 0)
         machine_destroy(&vm->machine);
@@ -255,9 +283,11 @@ int vm_qmp_stop(struct vm *vm, struct mr_error *err)
     int rc = 0;
 
     pthread_mutex_lock(&vm->lock);
+    /* QEMU's qmp_stop: in inmigrate only remember it for the load; a VM
+     * that is not running keeps its state (prelaunch stays prelaunch). */
     if (vm->state == MR_RUN_INMIGRATE)
-        vm->autostart = false;   /* QEMU: only remembered for the load */
-    else
+        vm->autostart = false;
+    else if (vm->state == MR_RUN_RUNNING)
         rc = stop_locked(vm, MR_RUN_PAUSED, err);
     pthread_mutex_unlock(&vm->lock);
     return rc;

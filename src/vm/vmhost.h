@@ -31,9 +31,9 @@ struct vm {
 
 extern const struct mr_vm_ops vm_mr_ops;
 
-/* Build the machine and the vCPU.  With the default accelerator, an
- * unusable /dev/kvm falls back to the thread vCPU with one notice line on
- * stderr; an explicit -accel kvm fails instead. */
+/* Build the machine and the vCPU on the first usable accelerator of
+ * -accel (default: kvm, then thread).  Each fallback prints one notice
+ * line on stderr; a lone -accel kvm that cannot work is an error. */
 int vm_init(struct vm *vm, const struct vm_config *cfg, struct mr_error *err);
 /* Enter the initial run state: inmigrate (-incoming), prelaunch (-S) or
  * running. */

@@ -129,9 +129,9 @@ def test_prelaunch():
         time.sleep(0.2)
         assert os.path.getsize(vm.serial) == 0
         assert vm.counter() == 0
-        assert q.cmd('stop') == {}
-        assert q.cmd('query-status')['status'] == 'paused'
-        assert q.events == [], q.events   # it was not running: no STOP
+        assert q.cmd('stop') == {}   # not running: nothing changes
+        assert q.cmd('query-status')['status'] == 'prelaunch'
+        assert q.events == [], q.events
         assert q.cmd('cont') == {}
         q.wait_event('RESUME')
         wait_for_serial(vm.serial)
@@ -190,6 +190,60 @@ def test_daemonize_pidfile():
         while os.path.exists(pidfile) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert not os.path.exists(pidfile)
+    finally:
+        subprocess.run(['rm', '-rf', tmp])
+
+
+def test_high_memory():
+    """A 6 GiB guest whose test range lies above 4 GiB: the identity map
+    covers all of pc.ram."""
+    vm = VM(ACCEL, ram='6G', test_range='5G,5152M')
+    try:
+        wait_for_serial(vm.serial)
+        vm.qmp.cmd('stop')
+        mem = pmemsave(vm, 'high', vm.start, vm.end)
+        bad_pages = check_guest_ram(mem, vm.start, vm.end, vm.start)
+        if bad_pages:
+            fail('RAM check failed at %s' % [hex(x) for x in bad_pages[:10]])
+        # below the range nothing was touched
+        assert vm.memory(vm.start - 4096, vm.start) == bytes(4096)
+        assert vm.quit() == 0
+    finally:
+        vm.kill()
+
+
+def in_namespace_without_kvm(args):
+    """Run mapram-vm with /dev/kvm replaced by /dev/null (a private mount
+    namespace); None when this host cannot do that."""
+    script = 'mount --bind /dev/null /dev/kvm && exec "$@"'
+    try:
+        return subprocess.run(['unshare', '-m', 'sh', '-c', script, 'sh']
+                              + args, capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def test_kvm_fallback():
+    if ACCEL != 'thread':
+        return
+    tmp = tempfile.mkdtemp(prefix='mapram-vm-test-')
+    pidfile = os.path.join(tmp, 'pid')
+    try:
+        r = in_namespace_without_kvm([binary(), '-m', '64M', '-daemonize',
+                                      '-pidfile', pidfile])
+        if r is None or (r.returncode != 0 and b'mount' in r.stderr):
+            print('skip: cannot hide /dev/kvm here')
+            return
+        assert r.returncode == 0, r
+        lines = r.stderr.decode().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith('mapram-vm: kvm not usable ('), lines
+        assert lines[0].endswith('), falling back to -accel thread'), lines
+        os.kill(int(open(pidfile).read()), signal.SIGTERM)
+        r = in_namespace_without_kvm([binary(), '-m', '64M', '-accel', 'kvm'])
+        assert r.returncode == 1, r
+        assert r.stderr.decode() == ('mapram-vm: /dev/kvm is not a KVM device or '
+                                   'speaks another API version\n'), r
     finally:
         subprocess.run(['rm', '-rf', tmp])
 

@@ -41,8 +41,8 @@ static void make_config(struct vm_config *cfg, enum vm_accel accel,
     cfg->ram_bytes = RAM_BYTES;
     cfg->test_start = RANGE_START;
     cfg->test_end = RANGE_END;
-    cfg->accel = accel;
-    cfg->accel_set = true;
+    cfg->accels[0] = accel;
+    cfg->nr_accels = 1;
     cfg->incoming = incoming ? (char *)"defer" : NULL;
 }
 
@@ -324,6 +324,35 @@ static void bad_device_state_refused(void **state)
     vm_destroy(&vm);
 }
 
+/* A guest that crashes (ud2 over its loop, no IDT: triple fault) puts
+ * the VM in internal-error; cont then needs a reset, as in QEMU. */
+static void kvm_guest_crash(void **state)
+{
+    struct mr_error err = MR_ERROR_INIT;
+    struct vm_config cfg;
+    struct vm vm;
+    uint8_t *code;
+
+    (void)state;
+    if (!have_kvm())
+        skip();
+    make_config(&cfg, VM_ACCEL_KVM, false);
+    start_vm(&vm, &cfg);
+    wait_passes(&vm, 1);
+    stop_vm(&vm);
+    code = vm.machine.ram + vm.machine.layout.code_gpa +
+           vm.machine.layout.off_inc;
+    code[0] = 0x0f;
+    code[1] = 0x0b;
+    assert_int_equal(vm_qmp_cont(&vm, &err), 0);
+    for (int i = 0; i < 2000 && vm_mr_ops.runstate(&vm) == MR_RUN_RUNNING; i++)
+        sleep_ms(10);
+    assert_int_equal(vm_mr_ops.runstate(&vm), MR_RUN_INTERNAL_ERROR);
+    assert_int_equal(vm_qmp_cont(&vm, &err), -EINVAL);
+    assert_string_equal(err.msg, "Resetting the Virtual Machine is required");
+    vm_destroy(&vm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +363,7 @@ int main(void)
         cmocka_unit_test(kvm_to_thread),
         cmocka_unit_test(thread_to_kvm),
         cmocka_unit_test(bad_device_state_refused),
+        cmocka_unit_test(kvm_guest_crash),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

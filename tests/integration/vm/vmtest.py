@@ -127,7 +127,15 @@ class VM:
             if time.monotonic() > deadline:
                 raise TimeoutError('no QMP socket')
             time.sleep(0.01)
-        qmp = QMP(self.sock)
+        while True:
+            # the socket file appears at bind(), a moment before listen()
+            try:
+                qmp = QMP(self.sock)
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         qmp.negotiate()
         return qmp
 

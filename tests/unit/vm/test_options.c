@@ -119,12 +119,27 @@ static void full_command_line(void **state)
     assert_string_equal(cfg.serial_path, "/tmp/s");
     assert_true(cfg.start_paused);
     assert_string_equal(cfg.incoming, "defer");
-    assert_int_equal(cfg.accel, VM_ACCEL_THREAD);
+    assert_int_equal(cfg.nr_accels, 1);
+    assert_int_equal(cfg.accels[0], VM_ACCEL_THREAD);
     assert_string_equal(cfg.name, "source");
     assert_true(cfg.daemonize);
     assert_string_equal(cfg.pidfile, "/tmp/p");
     assert_int_equal(cfg.test_start, 1ull << 20);
     assert_int_equal(cfg.test_end, 100ull << 20);
+    vm_config_free(&cfg);
+}
+
+static void accelerator_order(void **state)
+{
+    struct mr_error err = MR_ERROR_INIT;
+    struct vm_config cfg;
+
+    (void)state;
+    /* QEMU's migration tests pass "-accel kvm -accel tcg" */
+    assert_int_equal(PARSE(&cfg, &err, "-accel", "kvm", "-accel", "tcg"), 0);
+    assert_int_equal(cfg.nr_accels, 2);
+    assert_int_equal(cfg.accels[0], VM_ACCEL_KVM);
+    assert_int_equal(cfg.accels[1], VM_ACCEL_THREAD);
     vm_config_free(&cfg);
 }
 
@@ -137,8 +152,7 @@ static void defaults(void **state)
     assert_int_equal(PARSE(&cfg, &err, "-m", "4G"), 0);
     assert_int_equal(cfg.ram_bytes, 4ull << 30);
     assert_null(cfg.ram_backend);
-    assert_int_equal(cfg.accel, VM_ACCEL_KVM);
-    assert_false(cfg.accel_set);
+    assert_int_equal(cfg.nr_accels, 0);
     assert_false(cfg.start_paused);
     assert_null(cfg.incoming);
     assert_int_equal(cfg.test_start, 1ull << 20);
@@ -178,7 +192,7 @@ static void command_line_errors(void **state)
                 "backend", "-m", "128M", "-object",
                 "memory-backend-ram,id=r,size=256M", "-machine",
                 "memory-backend=r");
-    CHECK_ERROR("-accel tcg: invalid accelerator tcg", "-accel", "tcg");
+    CHECK_ERROR("-accel hvf: invalid accelerator hvf", "-accel", "hvf");
     CHECK_ERROR("-serial stdio: only 'file:PATH', 'null' and 'none' are "
                 "supported", "-serial", "stdio");
     CHECK_ERROR("-test-range 1M: expected START,END", "-test-range", "1M");
@@ -205,6 +219,7 @@ int main(void)
         cmocka_unit_test(object_errors),
         cmocka_unit_test(full_command_line),
         cmocka_unit_test(defaults),
+        cmocka_unit_test(accelerator_order),
         cmocka_unit_test(command_line_errors),
     };
 
