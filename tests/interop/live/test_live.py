@@ -132,6 +132,21 @@ def case_running_vm(workdir):
             check(dst.fdsets() == [], "destination fdsets left")
 
 
+def case_live(workdir):
+    """--live: the guest runs during the save; QEMU stops it for the
+    switchover and it stays paused; the copy equals the frozen source."""
+    path = os.path.join(workdir, "vm.sav")
+    with Qemu(workdir, "src", prefill=True, paused=False) as src, \
+         Qemu(workdir, "dst", incoming=True) as dst:
+        run_mapram("save", "--qmp", src.sock_path, path, "--live", expect_rc=0)
+        check(src.status() == "postmigrate", "source: %s" % src.status())
+        flags = read_header(path)["flags"]
+        check(flags & F_LIVE and flags & F_WAS_RUNNING, "flags 0x%x" % flags)
+        run_mapram("restore", "--qmp", dst.sock_path, path, "--paused",
+                   expect_rc=0)
+        check(same_file(src.ram_path, dst.ram_path), "guest RAM differs")
+
+
 def case_sigint(workdir):
     """Ctrl-C during a save of a running VM: cancelled, VM running again,
     no fdset, file removed.  (If the save wins the race it must be whole.)"""
@@ -376,6 +391,7 @@ CASES = {
     "roundtrip-dio": case_dio,
     "plain-qmp-restore": case_plain_qmp_restore,
     "running-vm": case_running_vm,
+    "live": case_live,
     "sigint": case_sigint,
     "err-no-socket": case_err_no_socket,
     "err-not-qmp": case_err_not_qmp,
