@@ -253,7 +253,7 @@ static void report(const struct restore_run *r, const struct mr_error *err)
         json_t *o = err ?
             json_pack("{s:s,s:s,s:s}", "event", "error", "op", "restore",
                       "message", err->msg) :
-            json_pack("{s:s,s:s,s:s,s:s,s:s?}", "event", "done", "op", "restore",
+            json_pack("{s:s,s:s,s:s,s:s,s:s*}", "event", "done", "op", "restore",
                       "file", r->o.path, "vm_state", state, "qmp",
                       r->o.spawn ? r->vm.socket_path : NULL);
         char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);

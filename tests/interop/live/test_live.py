@@ -296,6 +296,24 @@ def case_err_truncated(workdir):
                       % (path, size, size - 1000))
 
 
+def case_err_corrupt_stream(workdir):
+    """The header is fine but the stream is not: QEMU's load fails, the
+    error comes back in one line, the VM survives (exit-on-error false)
+    and the fdset is gone."""
+    path = os.path.join(workdir, "vm.sav")
+    make_save(workdir, path)
+    with open(path, "r+b") as f:
+        f.seek(4096)
+        f.write(b"XXXX")
+    with Qemu(workdir, "dst", incoming=True) as dst:
+        res = run_mapram("restore", "--qmp", dst.sock_path, path)
+        check(res.returncode == 1, "restore of a corrupt stream succeeded")
+        last = res.stderr.strip().splitlines()[-1]
+        check(last.startswith("mapram restore: migration failed: "), last)
+        check(dst.proc.poll() is None, "QEMU exited")
+        check(dst.fdsets() == [], "fdsets left: %r" % dst.fdsets())
+
+
 def case_err_bad_crc(workdir):
     path = os.path.join(workdir, "vm.sav")
     make_save(workdir, path)
@@ -402,6 +420,7 @@ CASES = {
     "err-incomplete": case_err_incomplete,
     "err-truncated": case_err_truncated,
     "err-bad-crc": case_err_bad_crc,
+    "err-corrupt-stream": case_err_corrupt_stream,
     "err-no-space": case_err_no_space,
     "err-dio-refused": case_err_dio_refused,
 }
