@@ -17,7 +17,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'vm'))
-from vmtest import VM, check_guest_ram, have_kvm, wait_for_serial  # noqa: E402
+from vmtest import (QMP, VM, check_guest_ram, have_kvm,  # noqa: E402
+                    wait_for_serial)
 
 NEEDED = ('migrate', 'migrate-incoming', 'query-memory-size-summary',
           'add-fd', 'remove-fd', 'query-fdsets', 'query-migrate')
@@ -98,6 +99,7 @@ def spawn():
     path = os.path.join(work, 'vm.sav')
     src = VM('thread')
     pid = None
+    sock = ''
     try:
         gone = missing_commands(src)
         if gone:
@@ -109,10 +111,22 @@ def spawn():
                       res.stdout)
         check(m, 'no pid/socket printed')
         pid = int(m.group(1))
-        os.kill(pid, 0)
+        sock = m.group(2)
+        qmp = QMP(sock)
+        qmp.negotiate()
+        check(qmp.cmd('query-status')['status'] == 'paused',
+              'spawned VM not paused')
+        dump = os.path.join(work, 'dump')
+        qmp.cmd('pmemsave', {'val': src.start, 'size': src.end - src.start,
+                             'filename': dump})
+        qmp.close()
+        with open(dump, 'rb') as f:
+            check(f.read() == src.memory(src.start, src.end),
+                  'spawned VM memory differs from the saved guest')
     finally:
         if pid:
             os.kill(pid, signal.SIGTERM)
+            subprocess.run(['rm', '-rf', os.path.dirname(sock)])
         src.kill()
         subprocess.run(['rm', '-rf', work])
 
