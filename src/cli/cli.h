@@ -36,6 +36,10 @@ struct cli_file {
 int cli_file_open(struct cli_file *f, const char *path, int64_t offset);
 void cli_file_close(struct cli_file *f);
 
+/* If the file is incomplete or its walk failed, print the one stderr line
+ * ("mapram: PATH: ...") and return 1; else return 0. */
+int cli_file_report(const struct cli_file *f);
+
 /* Parse a non-negative integer (decimal, 0x hex, optional K/M/G suffix). */
 bool cli_parse_u64(const char *s, uint64_t *out);
 

@@ -92,3 +92,34 @@ const char *cli_incomplete_reason(const struct mr_walk *w)
     return "incomplete image: the mapram header state is PART (the save "
            "never finished)";
 }
+
+/* Messages quote names from the file; keep the report on one line. */
+static const char *one_line(const char *msg, char buf[MR_ERROR_MSG_MAX])
+{
+    size_t n = 0;
+
+    for (; *msg && n + 1 < MR_ERROR_MSG_MAX; msg++)
+        buf[n++] = (unsigned char)*msg < 0x20 || *msg == 0x7f ? '?' : *msg;
+    buf[n] = '\0';
+    return buf;
+}
+
+int cli_file_report(const struct cli_file *f)
+{
+    const char *incomplete = cli_incomplete_reason(&f->walk);
+    char msg[MR_ERROR_MSG_MAX];
+
+    /* Incompleteness explains any read error that follows from it, so it
+     * leads the line. */
+    if (incomplete && mr_error_is_set(&f->err))
+        fprintf(stderr, "mapram: %s: %s; reading stopped: %s\n", f->path,
+                incomplete, one_line(f->err.msg, msg));
+    else if (incomplete)
+        fprintf(stderr, "mapram: %s: %s\n", f->path, incomplete);
+    else if (mr_error_is_set(&f->err))
+        fprintf(stderr, "mapram: %s: %s\n", f->path,
+                one_line(f->err.msg, msg));
+    else
+        return 0;
+    return 1;
+}

@@ -112,19 +112,29 @@ static int extract_all(struct cli_file *f, const struct extract_opts *o)
     return status;
 }
 
+/* A stream that breaks after its RAM END section (e.g. a device section
+ * the VMDESCRIPTION cannot size) still holds every page: extraction goes
+ * ahead, with a note. */
+static bool ram_only_usable(const struct cli_file *f)
+{
+    return mr_error_is_set(&f->err) && f->walk.ram_complete &&
+           !f->walk.loc.incomplete;
+}
+
 static int run(const char *path, const struct extract_opts *o)
 {
     struct cli_file f;
-    const char *incomplete;
     int status = 1, idx;
 
     if (cli_file_open(&f, path, o->offset))
         return 1;
-    incomplete = cli_incomplete_reason(&f.walk);
-    if (mr_error_is_set(&f.err)) {
-        fprintf(stderr, "mapram: %s: %s\n", path, f.err.msg);
-    } else if (incomplete) {
-        fprintf(stderr, "mapram: %s: %s\n", path, incomplete);
+    if (ram_only_usable(&f)) {
+        fprintf(stderr, "mapram: %s: note: %s (the RAM sections before it "
+                "are complete)\n", path, f.err.msg);
+        mr_error_clear(&f.err);
+    }
+    if (cli_file_report(&f)) {
+        /* nothing more to do: the line is printed */
     } else if (o->all) {
         status = extract_all(&f, o);
     } else if ((idx = mr_walk_find_block(&f.walk, o->block)) < 0) {
@@ -178,8 +188,8 @@ int cmd_extract(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc - 1 ||
-        (o.all ? (!o.dir || o.block || o.out) : (!o.block || !o.out || o.dir))) {
+    if (optind != argc - 1 || (o.all ? (!o.dir || o.block || o.out)
+                                     : (!o.block || !o.out || o.dir))) {
         usage(stderr);
         return 2;
     }

@@ -12,6 +12,9 @@
 
 #include "cli.h"
 
+/* Bumped only if a key changes meaning; new keys do not bump it. */
+#define MR_INSPECT_JSON_SCHEMA 1
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: mapram inspect FILE [--offset N] [--json]\n"
@@ -26,6 +29,39 @@ static json_t *json_u64(uint64_t v)
     return json_integer((json_int_t)v);
 }
 
+/* Names come from the file and need not be UTF-8, which JSON strings must
+ * be: fall back to escaping every non-ASCII byte as \xNN. */
+static json_t *json_text(const char *s)
+{
+    char buf[4 * MR_ERROR_MSG_MAX + 1];
+    json_t *j = json_string(s);
+    size_t n = 0;
+
+    if (j)
+        return j;
+    for (; *s && n + 5 < sizeof(buf); s++) {
+        unsigned char ch = (unsigned char)*s;
+
+        if (ch >= 0x20 && ch < 0x7f)
+            buf[n++] = (char)ch;
+        else
+            n += (size_t)snprintf(buf + n, sizeof(buf) - n, "\\x%02x", ch);
+    }
+    buf[n] = '\0';
+    return json_string(buf);
+}
+
+/* Names from the file, safe for a terminal: control bytes become '?'. */
+static const char *printable(const char *s, char buf[MR_STREAM_NAME_MAX])
+{
+    size_t n = 0;
+
+    for (; *s && n + 1 < MR_STREAM_NAME_MAX; s++)
+        buf[n++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+    buf[n] = '\0';
+    return buf;
+}
+
 static json_t *container_json(const struct mr_walk *w)
 {
     const struct mr_location *l = &w->loc;
@@ -36,24 +72,30 @@ static json_t *container_json(const struct mr_walk *w)
 
     if (l->kind == MR_CONTAINER_LIBVIRT)
         json_object_set_new(o, "libvirt", json_pack(
-            "{s:b, s:s, s:i, s:i, s:i, s:i}", "complete", l->libvirt.complete,
+            "{s:b, s:s, s:I, s:I, s:I, s:I}",
+            "complete", l->libvirt.complete,
             "byte_order", l->libvirt.big_endian ? "big" : "little",
-            "data_len", (int)l->libvirt.data_len, "was_running",
-            (int)l->libvirt.was_running, "format", (int)l->libvirt.format,
-            "cookie_offset", (int)l->libvirt.cookie_offset));
+            "data_len", (json_int_t)l->libvirt.data_len,
+            "was_running", (json_int_t)l->libvirt.was_running,
+            "format", (json_int_t)l->libvirt.format,
+            "cookie_offset", (json_int_t)l->libvirt.cookie_offset));
     if (l->kind == MR_CONTAINER_MAPRAM) {
         const struct mr_file_header *h = &l->mapram;
 
         json_object_set_new(o, "mapram", json_pack(
-            "{s:i, s:s, s:i, s:i, s:o, s:o, s:o, s:o, s:i, s:s, s:s, s:s}",
-            "version", (int)h->version, "state",
-            mr_file_header_is_complete(h) ? "DONE" : "PART", "header_size",
-            (int)h->header_size, "flags", (int)h->flags, "stream_size",
-            json_u64(h->stream_size), "ram_size", json_u64(h->ram_size),
-            "created", json_u64(h->created), "header_crc",
-            json_u64(h->header_crc), "channels", (int)h->channels, "vm_name",
-            h->vm_name, "tool_version", h->tool_version, "vm_version",
-            h->vm_version));
+            "{s:I, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o}",
+            "version", (json_int_t)h->version,
+            "state", mr_file_header_is_complete(h) ? "DONE" : "PART",
+            "header_size", (json_int_t)h->header_size,
+            "flags", (json_int_t)h->flags,
+            "stream_size", json_u64(h->stream_size),
+            "ram_size", json_u64(h->ram_size),
+            "created", json_u64(h->created),
+            "header_crc", json_u64(h->header_crc),
+            "channels", (json_int_t)h->channels,
+            "vm_name", json_text(h->vm_name),
+            "tool_version", json_text(h->tool_version),
+            "vm_version", json_text(h->vm_version)));
     }
     if (l->kind == MR_CONTAINER_PROBED)
         json_object_set_new(o, "prefix", json_string(l->prefix_preview));
@@ -65,17 +107,19 @@ static json_t *stream_json(const struct mr_walk *w)
     json_t *caps = json_array();
 
     for (uint32_t i = 0; i < w->config.nr_caps; i++)
-        json_array_append_new(caps, json_string(w->config.caps[i]));
-    return json_pack("{s:i, s:s, s:o, s:s}", "version",
-                     (int)w->stream_version, "machine", w->config.machine,
+        json_array_append_new(caps, json_text(w->config.caps[i]));
+    return json_pack("{s:i, s:o, s:o, s:s}", "version",
+                     (int)w->stream_version, "machine",
+                     json_text(w->config.machine),
                      "capabilities", caps, "ram_format",
                      w->mapped_ram ? "mapped-ram" : "legacy");
 }
 
-static json_t *block_json(const struct mr_walk *w, const struct mr_walk_block *b)
+static json_t *block_json(const struct mr_walk *w,
+                          const struct mr_walk_block *b)
 {
-    json_t *o = json_pack("{s:s, s:o, s:i, s:o, s:o, s:o, s:o}",
-                          "name", b->entry.idstr,
+    json_t *o = json_pack("{s:o, s:o, s:i, s:o, s:o, s:o, s:o}",
+                          "name", json_text(b->entry.idstr),
                           "used_length", json_u64(b->entry.used_length),
                           "page_size", (int)MR_TARGET_PAGE_SIZE,
                           "num_pages", json_u64(b->num_pages),
@@ -92,7 +136,8 @@ static json_t *block_json(const struct mr_walk *w, const struct mr_walk_block *b
         json_object_set_new(o, "pages_offset", json_u64(b->entry.pages_offset));
         json_object_set_new(o, "bits_beyond", json_u64(b->bits_beyond));
         json_object_set_new(o, "allocated_bytes", b->allocated_bytes < 0
-                            ? json_null() : json_u64((uint64_t)b->allocated_bytes));
+                            ? json_null()
+                            : json_u64((uint64_t)b->allocated_bytes));
     } else {
         json_object_set_new(o, "page_records", json_u64(b->page_records));
         json_object_set_new(o, "zero_records", json_u64(b->zero_records));
@@ -108,9 +153,9 @@ static json_t *sections_json(const struct mr_walk *w)
         const struct mr_walk_section *s = &w->sections[i];
 
         json_array_append_new(a, json_pack(
-            "{s:s, s:o, s:s, s:o, s:o, s:o, s:o}", "type",
+            "{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "type",
             mr_stream_type_name(s->type), "id", json_u64(s->section_id),
-            "idstr", s->idstr, "instance", json_u64(s->instance_id),
+            "idstr", json_text(s->idstr), "instance", json_u64(s->instance_id),
             "version", json_u64(s->version_id), "start", json_u64(s->start),
             "end", s->end ? json_u64(s->end) : json_null()));
     }
@@ -120,7 +165,10 @@ static json_t *sections_json(const struct mr_walk *w)
 static json_t *model_json(const struct cli_file *f)
 {
     const struct mr_walk *w = &f->walk;
-    json_t *root = json_pack("{s:s, s:o, s:o}", "file", f->path, "file_size",
+    json_t *root = json_pack("{s:i, s:o, s:o, s:o}", "schema",
+                             MR_INSPECT_JSON_SCHEMA, "file",
+                             json_text(f->path),
+                             "file_size",
                              json_u64(w->file_size), "container",
                              container_json(w));
     json_t *blocks = json_array(), *cmds = json_array(), *probs = json_array();
@@ -152,11 +200,12 @@ static json_t *model_json(const struct cli_file *f)
         : json_null());
     json_object_set_new(root, "stream_end", json_u64(w->stream_end));
     for (size_t i = 0; i < w->nr_problems; i++)
-        json_array_append_new(probs, json_string(w->problems[i]));
+        json_array_append_new(probs, json_text(w->problems[i]));
     json_object_set_new(root, "problems", probs);
+    json_object_set_new(root, "ram_complete", json_boolean(w->ram_complete));
     json_object_set_new(root, "complete", json_boolean(w->complete));
     json_object_set_new(root, "error", mr_error_is_set(&f->err)
-                        ? json_string(f->err.msg) : json_null());
+                        ? json_text(f->err.msg) : json_null());
     return root;
 }
 
@@ -187,22 +236,39 @@ static void print_container(const struct mr_walk *w)
 static void print_summary(const struct cli_file *f)
 {
     const struct mr_walk *w = &f->walk;
-    char hb[32];
+    char hb[32], name[MR_STREAM_NAME_MAX];
 
     printf("%s: %s\n", f->path, cli_human_bytes(w->file_size, hb, sizeof(hb)));
     print_container(w);
     if (!w->have_config)
         return;
     printf("  stream        QEVM version %u, machine %s\n", w->stream_version,
-           w->config.machine);
+           printable(w->config.machine, name));
     printf("  capabilities  ");
     for (uint32_t i = 0; i < w->config.nr_caps; i++)
-        printf("%s%s", i ? ", " : "", w->config.caps[i]);
+        printf("%s%s", i ? ", " : "", printable(w->config.caps[i], name));
     printf("%s\n", w->config.nr_caps ? "" : "(none)");
     if (w->have_ram)
         printf("  RAM           %s, %zu blocks, %s\n", w->mapped_ram
                ? "mapped-ram" : "legacy page records", w->nr_blocks,
                cli_human_bytes(w->ram_total_bytes, hb, sizeof(hb)));
+    if (w->have_ram && w->mapped_ram) {
+        uint64_t logical = 0, present = 0, alloc = 0;
+        bool measured = true;
+        char hp[32], ha[32];
+
+        for (size_t i = 0; i < w->nr_blocks; i++) {
+            logical += w->blocks[i].entry.used_length;
+            present += w->blocks[i].pages_present * MR_TARGET_PAGE_SIZE;
+            measured &= w->blocks[i].allocated_bytes >= 0;
+            if (w->blocks[i].allocated_bytes > 0)
+                alloc += (uint64_t)w->blocks[i].allocated_bytes;
+        }
+        printf("  pages area    %s logical, %s present, %s allocated\n",
+               cli_human_bytes(logical, hb, sizeof(hb)),
+               cli_human_bytes(present, hp, sizeof(hp)),
+               measured ? cli_human_bytes(alloc, ha, sizeof(ha)) : "?");
+    }
     for (size_t i = 0; i < w->nr_commands; i++)
         printf("  command       %s at 0x%" PRIx64 "\n",
                mr_stream_command_name(w->commands[i].cmd),
@@ -214,7 +280,7 @@ static void print_summary(const struct cli_file *f)
 
 static void print_blocks(const struct mr_walk *w)
 {
-    char a[32], b[32];
+    char a[32], b[32], name[MR_STREAM_NAME_MAX];
 
     if (!w->nr_blocks)
         return;
@@ -230,7 +296,8 @@ static void print_blocks(const struct mr_walk *w)
         const struct mr_walk_block *k = &w->blocks[i];
 
         printf("  %-22s %10s %7" PRIu64 " %7" PRIu64 " %7" PRIu64,
-               k->entry.idstr, cli_human_bytes(k->entry.used_length, a,
+               printable(k->entry.idstr, name),
+               cli_human_bytes(k->entry.used_length, a,
                                                sizeof(a)),
                k->num_pages, k->pages_present, k->pages_absent);
         if (w->mapped_ram)
@@ -247,6 +314,8 @@ static void print_blocks(const struct mr_walk *w)
 
 static void print_sections(const struct mr_walk *w)
 {
+    char name[MR_STREAM_NAME_MAX];
+
     if (!w->nr_sections)
         return;
     printf("\nSections:\n  %-10s %-5s %4s %-28s %4s %4s %8s\n", "OFFSET",
@@ -256,7 +325,7 @@ static void print_sections(const struct mr_walk *w)
 
         printf("  0x%08" PRIx64 " %-5s %4u %-28s %4u %4u %8" PRIu64 "\n",
                s->start, mr_stream_type_name(s->type), s->section_id,
-               s->idstr, s->instance_id, s->version_id,
+               printable(s->idstr, name), s->instance_id, s->version_id,
                s->end ? s->end - s->start : 0);
     }
 }
@@ -284,7 +353,6 @@ int cmd_inspect(int argc, char **argv)
     int64_t offset = -1;
     bool as_json = false;
     struct cli_file f;
-    const char *incomplete;
     int opt, status;
 
     optind = 1;
@@ -325,15 +393,7 @@ int cmd_inspect(int argc, char **argv)
     } else {
         print_human(&f);
     }
-    incomplete = cli_incomplete_reason(&f.walk);
-    status = 0;
-    if (mr_error_is_set(&f.err)) {
-        fprintf(stderr, "mapram: %s: %s\n", f.path, f.err.msg);
-        status = 1;
-    } else if (incomplete) {
-        fprintf(stderr, "mapram: %s: %s\n", f.path, incomplete);
-        status = 1;
-    }
+    status = cli_file_report(&f);
     cli_file_close(&f);
     return status;
 }

@@ -5,22 +5,17 @@
  * with a descriptor attached.  Whatever comes in, every reply must be one
  * JSON object on one line ending in "\r\n", and nothing may leak.
  *
- * Built with -Dfuzz=true (clang, libFuzzer) as fuzz_qmp; in every build a
- * replay_qmp binary runs the checked-in corpus through the same function.
+ * Built with -Dfuzz=true (clang, libFuzzer) as fuzz_qmp; in every build
+ * replay_qmp (replay.c) runs the checked-in corpus through it.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "fuzz.h"
 #include "mapram/fdset.h"
 #include "qmp/qmp_internal.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Every line a complete JSON object, CRLF-terminated, no bare newline. */
 static void check_output(const char *out, size_t len)
@@ -84,60 +79,3 @@ done:
     mr_fdset_registry_free(reg);
     return 0;
 }
-
-#ifndef MR_FUZZ_LIBFUZZER
-/* Corpus replay: every file named, or in a directory named, once. */
-static int replay_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    uint8_t *buf;
-    long n;
-
-    if (!f)
-        return -1;
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc(n > 0 ? (size_t)n : 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, (size_t)n);
-    free(buf);
-    return 0;
-}
-
-int main(int argc, char **argv)
-{
-    int i, count = 0;
-
-    for (i = 1; i < argc; i++) {
-        DIR *d = opendir(argv[i]);
-        struct dirent *e;
-        char path[4096];
-
-        if (!d) {
-            if (replay_file(argv[i]) < 0)
-                return 1;
-            count++;
-            continue;
-        }
-        while ((e = readdir(d))) {
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
-            if (replay_file(path) < 0) {
-                closedir(d);
-                return 1;
-            }
-            count++;
-        }
-        closedir(d);
-    }
-    printf("replayed %d inputs\n", count);
-    return count > 0 ? 0 : 1;
-}
-#endif

@@ -16,7 +16,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from streamgen import Block, Stream  # noqa: E402
 
-BUILD = os.environ['MAPRAM_BUILD_DIR']
+BUILD = os.environ.get('MAPRAM_BUILD_DIR', '.')
 MAPRAM = os.path.join(BUILD, 'src', 'cli', 'mapram')
 
 
@@ -119,6 +119,35 @@ def check(tmp, label, mapped_ram, prefix, kind, extra=(), incomplete=None):
     print(f'{label}: ok')
 
 
+def write_sparse(path, data):
+    """Write data leaving every all-zero 4 KiB block as a hole."""
+    with open(path, 'wb') as f:
+        for off in range(0, len(data), 4096):
+            chunk = data[off:off + 4096]
+            if any(chunk):
+                f.seek(off)
+                f.write(chunk)
+        f.truncate(len(data))
+
+
+def check_allocation(tmp):
+    s = Stream()
+    path = os.path.join(tmp, 'sparse.img')
+    write_sparse(path, s.build())
+    m = json.loads(run(['inspect', '--json', path]).stdout)
+    holes = os.stat(path).st_blocks * 512 < os.path.getsize(path)
+    for b in m['ram']['blocks']:
+        got, want = b['allocated_bytes'], b['pages_present'] * 4096
+        if got is None:
+            continue
+        if holes and got != want:
+            fail(f'sparse file: {b["name"]} allocated {got}, expected {want}')
+        if not want <= got <= b['used_length']:
+            fail(f'sparse file: {b["name"]} allocated {got} out of range')
+    print('allocation of a sparse file: ok' if holes else
+          'allocation: file system keeps no holes, range checked only')
+
+
 def main():
     with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
         for mr in (True, False):
@@ -155,6 +184,32 @@ def main():
         if p.returncode or os.listdir(out) != ['evil.img']:
             fail(f'evil name: {p.stderr} {os.listdir(out)}')
         print('evil block name stays inside the directory: ok')
+        # A block name that is not UTF-8 still gives valid JSON.
+        odd = Stream(blocks=[Block(b'ram\xff\xfe', 1, [0])])
+        path = os.path.join(tmp, 'odd.img')
+        with open(path, 'wb') as f:
+            f.write(odd.build())
+        p = run(['inspect', '--json', path])
+        if p.returncode or json.loads(p.stdout)['ram']['blocks'][0]['name'] \
+                != 'ram\\xff\\xfe':
+            fail(f'non-UTF-8 name: {p.returncode} {p.stdout[:300]!r}')
+        print('non-UTF-8 block name: ok')
+        # An unfinished save: PART header and a stream that stops early.
+        s = Stream(prefix=bytes(4096))
+        data = s.build()
+        data = mapram_prefix(0x54524150, 0) + data[4096:s.offsets['part']]
+        path = os.path.join(tmp, 'unfinished.img')
+        with open(path, 'wb') as f:
+            f.write(data)
+        p = run(['inspect', path])
+        lines = p.stderr.splitlines()
+        if p.returncode != 1 or len(lines) != 1 or \
+                'incomplete image' not in lines[0] or \
+                'reading stopped: truncated' not in lines[0] or \
+                'mem' not in p.stdout:
+            fail(f'unfinished save: {p.returncode} {p.stderr!r}')
+        print('unfinished save: ok')
+        check_allocation(tmp)
 
 
 if __name__ == '__main__':

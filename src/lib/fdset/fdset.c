@@ -117,6 +117,7 @@ int mr_fdset_add_fd(struct mr_fdset_registry *reg, int fd, bool has_id,
 {
     struct fdset_fd *f = calloc(1, sizeof(*f));
     struct fdset *set;
+    int rc = 0;
 
     if (!f || (opaque && !(f->opaque = strdup(opaque)))) {
         free(f);
@@ -128,26 +129,26 @@ int mr_fdset_add_fd(struct mr_fdset_registry *reg, int fd, bool has_id,
     if (!has_id)
         fdset_id = lowest_free_id(reg);
     set = find_set(reg, fdset_id);
-    if (!set && fdset_id < 0) {
-        pthread_mutex_unlock(&reg->lock);
-        free(f->opaque);
-        free(f);
-        close(fd);
-        return mr_error_set(err, -EINVAL,
-                            "Parameter 'fdset-id' expects a non-negative value");
-    }
-    if (!set)
-        set = create_set(reg, fdset_id);
-    if (set) {
+    if (!set && fdset_id < 0)
+        rc = mr_error_set(err, -EINVAL,
+                          "Parameter 'fdset-id' expects a non-negative value");
+    else if (reg->nr_user_fds >= MR_FDSET_MAX_USER_FDS)
+        rc = mr_error_set(err, -EMFILE,
+                          "Too many file descriptors in fdsets (limit %d)",
+                          MR_FDSET_MAX_USER_FDS);
+    else if (!set && !(set = create_set(reg, fdset_id)))
+        rc = mr_error_set(err, -ENOMEM, "Out of memory");
+    if (rc == 0) {
         f->next = set->fds; /* newest first */
         set->fds = f;
+        reg->nr_user_fds++;
     }
     pthread_mutex_unlock(&reg->lock);
-    if (!set) {
+    if (rc < 0) {
         free(f->opaque);
         free(f);
         close(fd);
-        return mr_error_set(err, -ENOMEM, "Out of memory");
+        return rc;
     }
     if (out_fdset_id)
         *out_fdset_id = fdset_id;
@@ -180,6 +181,7 @@ int mr_fdset_remove_fd(struct mr_fdset_registry *reg, int64_t fdset_id,
                 *pp = f->next;
                 f->next = removed;
                 removed = f;
+                reg->nr_user_fds--;
             } else {
                 pp = &f->next;
             }

@@ -25,9 +25,14 @@ struct fdset {
     struct fdset *next;     /* ascending id */
 };
 
+/* User descriptors held by one registry: a client looping on add-fd must
+ * not exhaust the process's descriptor table (QEMU has no such cap). */
+#define MR_FDSET_MAX_USER_FDS 256
+
 struct mr_fdset_registry {
     pthread_mutex_t lock;
     struct fdset *sets;
+    int nr_user_fds;
 };
 
 /* "/dev/fdset/<id>" -> id (0..INT_MAX, decimal, nothing trailing). */

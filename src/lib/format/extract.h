@@ -28,10 +28,11 @@ int mr_extract_block(const struct mr_source *src, const struct mr_walk *w,
                      struct mr_error *err);
 
 /*
- * A file name for a block: '/' becomes '_', anything outside
- * [A-Za-z0-9._@+-] becomes '_', a leading '.' or '_' run is dropped, and
- * ".img" is appended ("/rom@etc/acpi/tables" -> "rom@etc_acpi_tables.img").
- * Never contains '/', never starts with '.'.  `out` holds 256 + 5 bytes.
+ * A file name for a block: leading '/' and '.' are dropped, then '/' and
+ * anything outside [A-Za-z0-9._@+-] become '_', and ".img" is appended
+ * ("/rom@etc/acpi/tables" -> "rom@etc_acpi_tables.img"; an empty result
+ * becomes "_.img").  Never contains '/', never starts with '.'.  `out`
+ * holds 256 + 5 bytes.
  */
 void mr_extract_file_name(const char *idstr, char out[261]);
 

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "format/mapped_ram.h"
 #include "format/stream_walk.h"
@@ -263,14 +262,16 @@ static int walk_ram_records(struct mr_cursor *c, struct mr_walk *w)
     }
 }
 
+/* The START section with this id: only live handlers have PART/END, and
+ * there are few of them, so this stays cheap however many sections the
+ * file has. */
 static const struct mr_walk_section *find_start(const struct mr_walk *w,
                                                 uint32_t id)
 {
-    for (size_t i = 0; i < w->nr_sections; i++) {
-        const struct mr_walk_section *s = &w->sections[i];
+    for (size_t i = 0; i < w->nr_live; i++) {
+        const struct mr_walk_section *s = &w->sections[w->live_sections[i]];
 
-        if (s->section_id == id && (s->type == QEMU_VM_SECTION_START ||
-                                    s->type == QEMU_VM_SECTION_FULL))
+        if (s->section_id == id)
             return s;
     }
     return NULL;
@@ -288,7 +289,7 @@ static int walk_section_payload(struct mr_cursor *c, struct mr_walk *w,
     if (h->type == QEMU_VM_SECTION_PART || h->type == QEMU_VM_SECTION_END) {
         const struct mr_walk_section *s = find_start(w, h->section_id);
 
-        if (!s || s->type != QEMU_VM_SECTION_START)
+        if (!s)
             return mr_cursor_expected(c, h->offset + 1, "the id of a section "
                                       "opened by START", "0x%x",
                                       h->section_id);
@@ -372,16 +373,21 @@ static int walk_section(struct mr_cursor *c, struct mr_walk *w, uint8_t type,
 
     if (mr_stream_read_section_header(c, type, off, &h) < 0)
         return c->err.code;
-    if (type == QEMU_VM_SECTION_START || type == QEMU_VM_SECTION_FULL) {
+    if (type == QEMU_VM_SECTION_START) {
         if (find_start(w, h.section_id))
             return mr_cursor_expected(c, off + 1, "a new section id",
                                       "0x%x again for '%s'", h.section_id,
                                       h.idstr);
+        if (w->nr_live >= MR_WALK_MAX_LIVE)
+            return mr_cursor_expected(c, off, "at most 64 START sections",
+                                      "more");
     }
     s = grow((void **)&w->sections, &w->nr_sections, &w->cap_sections,
              sizeof(*s), c);
     if (!s)
         return c->err.code;
+    if (type == QEMU_VM_SECTION_START)
+        w->live_sections[w->nr_live++] = w->nr_sections - 1;
     s->type = type;
     s->section_id = h.section_id;
     s->start = off;
@@ -391,6 +397,9 @@ static int walk_section(struct mr_cursor *c, struct mr_walk *w, uint8_t type,
     s->version_id = h.version_id;
     if (walk_section_payload(c, w, &h) < 0)
         return c->err.code;
+    if (type == QEMU_VM_SECTION_END && h.section_id == w->ram_section_id &&
+        w->have_ram)
+        w->ram_complete = true;
     s = &w->sections[w->nr_sections - 1];
     memcpy(s->idstr, h.idstr, sizeof(s->idstr));
     s->instance_id = h.instance_id;
@@ -432,12 +441,28 @@ static int walk_trailer(struct mr_cursor *c, struct mr_walk *w)
     return 0;
 }
 
+static int walk_command(struct mr_cursor *c, struct mr_walk *w, uint64_t off)
+{
+    struct mr_stream_command sc;
+    struct mr_walk_command *cmd;
+
+    if (mr_stream_read_command(c, off, &sc) < 0)
+        return c->err.code;
+    cmd = grow((void **)&w->commands, &w->nr_commands, &w->cap_commands,
+               sizeof(*cmd), c);
+    if (!cmd)
+        return c->err.code;
+    cmd->offset = sc.offset;
+    cmd->cmd = sc.cmd;
+    cmd->len = sc.len;
+    return 0;
+}
+
 static int walk_items(struct mr_cursor *c, struct mr_walk *w)
 {
     for (;;) {
         uint64_t off = c->pos;
         uint8_t type;
-        struct mr_walk_command *cmd;
 
         if (mr_stream_read_type(c, &type) < 0)
             return c->err.code;
@@ -450,19 +475,8 @@ static int walk_items(struct mr_cursor *c, struct mr_walk *w)
                 return c->err.code;
             break;
         case QEMU_VM_COMMAND:
-            cmd = grow((void **)&w->commands, &w->nr_commands,
-                       &w->cap_commands, sizeof(*cmd), c);
-            if (!cmd)
+            if (walk_command(c, w, off) < 0)
                 return c->err.code;
-            {
-                struct mr_stream_command sc;
-
-                if (mr_stream_read_command(c, off, &sc) < 0)
-                    return c->err.code;
-                cmd->offset = sc.offset;
-                cmd->cmd = sc.cmd;
-                cmd->len = sc.len;
-            }
             break;
         case QEMU_VM_EOF:
             w->eof_seen = true;
@@ -567,39 +581,4 @@ void mr_walk_free(struct mr_walk *w)
     if (w->vmdesc)
         json_decref(w->vmdesc);
     memset(w, 0, sizeof(*w));
-}
-
-/* Data bytes in [start, start + len) according to SEEK_DATA/SEEK_HOLE. */
-static int64_t allocated_in(int fd, uint64_t start, uint64_t len)
-{
-    uint64_t end = start + len, pos = start;
-    int64_t total = 0;
-
-    while (pos < end) {
-        off_t data = lseek(fd, (off_t)pos, SEEK_DATA);
-        off_t hole;
-
-        if (data < 0)
-            return errno == ENXIO ? total : -1;
-        if ((uint64_t)data >= end)
-            break;
-        hole = lseek(fd, data, SEEK_HOLE);
-        if (hole < 0)
-            return -1;
-        if ((uint64_t)hole > end)
-            hole = (off_t)end;
-        total += hole - data;
-        pos = (uint64_t)hole;
-    }
-    return total;
-}
-
-void mr_walk_measure_allocation(struct mr_walk *w, int fd)
-{
-    for (size_t i = 0; w->mapped_ram && i < w->nr_blocks; i++) {
-        struct mr_walk_block *b = &w->blocks[i];
-
-        b->allocated_bytes = allocated_in(fd, b->entry.pages_offset,
-                                          b->entry.used_length);
-    }
 }

@@ -22,6 +22,7 @@
 
 #define MR_WALK_MAX_BLOCKS      256
 #define MR_WALK_MAX_PROBLEMS    16
+#define MR_WALK_MAX_LIVE        64      /* START sections (live handlers) */
 
 struct mr_walk_section {
     uint8_t type;               /* QEMU_VM_SECTION_* */
@@ -73,6 +74,8 @@ struct mr_walk {
 
     struct mr_walk_section *sections;
     size_t nr_sections, cap_sections;
+    size_t live_sections[MR_WALK_MAX_LIVE];     /* indexes of STARTs */
+    size_t nr_live;
     struct mr_walk_command *commands;
     size_t nr_commands, cap_commands;
 
@@ -84,6 +87,8 @@ struct mr_walk {
     struct mr_walk_page_rec *records;
     size_t nr_records, cap_records;
 
+    bool ram_complete;          /* the END section of 'ram' was read: all
+                                 * RAM data (and bitmaps) are final */
     bool eof_seen;
     uint64_t eof_offset;
     bool vmdesc_present;

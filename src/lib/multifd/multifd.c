@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,7 @@
 #include "util/bitmap.h"
 
 #define MR_MULTIFD_MAX_CHANNELS 255
+#define MR_MULTIFD_MAX_PAGE_SIZE 0x40000000ULL
 
 struct batch {
     size_t block_idx;
@@ -478,10 +480,11 @@ static int check_block(const struct mr_multifd_config *cfg, size_t i,
     const char *name = b->name ? b->name : "?";
     uint64_t ps = b->page_size;
 
-    if (ps < 64 || (ps & (ps - 1)) || ps > MULTIFD_PACKET_SIZE)
+    /* Pages larger than a batch are sent one per batch. */
+    if (ps < 64 || (ps & (ps - 1)) || ps > MR_MULTIFD_MAX_PAGE_SIZE)
         return mr_error_set(err, -EINVAL, "multifd: block %s has page size "
                             "%" PRIu64 ", expected a power of two from 64 to "
-                            "0x%llx", name, ps, MULTIFD_PACKET_SIZE);
+                            "0x%llx", name, ps, MR_MULTIFD_MAX_PAGE_SIZE);
     if (!b->host || !b->file_bitmap || b->used_length % ps)
         return mr_error_set(err, -EINVAL, "multifd: block %s needs host "
                             "memory, a file bitmap and a used length that is "
@@ -586,6 +589,16 @@ static int alloc_pool(struct mr_multifd *m, const struct mr_multifd_config *cfg,
     return 0;
 }
 
+/* "mr/send_3" / "mr/recv_3" in top and gdb, like QEMU's mig/src/send_3. */
+static void thread_name(struct mr_multifd *m, unsigned i)
+{
+    char name[16];
+
+    snprintf(name, sizeof(name), "mr/%s_%u", m->nblocks ? "send" : "recv",
+             i % 1000);
+    pthread_setname_np(m->ch[i].thread, name);
+}
+
 static int start_threads(struct mr_multifd *m, struct mr_error *err)
 {
     for (unsigned i = 0; i < m->nch; i++) {
@@ -596,6 +609,7 @@ static int start_threads(struct mr_multifd *m, struct mr_error *err)
             return mr_error_set(err, -r, "multifd: cannot start channel %u: "
                                 "%s", i, strerror(r));
         m->ch[i].thread_started = true;
+        thread_name(m, i);
     }
     return 0;
 }

@@ -71,7 +71,7 @@ static int wait_fd(int fd, short events, int64_t deadline,
         return mr_error_set(err, -errno, "poll failed: %s", strerror(errno));
     if (rc == 0)
         return mr_error_set(err, -ETIMEDOUT,
-                            "Timed out waiting for the QMP server");
+                            "timed out waiting for the monitor");
     return 0;
 }
 
@@ -93,13 +93,13 @@ static json_t *next_message(struct mr_qmp_client *c, int64_t deadline,
         while (c->roff < c->rlen) {
             c->roff += mr_json_stream_feed(&c->in, c->rbuf + c->roff,
                                            c->rlen - c->roff, &item);
-            if (item.kind == MR_JSON_VALUE) {
-                if (json_is_object(item.value))
-                    return item.value;
+            if (item.kind == MR_JSON_VALUE && json_is_object(item.value))
+                return item.value;
+            if (item.kind != MR_JSON_NONE) {
+                /* e.g. an SSH banner: whatever this is, it is not QMP. */
                 json_decref(item.value);
-            } else if (item.kind == MR_JSON_ERROR) {
-                mr_error_set(err, -EPROTO, "Invalid reply from QMP server: %s",
-                             item.error);
+                mr_error_set(err, -EPROTO,
+                             "not a QMP monitor (unexpected data)");
                 return NULL;
             }
         }
@@ -110,8 +110,7 @@ static json_t *next_message(struct mr_qmp_client *c, int64_t deadline,
             continue;
         if (n <= 0) {
             mr_error_set(err, n < 0 ? -errno : -ECONNRESET,
-                         "QMP connection closed%s%s", n < 0 ? ": " : "",
-                         n < 0 ? strerror(errno) : "");
+                         "the monitor closed the connection");
             return NULL;
         }
         c->roff = 0;
@@ -181,11 +180,12 @@ static int connect_retry(const char *path, int64_t deadline,
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
             return fd;
         close(fd);
-        /* The server may not be listening yet: retry until the deadline. */
+        /* The server may not be listening yet: retry until the deadline.
+         * Callers add the path to the message (mapram: "cannot connect to
+         * the VM monitor at '<path>': ..."). */
         if ((errno != ENOENT && errno != ECONNREFUSED && errno != EAGAIN) ||
             remaining(deadline) == 0)
-            return mr_error_set(err, -errno, "Failed to connect to '%s': %s",
-                                path, strerror(errno));
+            return mr_error_set(err, -errno, "%s", strerror(errno));
         usleep(10000);
     }
 }
@@ -214,8 +214,7 @@ struct mr_qmp_client *mr_qmp_client_connect(const char *socket_path,
     if (!c->greeting)
         goto fail;
     if (!json_is_object(json_object_get(c->greeting, "QMP"))) {
-        mr_error_set(err, -EPROTO, "Unexpected QMP greeting from '%s'",
-                     socket_path);
+        mr_error_set(err, -EPROTO, "not a QMP monitor (no QMP greeting)");
         goto fail;
     }
     ret = mr_qmp_client_execute(c, "qmp_capabilities", NULL, NULL, 0,
@@ -346,7 +345,7 @@ json_t *mr_qmp_client_wait_event(struct mr_qmp_client *c, const char *name,
     }
     if (!ev) {
         if (local.code == -ETIMEDOUT)
-            mr_error_set(err, -ETIMEDOUT, "Timed out waiting for event %s",
+            mr_error_set(err, -ETIMEDOUT, "timed out waiting for event %s",
                          name ? name : "(any)");
         else
             mr_error_propagate(err, &local);

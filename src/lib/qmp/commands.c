@@ -31,9 +31,10 @@ static json_t *cmd_qmp_capabilities(struct mr_qmp_call *call, json_t *args,
             return NULL;
         }
         if (strcmp(json_string_value(v), "oob") != 0) {
+            /* QEMU 10.0 names the list element 'null' here (sic). */
             mr_error_set(err, -EINVAL,
-                         "Parameter 'enable[%zu]' does not accept value '%s'",
-                         i, json_string_value(v));
+                         "Parameter 'null' does not accept value '%s'",
+                         json_string_value(v));
             return NULL;
         }
         oob = true;

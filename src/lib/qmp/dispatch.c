@@ -34,11 +34,14 @@ static void close_queued_fds(struct mr_qmp_conn *conn)
         close(conn->fdq[--conn->nr_fdq]);
 }
 
+static void close_stash(struct mr_qmp_conn *conn);
+
 void mr_qmp_conn_free(struct mr_qmp_conn *conn)
 {
     if (!conn)
         return;
     close_queued_fds(conn);
+    close_stash(conn);
     if (conn->fd >= 0)
         close(conn->fd);
     mr_json_stream_destroy(&conn->in);
@@ -133,10 +136,39 @@ void mr_qmp_conn_greet(struct mr_qmp_conn *conn)
         conn->dead = true;
 }
 
+/*
+ * A JSON string from C text that may not be valid UTF-8: an error message
+ * cut at MR_ERROR_MSG_MAX can end inside a multibyte character, and a
+ * handler may format raw bytes.  Trim a cut character, else mask.
+ */
+static json_t *text_string(const char *text)
+{
+    json_t *s = json_string(text);
+    size_t len, i;
+    char *copy;
+
+    if (s || !(copy = strdup(text)))
+        return s;
+    len = strlen(copy);
+    for (i = 0; i < 3 && len > 0 && (copy[len - 1] & 0x80); i++) {
+        copy[--len] = '\0';
+        if ((s = json_string(copy)))
+            break;
+    }
+    if (!s) {
+        for (i = 0; copy[i]; i++)
+            if (copy[i] & 0x80)
+                copy[i] = '?';
+        s = json_string(copy);
+    }
+    free(copy);
+    return s;
+}
+
 static json_t *error_reply(const char *cls, const char *desc)
 {
-    return json_pack("{s:{s:s,s:s}}", "error", "class",
-                     cls ? cls : "GenericError", "desc", desc);
+    return json_pack("{s:{s:s,s:o}}", "error", "class",
+                     cls ? cls : "GenericError", "desc", text_string(desc));
 }
 
 /* The request's shape (spec/qmp.md §1); sets *name, *oob, *args. */
@@ -277,20 +309,69 @@ static void handle_item(struct mr_qmp_conn *conn, struct mr_json_item *item)
     close_queued_fds(conn);
 }
 
+static size_t pending_output(struct mr_qmp_conn *conn)
+{
+    size_t n;
+
+    pthread_mutex_lock(&conn->srv->lock);
+    n = conn->out_len - conn->out_off;
+    pthread_mutex_unlock(&conn->srv->lock);
+    return n;
+}
+
+static void close_stash(struct mr_qmp_conn *conn)
+{
+    while (conn->nr_stash_fds > 0)
+        close(conn->stash_fds[--conn->nr_stash_fds]);
+    free(conn->stash);
+    conn->stash = NULL;
+    conn->stash_len = 0;
+}
+
+/* Keep unprocessed bytes (and the descriptors that go with them) until
+ * the client has read its backlog of replies. */
+static void stash(struct mr_qmp_conn *conn, const char *data, size_t len,
+                  const int *fds, size_t nr_fds)
+{
+    char *p = realloc(conn->stash, conn->stash_len + len);
+    size_t i;
+
+    for (i = 0; i < nr_fds; i++) {
+        if (conn->nr_stash_fds < MR_QMP_MAX_QUEUED_FDS)
+            conn->stash_fds[conn->nr_stash_fds++] = fds[i];
+        else
+            close(fds[i]);
+    }
+    if (!p) {
+        conn->dead = true;
+        return;
+    }
+    memcpy(p + conn->stash_len, data, len);
+    conn->stash = p;
+    conn->stash_len += len;
+}
+
 /*
  * The kernel returns descriptors with the read that ends at the message
  * they were sent with, so they belong to the last request that ends in
  * this chunk with only blanks after it, or else to the request still in
- * progress at its end.
+ * progress at its end.  Past MR_QMP_OUTPUT_PAUSE_BYTES of unread output
+ * the rest of the chunk waits in the stash: a client that pipelines
+ * requests faster than it reads replies is slowed down, not dropped.
  */
-void mr_qmp_conn_feed(struct mr_qmp_conn *conn, const char *data, size_t len,
-                      const int *fds, size_t nr_fds)
+static void feed_chunk(struct mr_qmp_conn *conn, const char *data, size_t len,
+                       const int *fds, size_t nr_fds)
 {
     bool fds_queued = nr_fds == 0;
     struct mr_json_item item;
     size_t off = 0;
 
     while (off < len && !conn->dead) {
+        if (!conn->eof && pending_output(conn) >= MR_QMP_OUTPUT_PAUSE_BYTES) {
+            stash(conn, data + off, len - off, fds_queued ? NULL : fds,
+                  fds_queued ? 0 : nr_fds);
+            return;
+        }
         off += mr_json_stream_feed(&conn->in, data + off, len - off, &item);
         if (item.kind == MR_JSON_NONE)
             break;
@@ -304,15 +385,45 @@ void mr_qmp_conn_feed(struct mr_qmp_conn *conn, const char *data, size_t len,
         queue_fds(conn, fds, nr_fds);
 }
 
+void mr_qmp_conn_resume(struct mr_qmp_conn *conn)
+{
+    int fds[MR_QMP_MAX_QUEUED_FDS];
+    size_t len = conn->stash_len, n = conn->nr_stash_fds;
+    char *data = conn->stash;
+
+    if (!data)
+        return;
+    memcpy(fds, conn->stash_fds, n * sizeof(int));
+    conn->stash = NULL;
+    conn->stash_len = conn->nr_stash_fds = 0;
+    feed_chunk(conn, data, len, fds, n);
+    free(data);
+}
+
+void mr_qmp_conn_feed(struct mr_qmp_conn *conn, const char *data, size_t len,
+                      const int *fds, size_t nr_fds)
+{
+    if (conn->stash) {
+        /* The server does not read while it holds a stash; other drivers
+         * (tests, fuzzing) get their bytes queued behind it. */
+        stash(conn, data, len, fds, nr_fds);
+        mr_qmp_conn_resume(conn);
+        return;
+    }
+    feed_chunk(conn, data, len, fds, nr_fds);
+}
+
 void mr_qmp_conn_feed_eof(struct mr_qmp_conn *conn)
 {
     struct mr_json_item item;
 
-    conn->eof = true;
+    conn->eof = true; /* from here on, process without pausing */
+    mr_qmp_conn_resume(conn);
     mr_json_stream_finish(&conn->in, &item);
     if (item.kind != MR_JSON_NONE && !conn->dead)
         handle_item(conn, &item);
     close_queued_fds(conn);
+    close_stash(conn);
 }
 
 json_t *mr_qmp_event_new(const char *name, json_t *data)

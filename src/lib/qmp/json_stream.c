@@ -103,10 +103,13 @@ static void complete(struct mr_json_stream *st, struct mr_json_item *item)
     reset(st, ST_IDLE);
 }
 
+/* QEMU words its streamer limits without the "JSON parse error" prefix. */
 static void limit_error(struct mr_json_stream *st, struct mr_json_item *item,
-                        const char *reason)
+                        const char *msg)
 {
-    set_error(item, reason);
+    item->kind = MR_JSON_ERROR;
+    item->value = NULL;
+    snprintf(item->error, sizeof(item->error), "%s", msg);
     reset(st, ST_DISCARD);
 }
 

@@ -25,7 +25,8 @@
 enum mr_json_item_kind {
     MR_JSON_NONE,  /* input exhausted, no value completed */
     MR_JSON_VALUE, /* item.value holds a new reference */
-    MR_JSON_ERROR, /* item.error holds "JSON parse error, ..." */
+    MR_JSON_ERROR, /* item.error holds "JSON parse error, ..." or, for the
+                      size and depth limits, QEMU's own limit message */
 };
 
 struct mr_json_item {

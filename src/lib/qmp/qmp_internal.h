@@ -17,7 +17,7 @@
 /* Limits on what a client controls. */
 #define MR_QMP_MAX_REQUEST_BYTES (16u << 20) /* one JSON value */
 #define MR_QMP_MAX_OUTPUT_BYTES (16u << 20)  /* unread replies+events: drop */
-#define MR_QMP_OUTPUT_PAUSE_BYTES (1u << 20) /* stop reading requests */
+#define MR_QMP_OUTPUT_PAUSE_BYTES (1u << 20) /* stop processing requests */
 #define MR_QMP_MAX_QUEUED_FDS 16             /* received, not yet claimed */
 #define MR_QMP_MAX_CONNECTIONS 256
 #define MR_QMP_MAX_LISTENERS 8
@@ -48,6 +48,12 @@ struct mr_qmp_conn {
     _Atomic bool dead;         /* close as soon as possible; any thread */
     int fdq[MR_QMP_MAX_QUEUED_FDS];
     size_t nr_fdq;
+    /* Received, not yet processed: waits while the output backlog is
+     * above MR_QMP_OUTPUT_PAUSE_BYTES (at most one read's worth). */
+    char *stash;
+    size_t stash_len;
+    int stash_fds[MR_QMP_MAX_QUEUED_FDS];
+    size_t nr_stash_fds;
     /* Output, under srv->lock: bytes [out_off, out_len) are unsent. */
     char *out;
     size_t out_off, out_len, out_cap;
@@ -81,6 +87,7 @@ struct mr_qmp_server {
     pthread_t thread;
     bool running;
     bool stopping;             /* under lock */
+    bool accept_backoff;       /* out of descriptors: pause accepting */
 };
 
 /* --- connections (dispatch.c) --- */
@@ -92,7 +99,10 @@ void mr_qmp_conn_greet(struct mr_qmp_conn *conn);
 /* Bytes received with the descriptors that came with them (taken over). */
 void mr_qmp_conn_feed(struct mr_qmp_conn *conn, const char *data, size_t len,
                       const int *fds, size_t nr_fds);
-/* The peer closed its side: finish a pending scalar, drop queued fds. */
+/* Process stashed input (the output backlog went down). */
+void mr_qmp_conn_resume(struct mr_qmp_conn *conn);
+/* The peer closed its side: process the stash, finish a pending scalar,
+ * drop queued fds. */
 void mr_qmp_conn_feed_eof(struct mr_qmp_conn *conn);
 /* Process one parsed request: the reply object (new reference). */
 json_t *mr_qmp_dispatch(struct mr_qmp_conn *conn, json_t *req);

@@ -20,6 +20,7 @@
 #include "qmp/qmp_internal.h"
 
 #define READ_CHUNK_BYTES (64u << 10)
+#define ACCEPT_BACKOFF_MS 100
 
 struct mr_qmp_server *mr_qmp_server_new(const struct mr_qmp_server_config *cfg,
                                         struct mr_error *err)
@@ -75,6 +76,8 @@ int mr_qmp_server_listen_unix(struct mr_qmp_server *srv, const char *path,
         chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
         int e = errno;
 
+        if (e != EADDRINUSE)
+            unlink(path); /* ours if bind() got that far */
         close(fd);
         return mr_error_set(err, -e, "Failed to bind socket to %s: %s", path,
                             strerror(e));
@@ -120,7 +123,10 @@ static void accept_all(struct mr_qmp_server *srv, int lfd)
     struct mr_qmp_conn *conn;
     int fd;
 
-    while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+    while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0 ||
+           errno == EINTR || errno == ECONNABORTED) {
+        if (fd < 0)
+            continue;
         if (srv->nr_conns >= MR_QMP_MAX_CONNECTIONS) {
             close(fd);
             continue;
@@ -137,6 +143,11 @@ static void accept_all(struct mr_qmp_server *srv, int lfd)
         srv->nr_conns++;
         pthread_mutex_unlock(&srv->lock);
     }
+    /* Out of descriptors: the listener stays readable, so stop polling it
+     * for a while instead of spinning. */
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+        errno == ENOMEM)
+        srv->accept_backoff = true;
 }
 
 /* One recvmsg: the bytes and the descriptors that came with them. */
@@ -207,6 +218,16 @@ static void write_conn(struct mr_qmp_server *srv, struct mr_qmp_conn *conn)
     pthread_mutex_unlock(&srv->lock);
 }
 
+static size_t pending_bytes(struct mr_qmp_server *srv, struct mr_qmp_conn *c)
+{
+    size_t n;
+
+    pthread_mutex_lock(&srv->lock);
+    n = c->out_len - c->out_off;
+    pthread_mutex_unlock(&srv->lock);
+    return n;
+}
+
 /* Close connections that are dead or finished (EOF, output drained). */
 static void sweep(struct mr_qmp_server *srv)
 {
@@ -242,14 +263,15 @@ static bool poll_set(struct mr_qmp_server *srv, struct pollfd *pfd,
 
     pfd[k++] = (struct pollfd){ srv->wake_fd, POLLIN, 0 };
     for (i = 0; i < srv->nr_listen; i++)
-        pfd[k++] = (struct pollfd){ srv->listen_fds[i], POLLIN, 0 };
+        pfd[k++] = (struct pollfd){ srv->listen_fds[i],
+                                    srv->accept_backoff ? 0 : POLLIN, 0 };
     pthread_mutex_lock(&srv->lock);
     stopping = srv->stopping;
     for (c = srv->conns; c && k < MAX_POLL; c = c->next) {
         size_t pending = c->out_len - c->out_off;
         short ev = 0;
 
-        if (!c->eof && pending < MR_QMP_OUTPUT_PAUSE_BYTES)
+        if (!c->eof && !c->stash && pending < MR_QMP_OUTPUT_PAUSE_BYTES)
             ev |= POLLIN;
         if (pending)
             ev |= POLLOUT;
@@ -271,8 +293,10 @@ static void *monitor_thread(void *arg)
     uint64_t v;
 
     while (buf && poll_set(srv, pfd, conns, &n)) {
-        if (poll(pfd, n, -1) < 0 && errno != EINTR)
+        if (poll(pfd, n, srv->accept_backoff ? ACCEPT_BACKOFF_MS : -1) < 0 &&
+            errno != EINTR)
             break;
+        srv->accept_backoff = false;
         if (pfd[0].revents & POLLIN)
             while (read(srv->wake_fd, &v, sizeof(v)) > 0)
                 ;
@@ -288,6 +312,13 @@ static void *monitor_thread(void *arg)
             }
             if (!conns[i]->dead && conns[i]->fd >= 0)
                 write_conn(srv, conns[i]);
+            /* Either the stash empties here or the backlog is big enough
+             * that POLLOUT brings us back. */
+            if (conns[i]->stash && !conns[i]->dead &&
+                pending_bytes(srv, conns[i]) < MR_QMP_OUTPUT_PAUSE_BYTES) {
+                mr_qmp_conn_resume(conns[i]);
+                write_conn(srv, conns[i]);
+            }
         }
         sweep(srv);
     }

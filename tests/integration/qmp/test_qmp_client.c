@@ -13,9 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mapram/qmp.h"
 #include "mapram/qmp_client.h"
 
 extern char **environ;
@@ -168,8 +172,106 @@ static void test_events(struct mr_qmp_client *c)
     mr_error_clear(&err);
     ev = mr_qmp_client_wait_event(c, "NEVER", 50, &err);
     CHECK(!ev && err.code == -ETIMEDOUT &&
-          !strcmp(err.msg, "Timed out waiting for event NEVER"),
+          !strcmp(err.msg, "timed out waiting for event NEVER"),
           "timeout: %s", err.msg);
+}
+
+static void test_listen_errors(void)
+{
+    struct mr_qmp_server_config cfg = { 10, 0, 2, "" };
+    struct mr_error err = MR_ERROR_INIT;
+    struct mr_qmp_server *srv = mr_qmp_server_new(&cfg, &err);
+    char longpath[200], file[] = "/tmp/mapram-qmp-notsock-XXXXXX";
+    struct stat st;
+    int fd;
+
+    memset(longpath, 'x', sizeof(longpath) - 1);
+    longpath[0] = '/';
+    longpath[sizeof(longpath) - 1] = '\0';
+    CHECK(mr_qmp_server_listen_unix(srv, longpath, &err) == -ENAMETOOLONG,
+          "long path");
+    CHECK(!strncmp(err.msg, "UNIX socket path '/xxx", 22), "%s", err.msg);
+    mr_error_clear(&err);
+    CHECK(mr_qmp_server_listen_unix(srv, "/nonexistent-dir/q.sock", &err) ==
+              -ENOENT, "missing dir");
+    CHECK(!strcmp(err.msg, "Failed to bind socket to /nonexistent-dir/q.sock:"
+                           " No such file or directory"), "%s", err.msg);
+    /* A regular file in the way is not a stale socket: left alone. */
+    fd = mkstemp(file);
+    close(fd);
+    mr_error_clear(&err);
+    CHECK(mr_qmp_server_listen_unix(srv, file, &err) == -EADDRINUSE,
+          "file in the way: %s", err.msg);
+    CHECK(stat(file, &st) == 0 && S_ISREG(st.st_mode), "file kept");
+    unlink(file);
+    mr_qmp_server_free(srv);
+}
+
+/* In-process server; events emitted from this (non-monitor) thread reach
+ * a client waiting in another connection. */
+static void test_in_process_events(void)
+{
+    struct mr_qmp_server_config cfg = { 10, 0, 2, "inproc" };
+    struct mr_error err = MR_ERROR_INIT;
+    struct mr_qmp_server *srv = mr_qmp_server_new(&cfg, &err);
+    struct mr_qmp_client *c;
+    char sock[64];
+    json_t *ev;
+
+    snprintf(sock, sizeof(sock), "/tmp/mapram-qmpi-%d.sock", (int)getpid());
+    CHECK(srv && mr_qmp_server_listen_unix(srv, sock, &err) == 0 &&
+          mr_qmp_server_start(srv, &err) == 0, "in-process: %s", err.msg);
+    CHECK(mr_qmp_server_listen_unix(srv, "/tmp/x.sock", &err) == -EBUSY,
+          "listen after start refused");
+    mr_error_clear(&err);
+    c = mr_qmp_client_connect(sock, 5000, &err);
+    CHECK(c != NULL, "connect in-process: %s", err.msg);
+    if (c) {
+        mr_qmp_server_emit_event(srv, "RESUME", NULL);
+        mr_qmp_server_emit_event(srv, "MIGRATION",
+                                 json_pack("{s:s}", "status", "active"));
+        ev = mr_qmp_client_wait_event(c, "MIGRATION", 5000, &err);
+        CHECK(ev && !strcmp(json_string_value(json_object_get(
+                  json_object_get(ev, "data"), "status")), "active"),
+              "cross-thread event: %s", err.msg);
+        json_decref(ev);
+        ev = mr_qmp_client_poll_event(c);
+        CHECK(ev && !json_object_get(ev, "data"), "RESUME without data");
+        json_decref(ev);
+        mr_qmp_client_close(c);
+    }
+    mr_qmp_server_free(srv);
+    CHECK(access(sock, F_OK) != 0, "socket removed by free");
+}
+
+/* Something that is not QMP on the socket (an SSH banner). */
+static void test_not_qmp(void)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct mr_error err = MR_ERROR_INIT;
+    struct mr_qmp_client *c;
+    int lfd;
+
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "/tmp/mapram-ssh-%d.sock",
+             (int)getpid());
+    unlink(sa.sun_path);
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+          listen(lfd, 1) == 0, "fake server");
+    if (fork() == 0) {
+        int s = accept(lfd, NULL, NULL);
+
+        if (write(s, "SSH-2.0-OpenSSH_9.2\r\n", 21) < 0)
+            _exit(1);
+        sleep(1);
+        _exit(0);
+    }
+    c = mr_qmp_client_connect(sa.sun_path, 5000, &err);
+    CHECK(!c && !strcmp(err.msg, "not a QMP monitor (unexpected data)"),
+          "not QMP: %s", err.msg);
+    wait(NULL);
+    close(lfd);
+    unlink(sa.sun_path);
 }
 
 int main(int argc, char **argv)
@@ -184,9 +286,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s <qmp_test_server>\n", argv[0]);
         return 2;
     }
+    test_listen_errors();
+    test_not_qmp();
+    test_in_process_events();
     snprintf(sock, sizeof(sock), "/tmp/mapram-qmpc-%d.sock", (int)getpid());
     c = mr_qmp_client_connect(sock, 0, &err);
-    CHECK(!c && !strncmp(err.msg, "Failed to connect to '", 22),
+    CHECK(!c && !strcmp(err.msg, "No such file or directory"),
           "connect to nothing: %s", err.msg);
     pid = start_server(argv[1], sock);
     if (pid < 0) {

@@ -96,6 +96,25 @@ static void negative_id_is_refused(void **state)
     assert_false(fd_is_open(fd));
 }
 
+static void user_fds_are_capped(void **state)
+{
+    struct mr_fdset_registry *reg = *state;
+    struct mr_error err = MR_ERROR_INIT;
+    int i, fd;
+
+    for (i = 0; i < 256; i++)
+        add(reg, open_tmp(O_RDONLY), 7);
+    fd = open_tmp(O_RDONLY);
+    assert_int_equal(mr_fdset_add_fd(reg, fd, true, 7, NULL, NULL, &err),
+                     -EMFILE);
+    assert_string_equal(err.msg,
+                        "Too many file descriptors in fdsets (limit 256)");
+    assert_false(fd_is_open(fd));
+    /* Removing frees room again. */
+    assert_int_equal(mr_fdset_remove_fd(reg, 7, false, 0, NULL), 0);
+    add(reg, open_tmp(O_RDONLY), 7);
+}
+
 static void query_order_and_opaque(void **state)
 {
     struct mr_fdset_registry *reg = *state;
@@ -380,6 +399,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(lowest_free_id),
         T(negative_id_is_refused),
+        T(user_fds_are_capped),
         T(query_order_and_opaque),
         T(remove_rules),
         T(duplicates_keep_the_set_alive),

@@ -124,7 +124,7 @@ static void source_read_bounds(void **state)
 static void fd_source_reads_a_file(void **state)
 {
     char path[] = "/tmp/mapram-test-source-XXXXXX";
-    int fd = mkstemp(path);
+    int fd = mkostemp(path, O_CLOEXEC);
     struct mr_source src;
     struct mr_cursor c;
     struct mr_error err = MR_ERROR_INIT;

@@ -306,6 +306,43 @@ static void direct_io(void **state)
     fixture_fini(&f);
 }
 
+/* Pages bigger than a batch (2 MiB) go one per batch. */
+static void large_pages(void **state)
+{
+    const uint64_t ps = 2u << 20, n = 4;
+    struct mr_error err = MR_ERROR_INIT;
+    struct mr_multifd_stats st;
+    struct mr_multifd *m;
+    struct fixture f;
+    uint8_t *big = aligned_alloc(ps, n * ps), *buf = malloc(ps);
+    unsigned long *bm = mr_bitmap_new(n);
+
+    (void)state;
+    fixture_init(&f, 2, O_RDWR);
+    memset(big, 0, n * ps);
+    memset(big, 1, ps);
+    memset(big + 2 * ps, 2, ps);
+    big[4 * ps - 1] = 3;
+    f.block = (struct mr_multifd_block){ "big", big, n * ps, ps, ps, bm };
+    m = pool_new(&f, 2, "psync", true, false);
+    for (uint64_t i = 0; i < n; i++)
+        assert_int_equal(mr_multifd_queue_page(m, 0, i, &err), 0);
+    assert_int_equal(mr_multifd_sync(m, &err), 0);
+    mr_multifd_get_stats(m, &st);
+    assert_int_equal(st.normal_pages, 3);
+    assert_int_equal(st.zero_pages, 1);
+    assert_true(mr_bitmap_test(bm, 0));
+    assert_false(mr_bitmap_test(bm, 1));
+    assert_true(mr_bitmap_test(bm, 3));
+    assert_int_equal(pread(f.fds[0], buf, ps, (off_t)(ps + 3 * ps)), (ssize_t)ps);
+    assert_memory_equal(buf, big + 3 * ps, ps);
+    mr_multifd_free(m);
+    fixture_fini(&f);
+    free(big);
+    free(buf);
+    free(bm);
+}
+
 static void read_past_eof(void **state)
 {
     static const unsigned nchs[] = { 0, 2 };
@@ -469,11 +506,10 @@ static bool ends_with(const char *s, const char *suffix)
 }
 
 /* EIO at the Nth page write: sync reports it, nothing crashes or leaks. */
-static void write_eio_loop(void **state)
+static void write_eio_loop_on(const char *engine)
 {
     int fds = count_dir("/proc/self/fd");
 
-    (void)state;
     for (uint64_t n = 1;; n = next_nth(n)) {
         struct mr_fault_plan plan = { MR_FAULT_OP_WRITE, n, MR_FAULT_EIO };
         struct mr_error err = MR_ERROR_INIT;
@@ -482,7 +518,7 @@ static void write_eio_loop(void **state)
         int r = 0;
 
         fixture_init(&f, 2, O_RDWR);
-        m = pool_new(&f, 2, "psync", true, false);
+        m = pool_new(&f, 2, engine, true, false);
         mr_fault_set(&plan);
         for (unsigned i = 0; i < NPAGES && r == 0; i++)
             r = mr_multifd_queue_page(m, 0, i, &err);
@@ -502,6 +538,14 @@ static void write_eio_loop(void **state)
     }
     mr_fault_set(NULL);
     assert_int_equal(count_dir("/proc/self/fd"), fds);
+}
+
+static void write_eio_loop(void **state)
+{
+    (void)state;
+    write_eio_loop_on("psync");
+    if (uring_available())
+        write_eio_loop_on("io_uring");
 }
 
 /* EIO on a page read names the channel and the sizes. */
@@ -571,6 +615,7 @@ int main(void)
         cmocka_unit_test(save_load_default_engine),
         cmocka_unit_test(no_zero_detection),
         cmocka_unit_test(direct_io),
+        cmocka_unit_test(large_pages),
         cmocka_unit_test(read_past_eof),
         cmocka_unit_test(write_error_on_one_channel),
         cmocka_unit_test(bad_page_and_block),

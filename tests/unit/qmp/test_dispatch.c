@@ -176,7 +176,7 @@ static void negotiation_mode_rules(void **state)
     r = one(f, "{\"execute\": \"qmp_capabilities\", \"arguments\":"
                " {\"enable\": [\"nope\"]}}");
     expect_error(r, "GenericError",
-                 "Parameter 'enable[0]' does not accept value 'nope'");
+                 "Parameter 'null' does not accept value 'nope'");
     json_decref(r);
     assert_false(f->conn->negotiated);
     negotiate(f);
@@ -377,6 +377,48 @@ static void fd_flood_is_capped(void **state)
         assert_false(fd_is_open(fds[i]));
 }
 
+static void backlog_stashes_input_until_read(void **state)
+{
+    struct fixture *f = *state;
+    size_t big = 100000, i, n = 0;
+    char *req = malloc(big + 64), *in = malloc(15 * (big + 64) + 64);
+    json_t *lines;
+    int p[2];
+
+    negotiate(f);
+    snprintf(req, 64, "{\"execute\": \"test-echo\", \"arguments\": {\"v\": \"");
+    n = strlen(req);
+    memset(req + n, 'x', big);
+    strcpy(req + n + big, "\"}}");
+    in[0] = '\0';
+    n = 0;
+    for (i = 0; i < 15; i++) {
+        strcpy(in + n, req);
+        n += strlen(req);
+    }
+    strcpy(in + n, "{\"execute\": \"test-take-fd\"}\n");
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    close(p[1]);
+    taken_fd = -2;
+    lines = exchange(f, in, p, 1);
+    /* About 1 MiB of replies, then the rest waits with its descriptor. */
+    assert_true(json_array_size(lines) >= 10 && json_array_size(lines) < 15);
+    assert_non_null(f->conn->stash);
+    assert_int_equal(f->conn->nr_stash_fds, 1);
+    assert_int_equal(taken_fd, -2);
+    n = json_array_size(lines);
+    json_decref(lines);
+    mr_qmp_conn_resume(f->conn);
+    lines = exchange(f, "", NULL, 0);
+    assert_int_equal(n + json_array_size(lines), 16);
+    assert_null(f->conn->stash);
+    assert_int_equal(taken_fd, p[0]);
+    close(p[0]);
+    json_decref(lines);
+    free(req);
+    free(in);
+}
+
 static void parse_errors_have_no_id(void **state)
 {
     struct fixture *f = *state;
@@ -391,6 +433,28 @@ static void parse_errors_have_no_id(void **state)
         json_array_get(lines, 0), "error"), "desc")), "JSON parse error, ", 18);
     assert_non_null(json_object_get(json_array_get(lines, 2), "return"));
     json_decref(lines);
+}
+
+static void truncated_utf8_message_still_answers(void **state)
+{
+    struct fixture *f = *state;
+    char req[1024] = "{\"execute\": \"";
+    const char *desc;
+    json_t *r;
+    int i;
+
+    negotiate(f);
+    /* 0xc3 0xa9 is U+00E9; the message is cut inside one of them. */
+    for (i = 0; i < 150; i++)
+        strcat(req, "\xc3\xa9");
+    strcat(req, "\"}");
+    r = one(f, req);
+    desc = json_string_value(json_object_get(json_object_get(r, "error"),
+                                             "desc"));
+    assert_non_null(desc);
+    assert_memory_equal(desc, "The command \xc3\xa9", 14);
+    assert_false(f->conn->dead);
+    json_decref(r);
 }
 
 static const char *hmp(struct fixture *f, const char *line, json_t **keep)
@@ -514,7 +578,9 @@ int main(void)
         T(unclaimed_fds_are_closed),
         T(fds_follow_a_split_request),
         T(fd_flood_is_capped),
+        T(backlog_stashes_input_until_read),
         T(parse_errors_have_no_id),
+        T(truncated_utf8_message_still_answers),
         T(hmp_bridge),
         T(events_reach_negotiated_connections),
         T(output_cap_drops_the_client),
