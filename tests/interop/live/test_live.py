@@ -174,10 +174,13 @@ def errors_setup(workdir):
 
 
 def case_err_no_socket(workdir):
-    res = run_mapram("save", "--qmp", os.path.join(workdir, "none.sock"),
-                     os.path.join(workdir, "x.sav"))
-    expect_error(res, "No such file or directory")
-    check("cannot connect to the VM monitor" in res.stderr, res.stderr)
+    sock = os.path.join(workdir, "none.sock")
+    res = run_mapram("save", "--qmp", sock, os.path.join(workdir, "x.sav"))
+    expect_error(res, "cannot connect to the VM monitor at '%s': No such file "
+                 "or directory" % sock)
+    res = run_mapram("save", "--qmp", workdir, os.path.join(workdir, "x.sav"))
+    expect_error(res, "cannot connect to the VM monitor at '%s': not a socket"
+                 % workdir)
 
 
 def case_err_not_qmp(workdir):
@@ -196,8 +199,8 @@ def case_err_not_qmp(workdir):
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     res = run_mapram("save", "--qmp", sock_path, os.path.join(workdir, "x.sav"))
-    expect_error(res, "Invalid reply from QMP server: JSON parse error, "
-                 "invalid token near 'SSH'")
+    expect_error(res, "cannot connect to the VM monitor at '%s': not a QMP "
+                 "monitor (unexpected data)" % sock_path)
     check(not os.path.exists(os.path.join(workdir, "x.sav")), "file created")
 
 
