@@ -334,8 +334,9 @@ int mgmt_follow_migration(struct mr_qmp_client *c, struct progress *p,
             interrupted = mgmt_signal;
             if (!cancel_on_signal)
                 break;
-            mgmt_exec(c, "migrate_cancel", NULL, &dummy);
-            mr_error_clear(&dummy);
+            json_decref(mr_qmp_client_execute(c, "migrate_cancel", NULL,
+                                              NULL, 0, MGMT_QMP_TIMEOUT_MS,
+                                              &dummy));
         }
         rc = poll_once(c, &s, status, sizeof(status), err);
         s.elapsed_s = mgmt_now_s() - start;
