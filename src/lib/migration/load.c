@@ -25,6 +25,7 @@
 #include "mapram/fdset.h"
 #include "migration/fdset_rules.h"
 #include "migration/migration_int.h"
+#include "migration/populate.h"
 #include "multifd/multifd.h"
 
 struct load_plan {
@@ -383,10 +384,33 @@ static int parse_stream(struct load_job *j)
     }
 }
 
+/* The ranges phase 2 will read, in its order, for the populate-ahead
+ * thread (migration/populate.h). */
+static struct mr_populate *populate_plan(struct load_job *j)
+{
+    struct mr_populate *pop = mr_populate_new();
+
+    for (size_t i = 0; pop && i < j->nplans; i++) {
+        const struct load_plan *p = &j->plans[i];
+        const struct mr_ram_block *rb = &j->mig->blocks[p->block];
+        uint64_t a, b;
+
+        for (uint64_t from = 0;
+             mr_bitmap_le64_next_run(p->bitmap, p->num_pages, from, &a, &b);
+             from = b)
+            if (b * p->page_size <= rb->used_length)
+                mr_populate_add(pop, rb->host + a * p->page_size,
+                                (b - a) * p->page_size);
+    }
+    mr_populate_start(pop);
+    return pop;
+}
+
 /* Phase 2: runs of set bits, cut into <= 1 MiB pieces, to the channels. */
 static int load_pages(struct load_job *j)
 {
     struct mr_multifd_config cfg = { 0 };
+    struct mr_populate *pop;
     int rc = 0;
 
     cfg.nchannels = j->nchan;
@@ -396,6 +420,7 @@ static int load_pages(struct load_job *j)
     j->mf = mr_multifd_new(&cfg, &j->err);
     if (!j->mf)
         return j->err.code;
+    pop = populate_plan(j);
     for (size_t i = 0; i < j->nplans && !rc; i++) {
         const struct load_plan *p = &j->plans[i];
         const struct mr_ram_block *rb = &j->mig->blocks[p->block];
@@ -411,11 +436,13 @@ static int load_pages(struct load_job *j)
                 if (len > MAPPED_RAM_LOAD_BUF_SIZE)
                     len = MAPPED_RAM_LOAD_BUF_SIZE;
                 if (load_cancelled(j))
-                    return mr_error_set(&j->err, -ECANCELED,
-                                        "Migration cancelled");
-                if (off >= rb->used_length)
-                    return mr_error_set(&j->err, -EINVAL, "page outside of "
-                                        "ramblock %s range", rb->name);
+                    rc = mr_error_set(&j->err, -ECANCELED,
+                                      "Migration cancelled");
+                else if (off >= rb->used_length)
+                    rc = mr_error_set(&j->err, -EINVAL, "page outside of "
+                                      "ramblock %s range", rb->name);
+                if (rc)
+                    break;
                 rc = mr_multifd_queue_read(j->mf, rb->host + off, len,
                                            p->pages_offset + off, &j->err);
                 j->done_bytes += len;
@@ -425,6 +452,7 @@ static int load_pages(struct load_job *j)
     }
     if (!rc)
         rc = mr_multifd_sync(j->mf, &j->err);
+    mr_populate_free(pop);
     return rc;
 }
 
