@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,60 @@ static int open_memfd(const struct vm_backend_opts *b, uint64_t size,
     return fd;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+struct prealloc_part {
+    uint8_t *base;
+    uint64_t len;
+    int err;
+};
+
+static void *prealloc_thread(void *arg)
+{
+    struct prealloc_part *pp = arg;
+
+    pp->err = madvise(pp->base, pp->len, MADV_POPULATE_WRITE) ? errno : 0;
+    return NULL;
+}
+
+/* prealloc=on: fault every page in now, split over the host's CPUs (first
+ * touch is slow on virtualised hosts), like QEMU's prealloc threads.
+ * MADV_POPULATE_WRITE keeps the content of a prefilled file. */
+static int prealloc_ram(uint8_t *p, uint64_t size, struct mr_error *err)
+{
+    struct prealloc_part parts[16];
+    pthread_t tids[16];
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = ncpu < 1 ? 1 : ncpu > 16 ? 16 : (unsigned)ncpu, started = 0;
+    uint64_t chunk = (size / n + (2u << 20) - 1) & ~(uint64_t)((2u << 20) - 1);
+    int e = 0;
+
+    for (unsigned i = 0; i < n && (uint64_t)i * chunk < size; i++) {
+        uint64_t off = (uint64_t)i * chunk;
+
+        parts[i] = (struct prealloc_part){ p + off, size - off < chunk ?
+                                           size - off : chunk, 0 };
+        if (pthread_create(&tids[i], NULL, prealloc_thread, &parts[i])) {
+            prealloc_thread(&parts[i]);
+            e = e ? e : parts[i].err;
+            continue;
+        }
+        started |= 1u << i;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (started & (1u << i)) {
+            pthread_join(tids[i], NULL);
+            e = e ? e : parts[i].err;
+        }
+    }
+    if (e)
+        return mr_error_set(err, -e, "preallocating guest memory "
+                            "failed: %s", strerror(e));
+    return 0;
+}
+
 static uint8_t *map_ram(const struct vm_backend_opts *b, uint64_t size,
                         struct mr_error *err)
 {
@@ -80,6 +135,10 @@ static uint8_t *map_ram(const struct vm_backend_opts *b, uint64_t size,
     if (p == MAP_FAILED) {
         mr_error_set(err, -errno, "cannot map %llu bytes of guest RAM: %s",
                      (unsigned long long)size, strerror(errno));
+        return NULL;
+    }
+    if (b && b->prealloc && prealloc_ram(p, size, err) < 0) {
+        munmap(p, size);
         return NULL;
     }
     return p;

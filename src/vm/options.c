@@ -71,6 +71,8 @@ static int set_object_prop(struct vm_backend_opts *o, const char *key,
                                 "non-negative number below 2^64");
     } else if (!strcmp(key, "share")) {
         return parse_onoff(key, value, &o->share, err);
+    } else if (!strcmp(key, "prealloc")) {
+        return parse_onoff(key, value, &o->prealloc, err);
     } else if (!strcmp(key, "hugetlb") && o->kind == VM_BACKEND_MEMFD) {
         return parse_onoff(key, value, &o->hugetlb, err);
     } else if (!strcmp(key, "mem-path") && o->kind == VM_BACKEND_FILE) {

@@ -36,6 +36,7 @@ struct vm_backend_opts {
     char *mem_path;   /* file backend only */
     bool share;
     bool hugetlb;
+    bool prealloc;    /* fault every page in at start (QEMU's prealloc=on) */
 };
 
 enum vm_accel {

@@ -51,8 +51,21 @@ static void objects(void **state)
     assert_string_equal(o.mem_path, "/tmp/x");
     assert_int_equal(o.size_bytes, 1ull << 30);
     assert_true(o.share);
+    assert_false(o.prealloc);
     free(o.id);
     free(o.mem_path);
+
+    assert_int_equal(vm_parse_object("memory-backend-file,id=m,size=1G,"
+                                     "mem-path=/tmp/x,prealloc=on", &o, &err),
+                     0);
+    assert_true(o.prealloc);
+    free(o.id);
+    free(o.mem_path);
+    assert_int_equal(vm_parse_object("memory-backend-ram,id=r,size=1G,"
+                                     "prealloc=maybe", &o, &err), -EINVAL);
+    assert_string_equal(err.msg, "Parameter 'prealloc' expects 'on' or 'off'");
+    free(o.id);
+    mr_error_clear(&err);
 
     assert_int_equal(vm_parse_object("memory-backend-memfd,id=a,size=64M",
                                      &o, &err), 0);
