@@ -358,7 +358,7 @@ int mr_multifd_queue_page(struct mr_multifd *m, size_t block_idx,
         return fail(m, err, &e);
     }
     if (bt->npages && (bt->block_idx != block_idx ||
-                       bt->npages >= MULTIFD_PACKET_SIZE / b->page_size ||
+                       bt->npages >= MR_MULTIFD_BATCH_BYTES / b->page_size ||
                        bt->npages >= m->batch_cap)) {
         r = dispatch_batch(m, err);
         if (r)
@@ -527,12 +527,12 @@ static int check_config(const struct mr_multifd_config *cfg,
 /* Smallest page size decides how many pages one batch can hold. */
 static size_t batch_capacity(const struct mr_multifd_config *cfg)
 {
-    uint64_t min_ps = MULTIFD_PACKET_SIZE;
+    uint64_t min_ps = MR_MULTIFD_BATCH_BYTES;
 
     for (size_t i = 0; i < cfg->nblocks; i++)
         if (cfg->blocks[i].page_size < min_ps)
             min_ps = cfg->blocks[i].page_size;
-    return (size_t)(MULTIFD_PACKET_SIZE / min_ps);
+    return (size_t)(MR_MULTIFD_BATCH_BYTES / min_ps);
 }
 
 static int channel_init(struct mr_multifd *m, struct channel *c, unsigned id,
