@@ -145,14 +145,14 @@ static void rate_limit(struct save_job *j, uint64_t bytes)
 }
 
 /* Mapped-ram: the page goes to the channels, or is found zero here when
- * this thread does the zero test (zero-page-detection legacy, or multifd
- * without channels: spec/multifd-file.md §6). */
+ * zero-page-detection is legacy (spec/multifd-file.md §6).  Multifd
+ * without channels tests in the pool's inline job, which runs on this same
+ * thread: it sees the whole batch, so it can bridge short zero gaps into
+ * large writes instead of one write per run of data pages. */
 static int send_page_mapped(struct save_job *j, size_t b, uint64_t page)
 {
     struct mr_ram_block *rb = blk(j, b);
-    bool test_here = j->params.zero_page_detection == MR_ZPD_LEGACY ||
-                     (j->params.zero_page_detection == MR_ZPD_MULTIFD &&
-                      !j->nchan);
+    bool test_here = j->params.zero_page_detection == MR_ZPD_LEGACY;
 
     if (test_here &&
         mr_page_is_zero(rb->host + page * rb->page_size, rb->page_size)) {
@@ -305,8 +305,8 @@ static int start_channels(struct save_job *j)
     cfg.fds = j->chan_fds;
     cfg.sync_fd = j->main_fd;
     cfg.direct_io = j->dio;
-    cfg.zero_detection = (j->params.zero_page_detection == MR_ZPD_MULTIFD &&
-                          j->nchan) ? MR_ZERO_PAGE_CHANNEL : MR_ZERO_PAGE_NONE;
+    cfg.zero_detection = j->params.zero_page_detection == MR_ZPD_MULTIFD ?
+                         MR_ZERO_PAGE_CHANNEL : MR_ZERO_PAGE_NONE;
     cfg.blocks = j->mblocks;
     cfg.nblocks = j->mig->nblocks;
     j->mf = mr_multifd_new(&cfg, &j->err);
