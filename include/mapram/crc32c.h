@@ -11,4 +11,7 @@
 
 uint32_t mr_crc32c(uint32_t crc, const void *buf, size_t len);
 
+/* The table-driven version, for tests and machines without SSE4.2. */
+uint32_t mr_crc32c_portable(uint32_t crc, const void *buf, size_t len);
+
 #endif
