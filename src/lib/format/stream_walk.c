@@ -543,9 +543,25 @@ static void finish(struct mr_walk *w)
     }
 }
 
+/* mapram's checksum trailer sits after the stream: note it and walk only
+ * what precedes it.  A damaged one is a problem, not the end of the walk. */
+static void find_trailer(struct mr_source *stream, struct mr_walk *w)
+{
+    struct mr_error e = MR_ERROR_INIT;
+    bool have = false;
+
+    if (mr_cksum_open(stream, &w->cksum, &have, &e)) {
+        add_problem(w, "%s", e.msg);
+        return;
+    }
+    w->have_cksum = have;
+    w->cksum_offset = stream->size;
+}
+
 int mr_walk_file(const struct mr_source *src, int64_t explicit_offset,
                  struct mr_walk *w, struct mr_error *err)
 {
+    struct mr_source stream = *src;
     struct mr_cursor *c;
     int ret;
 
@@ -556,7 +572,8 @@ int mr_walk_file(const struct mr_source *src, int64_t explicit_offset,
     c = malloc(sizeof(*c));
     if (!c)
         return mr_error_set(err, -ENOMEM, "out of memory");
-    mr_cursor_init(c, src, w->loc.stream_offset);
+    find_trailer(&stream, w);
+    mr_cursor_init(c, &stream, w->loc.stream_offset);
     if (mr_stream_read_header(c, &w->stream_version) == 0 &&
         mr_stream_read_config(c, &w->config) == 0) {
         w->have_config = true;
@@ -580,5 +597,6 @@ void mr_walk_free(struct mr_walk *w)
     free(w->records);
     if (w->vmdesc)
         json_decref(w->vmdesc);
+    mr_cksum_free(&w->cksum);
     memset(w, 0, sizeof(*w));
 }
