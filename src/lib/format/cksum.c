@@ -2,7 +2,8 @@
  * Checksum trailer codec and extent checksums (cksum.h).  Layout, all
  * integers little-endian (docs/file-format.md):
  *
- *   trailer: "MRCKSUM1" | u32 version | u32 nblocks |
+ *   trailer: "MRCKSUM1" | u32 version | u32 nblocks | u32 flags |
+ *            u32 stream_crc | u64 stream_offset |
  *            per block: u16 name_len | name | u64 page_size |
  *                       u64 used_length | u64 pages_offset |
  *                       u64 extent_pages | u64 nr_extents |
@@ -157,9 +158,11 @@ static uint64_t get_le(const uint8_t *p, int bytes)
 
 #define BLOCK_FIXED_BYTES (2 + 5 * 8)
 
+#define TRAILER_HEAD_BYTES (MR_CKSUM_MAGIC_BYTES + 4 * 4 + 8)
+
 uint8_t *mr_cksum_encode(const struct mr_cksum *ck, size_t *len)
 {
-    size_t n = MR_CKSUM_MAGIC_BYTES + 8 + 4;
+    size_t n = TRAILER_HEAD_BYTES + 4;
     uint8_t *buf, *p;
 
     for (uint32_t i = 0; i < ck->nblocks; i++)
@@ -171,6 +174,9 @@ uint8_t *mr_cksum_encode(const struct mr_cksum *ck, size_t *len)
     memcpy(buf, MR_CKSUM_MAGIC, MR_CKSUM_MAGIC_BYTES);
     p = put_le(buf + MR_CKSUM_MAGIC_BYTES, MR_CKSUM_VERSION, 4);
     p = put_le(p, ck->nblocks, 4);
+    p = put_le(p, ck->flags, 4);
+    p = put_le(p, ck->stream_crc, 4);
+    p = put_le(p, ck->stream_offset, 8);
     for (uint32_t i = 0; i < ck->nblocks; i++) {
         const struct mr_cksum_block *b = &ck->blocks[i];
         size_t nl = strlen(b->name);
@@ -236,7 +242,7 @@ static int decode_block(const uint8_t *buf, size_t len, size_t *pos,
 int mr_cksum_decode(const uint8_t *buf, size_t len, struct mr_cksum *ck,
                     struct mr_error *err)
 {
-    size_t pos = MR_CKSUM_MAGIC_BYTES + 8;
+    size_t pos = TRAILER_HEAD_BYTES;
     uint32_t version, nblocks;
     int rc;
 
@@ -249,6 +255,9 @@ int mr_cksum_decode(const uint8_t *buf, size_t len, struct mr_cksum *ck,
                             "does not match (the trailer is corrupt)");
     version = (uint32_t)get_le(buf + MR_CKSUM_MAGIC_BYTES, 4);
     nblocks = (uint32_t)get_le(buf + MR_CKSUM_MAGIC_BYTES + 4, 4);
+    ck->flags = (uint32_t)get_le(buf + MR_CKSUM_MAGIC_BYTES + 8, 4);
+    ck->stream_crc = (uint32_t)get_le(buf + MR_CKSUM_MAGIC_BYTES + 12, 4);
+    ck->stream_offset = get_le(buf + MR_CKSUM_MAGIC_BYTES + 16, 8);
     if (version != MR_CKSUM_VERSION)
         return mr_error_set(err, -EINVAL, "checksum trailer: version %u, "
                             "expected %d", version, MR_CKSUM_VERSION);
@@ -344,4 +353,172 @@ int mr_cksum_open(struct mr_source *src, struct mr_cksum *ck, bool *have,
         return rc;
     src->size = off;
     return 0;
+}
+
+/* ---- stream CRC -------------------------------------------------------- */
+
+struct mr_cksum_write {
+    uint64_t off;
+    size_t len;
+    uint8_t *data;
+};
+
+int mr_cksum_spans(const struct mr_cksum *ck, uint64_t start, uint64_t end,
+                   struct mr_cksum_span *out)
+{
+    uint64_t at = start;
+    int n = 0;
+
+    /* pages areas in file order: selection by smallest offset above `at` */
+    for (uint32_t k = 0; k <= ck->nblocks; k++) {
+        const struct mr_cksum_block *next = NULL;
+
+        for (uint32_t i = 0; i < ck->nblocks; i++) {
+            const struct mr_cksum_block *b = &ck->blocks[i];
+
+            if (b->pages_offset >= at && (!next ||
+                                          b->pages_offset < next->pages_offset))
+                next = b;
+        }
+        if (!next) {
+            if (at > end)
+                return -EINVAL;
+            out[n].off = at;
+            out[n++].len = end - at;
+            return k == ck->nblocks ? n : -EINVAL;
+        }
+        if (next->used_length > end || next->pages_offset > end -
+                                                           next->used_length)
+            return -EINVAL;
+        out[n].off = at;
+        out[n++].len = next->pages_offset - at;
+        at = next->pages_offset + next->used_length;
+        if (next->used_length == 0)
+            at++;       /* never select the same empty block twice */
+    }
+    return -EINVAL;
+}
+
+static int spans_of(const struct mr_cksum *ck, uint64_t end,
+                    struct mr_cksum_span **spans, struct mr_error *err)
+{
+    int n;
+
+    *spans = calloc(ck->nblocks + 1, sizeof(**spans));
+    if (!*spans)
+        return mr_error_set(err, -ENOMEM, "out of memory");
+    n = mr_cksum_spans(ck, ck->stream_offset, end, *spans);
+    if (n < 0) {
+        free(*spans);
+        *spans = NULL;
+        return mr_error_set(err, -EINVAL, "checksum trailer: pages areas "
+                            "overlap or lie outside the stream");
+    }
+    return n;
+}
+
+int mr_cksum_stream_crc(const struct mr_source *src, const struct mr_cksum *ck,
+                        uint64_t end, uint32_t *crc, struct mr_error *err)
+{
+    struct mr_cksum_span *spans;
+    uint8_t *buf = malloc(64 << 10);
+    int n = buf ? spans_of(ck, end, &spans, err) :
+            mr_error_set(err, -ENOMEM, "out of memory");
+    int rc = n < 0 ? n : 0;
+
+    *crc = 0;
+    for (int i = 0; !rc && i < n; i++) {
+        for (uint64_t o = 0; !rc && o < spans[i].len; o += 64 << 10) {
+            size_t len = spans[i].len - o < (64 << 10) ?
+                         (size_t)(spans[i].len - o) : (64 << 10);
+
+            rc = mr_source_read(src, buf, len, spans[i].off + o, err);
+            *crc = mr_crc32c(*crc, buf, len);
+        }
+    }
+    if (n >= 0)
+        free(spans);
+    free(buf);
+    return rc;
+}
+
+int mr_cksum_log_add(struct mr_cksum_log *log, const void *buf, size_t len,
+                     uint64_t off)
+{
+    struct mr_cksum_write *w;
+
+    if (log->bytes + len > MR_CKSUM_LOG_MAX_BYTES)
+        return -EFBIG;
+    if (log->n == log->cap) {
+        size_t cap = log->cap ? log->cap * 2 : 64;
+
+        w = realloc(log->w, cap * sizeof(*w));
+        if (!w)
+            return -ENOMEM;
+        log->w = w;
+        log->cap = cap;
+    }
+    w = &log->w[log->n];
+    w->data = malloc(len ? len : 1);
+    if (!w->data)
+        return -ENOMEM;
+    memcpy(w->data, buf, len);
+    w->off = off;
+    w->len = len;
+    log->n++;
+    log->bytes += len;
+    return 0;
+}
+
+/* Rebuild one span from the log (later writes win) and CRC it. */
+static uint32_t log_span_crc(const struct mr_cksum_log *log, uint32_t crc,
+                             const struct mr_cksum_span *s, uint8_t *buf)
+{
+    memset(buf, 0, (size_t)s->len);
+    for (size_t i = 0; i < log->n; i++) {
+        const struct mr_cksum_write *w = &log->w[i];
+        uint64_t a = w->off > s->off ? w->off : s->off;
+        uint64_t z = w->off + w->len < s->off + s->len ? w->off + w->len
+                                                       : s->off + s->len;
+
+        if (a < z)
+            memcpy(buf + (a - s->off), w->data + (a - w->off), (size_t)(z - a));
+    }
+    return mr_crc32c(crc, buf, (size_t)s->len);
+}
+
+int mr_cksum_log_crc(const struct mr_cksum_log *log, const struct mr_cksum *ck,
+                     uint64_t end, uint32_t *crc, struct mr_error *err)
+{
+    struct mr_cksum_span *spans;
+    int n = spans_of(ck, end, &spans, err);
+    uint8_t *buf;
+
+    *crc = 0;
+    if (n < 0)
+        return n;
+    for (int i = 0; i < n; i++) {
+        if (spans[i].len > MR_CKSUM_LOG_MAX_BYTES) {
+            free(spans);
+            return mr_error_set(err, -EFBIG, "stream checksum: a span of "
+                                "0x%llx bytes is too large", ULL(spans[i].len));
+        }
+        buf = malloc(spans[i].len ? (size_t)spans[i].len : 1);
+        if (!buf) {
+            free(spans);
+            return mr_error_set(err, -ENOMEM, "out of memory");
+        }
+        *crc = log_span_crc(log, *crc, &spans[i], buf);
+        free(buf);
+    }
+    free(spans);
+    return 0;
+}
+
+void mr_cksum_log_free(struct mr_cksum_log *log)
+{
+    for (size_t i = 0; i < log->n; i++)
+        free(log->w[i].data);
+    free(log->w);
+    memset(log, 0, sizeof(*log));
 }

@@ -42,10 +42,58 @@ struct mr_cksum_block {
     uint32_t *crc;              /* nr_extents values */
 };
 
+/* flags */
+#define MR_CKSUM_F_STREAM_CRC   1u  /* stream_crc is valid (mapped-ram) */
+
 struct mr_cksum {
+    uint32_t flags;
+    uint64_t stream_offset;     /* where the QEMU stream starts */
+    uint32_t stream_crc;        /* over the stream minus the pages areas */
     uint32_t nblocks;
     struct mr_cksum_block *blocks;
 };
+
+/*
+ * The stream CRC covers every byte of [stream_offset, trailer) outside
+ * the blocks' pages areas: stream records, block headers, bitmaps, the
+ * alignment padding (zeros), device state and the VMDESCRIPTION.  Those
+ * bytes lie in "spans", the complement of the pages areas.
+ */
+struct mr_cksum_span {
+    uint64_t off, len;
+};
+
+/* Spans of [start, end) in file order; at most nblocks + 1 of them.
+ * Returns how many, or -EINVAL when pages areas overlap or leave
+ * [start, end). */
+int mr_cksum_spans(const struct mr_cksum *ck, uint64_t start, uint64_t end,
+                   struct mr_cksum_span *out);
+
+/* The stream CRC of a file (loader, verify): reads the spans in 64 KiB
+ * pieces, allocating nothing that depends on the file. */
+int mr_cksum_stream_crc(const struct mr_source *src, const struct mr_cksum *ck,
+                        uint64_t end, uint32_t *crc, struct mr_error *err);
+
+/*
+ * The writer's side: every main-stream write (offset, bytes) is logged so
+ * that the stream CRC of the final content can be computed without
+ * reading the file back (the save's descriptors are write-only).  Bytes
+ * never written count as zeros (holes), as a reader sees them.
+ */
+struct mr_cksum_log {
+    struct mr_cksum_write *w;
+    size_t n, cap;
+    uint64_t bytes;
+};
+
+int mr_cksum_log_add(struct mr_cksum_log *log, const void *buf, size_t len,
+                     uint64_t off);
+int mr_cksum_log_crc(const struct mr_cksum_log *log, const struct mr_cksum *ck,
+                     uint64_t end, uint32_t *crc, struct mr_error *err);
+void mr_cksum_log_free(struct mr_cksum_log *log);
+
+/* Most bytes of non-page stream a save logs (device state, bitmaps). */
+#define MR_CKSUM_LOG_MAX_BYTES (256ULL << 20)
 
 /* Does the page at `page` of a bitmap hold data in the file? */
 typedef bool (*mr_cksum_present_fn)(const void *bitmap, uint64_t page);

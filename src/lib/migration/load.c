@@ -363,6 +363,27 @@ static int check_trailer_announced(struct load_job *j, bool present,
     return 0;
 }
 
+/* Everything but the pages, checked before a byte of it is parsed. */
+static int check_stream_crc(struct load_job *j)
+{
+    uint32_t crc;
+
+    if (!j->have_ck || !(j->ck.flags & MR_CKSUM_F_STREAM_CRC))
+        return 0;
+    if (j->ck.stream_offset != j->offset)
+        return LOAD_FAIL(j, -EINVAL, "checksum trailer: the stream starts at "
+                         "0x%llx, but is loaded from 0x%llx",
+                         ULL(j->ck.stream_offset), ULL(j->offset));
+    if (mr_cksum_stream_crc(&j->src, &j->ck, j->src.size, &crc, &j->c.err))
+        return j->c.err.code;
+    if (crc != j->ck.stream_crc)
+        return LOAD_FAIL(j, -EBADMSG, "stream checksum mismatch: the stream "
+                         "records, bitmaps or device state differ from what "
+                         "was saved (expected 0x%08x, computed 0x%08x)",
+                         j->ck.stream_crc, crc);
+    return 0;
+}
+
 /* Phase 1: the whole main stream. */
 static int parse_stream(struct load_job *j)
 {
@@ -372,7 +393,8 @@ static int parse_stream(struct load_job *j)
 
     mr_cursor_init(&j->c, &j->src, j->offset);
     /* The trailer first: the stream then ends where it starts. */
-    if (mr_cksum_open(&j->src, &j->ck, &j->have_ck, &j->c.err))
+    if (mr_cksum_open(&j->src, &j->ck, &j->have_ck, &j->c.err) ||
+        check_stream_crc(j))
         return j->c.err.code;
     mr_cursor_init(&j->c, &j->src, j->offset);
     if ((rc = mr_stream_read_header(&j->c, &version)) ||

@@ -55,6 +55,7 @@ struct save_job {
     int64_t window_ms, downtime_start_ms, setup_done_ms;
     uint64_t window_bytes, pass_bytes;
     struct mr_cksum ck;             /* mapped-ram: extent checksums */
+    struct mr_cksum_log log;        /* mapped-ram: main-stream writes */
     struct mr_error err;
 };
 
@@ -68,6 +69,21 @@ static int sink_pwrite(void *opaque, const void *buf, size_t len, uint64_t off,
         return mr_error_set(err, rc, "Unable to write to file: %s",
                             strerror(-rc));
     return 0;
+}
+
+/* Mapped-ram: the main stream is small (no pages), so its writes are
+ * logged for the trailer's stream CRC (format/cksum.h). */
+static int sink_logged(void *opaque, const void *buf, size_t len, uint64_t off,
+                       struct mr_error *err)
+{
+    struct save_job *j = opaque;
+    int rc = mr_cksum_log_add(&j->log, buf, len, off);
+
+    if (rc)
+        return mr_error_set(err, rc, "stream checksum: cannot log %zu bytes "
+                            "at 0x%llx: %s", len, (unsigned long long)off,
+                            strerror(-rc));
+    return sink_pwrite(&j->main_fd, buf, len, off, err);
 }
 
 static struct mr_ram_block *blk(struct save_job *j, size_t i)
@@ -319,6 +335,11 @@ static int start_channels(struct save_job *j)
 static int save_setup(struct save_job *j)
 {
     struct mr_stream_sink sink = { sink_pwrite, &j->main_fd };
+
+    if (j->mapped) {
+        sink.pwrite_all = sink_logged;
+        sink.opaque = j;
+    }
     int rc;
 
     if ((rc = open_channels(j)) || (rc = alloc_bitmaps(j)))
@@ -465,6 +486,13 @@ static int write_trailer(struct save_job *j)
 
     if ((rc = sync_main(j)))
         return rc;
+    j->ck.stream_offset = j->addr.offset;
+    if (j->mapped) {
+        j->ck.flags |= MR_CKSUM_F_STREAM_CRC;
+        if ((rc = mr_cksum_log_crc(&j->log, &j->ck, off, &j->ck.stream_crc,
+                                   &j->err)))
+            return rc;
+    }
     t = mr_cksum_encode(&j->ck, &len);
     if (!t)
         return mr_error_set(&j->err, -ENOMEM, "out of memory");
@@ -597,6 +625,7 @@ static void free_job(struct save_job *j)
     free(j->mblocks);
     free(j->swb);
     mr_cksum_free(&j->ck);
+    mr_cksum_log_free(&j->log);
     if (j->w_ready)
         mr_sw_destroy(&j->w);
     mr_params_release(&j->params);

@@ -76,7 +76,7 @@ static void round_trip(void **state)
     build(&ck);
     buf = mr_cksum_encode(&ck, &len);
     assert_non_null(buf);
-    assert_int_equal(len, 16 + (42 + 6 + 12) + (42 + 7 + 4) + 4);
+    assert_int_equal(len, 32 + (42 + 6 + 12) + (42 + 7 + 4) + 4);
     assert_memory_equal(buf, "MRCKSUM1", 8);
     assert_int_equal(mr_cksum_decode(buf, len, &back, NULL), 0);
     assert_int_equal(back.nblocks, 2);
