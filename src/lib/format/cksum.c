@@ -367,36 +367,35 @@ int mr_cksum_spans(const struct mr_cksum *ck, uint64_t start, uint64_t end,
                    struct mr_cksum_span *out)
 {
     uint64_t at = start;
+    uint32_t areas = 0;
     int n = 0;
 
-    /* pages areas in file order: selection by smallest offset above `at` */
-    for (uint32_t k = 0; k <= ck->nblocks; k++) {
+    for (uint32_t i = 0; i < ck->nblocks; i++)
+        areas += ck->blocks[i].used_length != 0;
+    /* pages areas in file order: each step takes the lowest one at or
+     * after `at`; an area that overlaps another is never taken */
+    for (uint32_t k = 0; k < areas; k++) {
         const struct mr_cksum_block *next = NULL;
 
         for (uint32_t i = 0; i < ck->nblocks; i++) {
             const struct mr_cksum_block *b = &ck->blocks[i];
 
-            if (b->pages_offset >= at && (!next ||
-                                          b->pages_offset < next->pages_offset))
+            if (b->used_length && b->pages_offset >= at &&
+                (!next || b->pages_offset < next->pages_offset))
                 next = b;
         }
-        if (!next) {
-            if (at > end)
-                return -EINVAL;
-            out[n].off = at;
-            out[n++].len = end - at;
-            return k == ck->nblocks ? n : -EINVAL;
-        }
-        if (next->used_length > end || next->pages_offset > end -
-                                                           next->used_length)
+        if (!next || next->used_length > end ||
+            next->pages_offset > end - next->used_length)
             return -EINVAL;
         out[n].off = at;
         out[n++].len = next->pages_offset - at;
         at = next->pages_offset + next->used_length;
-        if (next->used_length == 0)
-            at++;       /* never select the same empty block twice */
     }
-    return -EINVAL;
+    if (at > end)
+        return -EINVAL;
+    out[n].off = at;
+    out[n++].len = end - at;
+    return n;
 }
 
 static int spans_of(const struct mr_cksum *ck, uint64_t end,

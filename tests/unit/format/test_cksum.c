@@ -166,6 +166,73 @@ static void footer_in_file(void **state)
     free(file);
 }
 
+static void spans(void **state)
+{
+    struct mr_cksum ck;
+    struct mr_cksum_span sp[4];
+
+    (void)state;
+    build(&ck);   /* pc.ram 3 MiB at 2 MiB, pc.bios 4 KiB at 6 MiB */
+    assert_int_equal(mr_cksum_spans(&ck, 0x1000, 0x700000, sp), 3);
+    assert_int_equal(sp[0].off, 0x1000);
+    assert_int_equal(sp[0].len, 0x1ff000);
+    assert_int_equal(sp[1].off, 0x500000);
+    assert_int_equal(sp[1].len, 0x100000);
+    assert_int_equal(sp[2].off, 0x601000);
+    assert_int_equal(sp[2].len, 0xff000);
+    /* an area past the end, or overlapping another: refused */
+    assert_int_equal(mr_cksum_spans(&ck, 0x1000, 0x600800, sp), -EINVAL);
+    ck.blocks[1].pages_offset = 0x400000;
+    assert_int_equal(mr_cksum_spans(&ck, 0x1000, 0x700000, sp), -EINVAL);
+    mr_cksum_free(&ck);
+}
+
+/* The writer's log and a reader of the resulting file agree on the stream
+ * CRC, with overwrites (later wins), holes (zeros) and writes that reach
+ * into a pages area (ignored); and a changed byte changes it. */
+static void stream_crc_log_vs_file(void **state)
+{
+    enum { SIZE = 0x700000 };
+    struct mr_cksum ck;
+    struct mr_cksum_log log = { 0 };
+    struct mr_source src;
+    uint8_t *file = calloc(1, SIZE), rec[3000];
+    uint32_t a, b;
+
+    (void)state;
+    build(&ck);
+    ck.stream_offset = 0x1000;
+    for (size_t i = 0; i < sizeof(rec); i++)
+        rec[i] = (uint8_t)(i * 7 + 1);
+    const uint64_t offs[] = { 0x1000, 0x1800, 0x1fff000, 0x4ffc00, 0x600800,
+                              0x1800 };
+    for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+        uint64_t off = offs[i] % SIZE;
+        size_t len = i == 5 ? 10 : sizeof(rec);
+
+        if (i == 5)
+            rec[0] ^= 0xff;   /* a rewrite of a few bytes */
+        assert_int_equal(mr_cksum_log_add(&log, rec, len, off), 0);
+        memcpy(file + off, rec, off + len > SIZE ? SIZE - off : len);
+    }
+    /* page data in the areas does not count */
+    memset(file + 0x200000, 0xab, 0x300000);
+    mr_source_init_mem(&src, file, SIZE);
+    assert_int_equal(mr_cksum_log_crc(&log, &ck, SIZE, &a, NULL), 0);
+    assert_int_equal(mr_cksum_stream_crc(&src, &ck, SIZE, &b, NULL), 0);
+    assert_int_equal(a, b);
+    file[0x5fffff] ^= 1;
+    assert_int_equal(mr_cksum_stream_crc(&src, &ck, SIZE, &b, NULL), 0);
+    assert_int_not_equal(a, b);
+    file[0x5fffff] ^= 1;
+    file[0x200123] ^= 1;
+    assert_int_equal(mr_cksum_stream_crc(&src, &ck, SIZE, &b, NULL), 0);
+    assert_int_equal(a, b);
+    mr_cksum_log_free(&log);
+    mr_cksum_free(&ck);
+    free(file);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -174,6 +241,8 @@ int main(void)
         cmocka_unit_test(round_trip),
         cmocka_unit_test(hostile_trailers),
         cmocka_unit_test(footer_in_file),
+        cmocka_unit_test(spans),
+        cmocka_unit_test(stream_crc_log_vs_file),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
