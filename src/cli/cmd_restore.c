@@ -23,7 +23,7 @@
 #include "cli.h"
 #include "progress.h"
 #include "save_common.h"
-#include "save_header.h"
+#include "format/mapram_header.h"
 #include "spawn_vm.h"
 
 struct restore_opts {
@@ -39,7 +39,7 @@ struct restore_opts {
 struct restore_run {
     struct restore_opts o;
     struct mr_qmp_client *qmp;
-    struct save_header hdr;
+    struct mr_file_header hdr;
     struct spawned_vm vm;
     int fd_main;
     int fd_second;
@@ -104,7 +104,7 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
 /* Open and validate the file; nothing touches the VM before this passed. */
 static int read_header(struct restore_run *r, struct mr_error *err)
 {
-    uint8_t sector[SAVE_HEADER_SECTOR_BYTES];
+    uint8_t sector[MR_FILE_HEADER_SECTOR];
     struct stat st;
     ssize_t n;
 
@@ -122,10 +122,22 @@ static int read_header(struct restore_run *r, struct mr_error *err)
     if (n < (ssize_t)sizeof(sector))
         return mr_error_set(err, -EINVAL,
                             "not a mapram save file (only %zd bytes)", n);
-    if (save_header_decode(sector, &r->hdr, err) < 0 ||
-        save_header_check_restorable(&r->hdr, (uint64_t)st.st_size, err) < 0)
+    if (!mr_file_header_probe(sector, sizeof(sector)))
+        return mr_error_set(err, -EINVAL,
+                            "%s: not a mapram save file (no MAPRAMSV header)",
+                            r->o.path);
+    if (mr_file_header_decode(sector, &r->hdr, err) < 0)
         return mr_error_prefix(err, "%s: ", r->o.path);
-    if (!(r->hdr.flags & SAVE_HEADER_F_MAPPED_RAM))
+    if (!mr_file_header_is_complete(&r->hdr))
+        return mr_error_set(err, -EINVAL,
+                            "%s: incomplete save file: the save did not finish",
+                            r->o.path);
+    if (mr_file_header_check_size(&r->hdr, (uint64_t)st.st_size, err) < 0)
+        return mr_error_prefix(err, "%s: ", r->o.path);
+    if (r->hdr.stream_size == 0)
+        return mr_error_set(err, -EINVAL, "%s: the header records an empty stream",
+                            r->o.path);
+    if (!(r->hdr.flags & MR_FILE_FLAG_MAPPED_RAM))
         return mr_error_set(err, -EINVAL,
                             "%s: the stream is not in mapped-ram format",
                             r->o.path);
@@ -241,7 +253,7 @@ static void report(const struct restore_run *r, const struct mr_error *err)
         json_t *o = err ?
             json_pack("{s:s,s:s,s:s}", "event", "error", "op", "restore",
                       "message", err->msg) :
-            json_pack("{s:s,s:s,s:s,s:s,s:s?}", "event", "done", "op", "restore",
+            json_pack("{s:s,s:s,s:s,s:s,s:s*}", "event", "done", "op", "restore",
                       "file", r->o.path, "vm_state", state, "qmp",
                       r->o.spawn ? r->vm.socket_path : NULL);
         char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);

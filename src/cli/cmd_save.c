@@ -16,6 +16,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,7 @@
 #include "cli.h"
 #include "progress.h"
 #include "save_common.h"
-#include "save_header.h"
+#include "format/mapram_header.h"
 
 /* Room for the ROM blocks, their 1 MiB alignment and the device state
  * beyond guest RAM (a q35 guest has about six more blocks). */
@@ -49,11 +50,13 @@ struct save_run {
     struct save_opts o;
     struct mr_qmp_client *qmp;
     struct mgmt_vm_status before;
-    struct save_header hdr;
+    struct mr_file_header hdr;
     json_t *meta;
     int fd_main;
     int fd_direct;             /* O_DIRECT, or a second plain open */
-    bool created;              /* we created the file: remove it on failure */
+    char work_path[PATH_MAX];  /* the file written: FILE, or a temp name
+                                  beside it renamed over FILE at the end */
+    bool created;              /* work_path is ours: remove it on failure */
     bool direct_io;            /* effective */
     bool stopped_by_us;
     int64_t fdset_id;
@@ -156,7 +159,7 @@ static int check_space(struct save_run *r, struct mr_error *err)
     if (vfs.f_blocks == 0)
         return 0; /* no space accounting (ramfs): nothing to check */
     avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-    need = SAVE_HEADER_DEFAULT_BYTES + r->hdr.ram_size + SAVE_SLACK_BYTES;
+    need = MR_FILE_HEADER_SIZE_DEFAULT + r->hdr.ram_size + SAVE_SLACK_BYTES;
     if (avail < need)
         return mr_error_set(err, -ENOSPC,
                             "not enough free space for '%s': need %" PRIu64
@@ -181,6 +184,9 @@ static int inspect_vm(struct save_run *r, struct mr_error *err)
     if (!strcmp(r->before.status, "inmigrate"))
         return mr_error_set(err, -EINVAL,
                             "Guest is waiting for an incoming migration");
+    if (!strcmp(r->before.status, "postmigrate"))
+        return mr_error_set(err, -EINVAL,
+                            "Can't migrate the vm that was paused due to previous migration");
     if (mgmt_query_ram_size(r->qmp, &r->hdr.ram_size, err) < 0)
         return err->code;
     mgmt_query_version(r->qmp, r->hdr.vm_version, sizeof(r->hdr.vm_version));
@@ -190,7 +196,7 @@ static int inspect_vm(struct save_run *r, struct mr_error *err)
 
 static int open_direct(struct save_run *r, struct mr_error *err)
 {
-    r->fd_direct = open(r->o.path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    r->fd_direct = open(r->work_path, O_WRONLY | O_DIRECT | O_CLOEXEC);
     if (r->fd_direct >= 0 &&
         mgmt_probe_direct_write(r->fd_direct, 1 << 20) &&
         ftruncate(r->fd_main, 0) == 0) {
@@ -209,56 +215,89 @@ static int open_direct(struct save_run *r, struct mr_error *err)
     return 0;
 }
 
+/*
+ * Create the file we write.  An existing FILE (--force) is replaced only
+ * at the very end, by renaming a sibling over it, so a failed save never
+ * destroys the previous one.
+ */
 static int open_file(struct save_run *r, struct mr_error *err)
 {
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (r->o.force ? 0 : O_EXCL);
+    int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
     bool existed = access(r->o.path, F_OK) == 0;
+    int n;
 
-    r->fd_main = open(r->o.path, flags, 0600);
+    n = existed ? snprintf(r->work_path, sizeof(r->work_path),
+                           "%s.mapram-partial.%d", r->o.path, (int)getpid())
+                : snprintf(r->work_path, sizeof(r->work_path), "%s", r->o.path);
+    if (n < 0 || n >= (int)sizeof(r->work_path))
+        return mr_error_set(err, -ENAMETOOLONG, "'%s': path too long",
+                            r->o.path);
+    r->fd_main = open(r->work_path, flags, 0600);
     if (r->fd_main < 0)
         return mr_error_set(err, -errno, "Could not create '%s': %s",
-                            r->o.path, strerror(errno));
-    r->created = !existed;
-    if (ftruncate(r->fd_main, 0) < 0)
-        return mr_error_set(err, -errno, "cannot truncate '%s': %s",
-                            r->o.path, strerror(errno));
+                            r->work_path, strerror(errno));
+    r->created = true;
     if (r->o.dio != DIO_OFF && open_direct(r, err) < 0)
         return err->code;
     if (r->fd_direct < 0) {
         /* QEMU asks for two independent opens whenever multifd is on. */
-        r->fd_direct = open(r->o.path, O_WRONLY | O_CLOEXEC);
+        r->fd_direct = open(r->work_path, O_WRONLY | O_CLOEXEC);
         if (r->fd_direct < 0)
             return mr_error_set(err, -errno, "Could not open '%s': %s",
-                                r->o.path, strerror(errno));
+                                r->work_path, strerror(errno));
+    }
+    return 0;
+}
+
+/* Put the finished file in place and make the rename durable. */
+static int publish(struct save_run *r, struct mr_error *err)
+{
+    char *copy;
+    int dfd;
+
+    if (!strcmp(r->work_path, r->o.path))
+        return 0;
+    if (rename(r->work_path, r->o.path) < 0)
+        return mr_error_set(err, -errno, "cannot rename '%s' to '%s': %s",
+                            r->work_path, r->o.path, strerror(errno));
+    r->created = false;
+    copy = strdup(r->o.path);
+    if (!copy)
+        return 0;
+    dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(copy);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
     }
     return 0;
 }
 
 static int write_header(struct save_run *r, struct mr_error *err)
 {
-    uint8_t buf[SAVE_HEADER_DEFAULT_BYTES];
+    uint8_t buf[MR_FILE_HEADER_SIZE_DEFAULT];
     char *meta = r->meta ? json_dumps(r->meta, JSON_COMPACT) : NULL;
     size_t meta_len = meta ? strlen(meta) : 0;
     ssize_t n;
 
-    if (meta_len > sizeof(buf) - SAVE_HEADER_SECTOR_BYTES)
+    if (meta_len > sizeof(buf) - MR_FILE_HEADER_SECTOR)
         meta_len = 0;
     r->hdr.meta_len = (uint32_t)meta_len;
-    save_header_encode(&r->hdr, buf);
-    memset(buf + SAVE_HEADER_SECTOR_BYTES, 0,
-           sizeof(buf) - SAVE_HEADER_SECTOR_BYTES);
+    mr_file_header_encode(&r->hdr, buf);
+    memset(buf + MR_FILE_HEADER_SECTOR, 0,
+           sizeof(buf) - MR_FILE_HEADER_SECTOR);
     if (meta_len)
-        memcpy(buf + SAVE_HEADER_SECTOR_BYTES, meta, meta_len);
+        memcpy(buf + MR_FILE_HEADER_SECTOR, meta, meta_len);
     free(meta);
     /* a PART header rewrites the whole reserved area, a DONE header only
      * the first sector (docs/file-header.md) */
-    n = pwrite(r->fd_main, buf, r->hdr.state == SAVE_HEADER_STATE_DONE ?
-               SAVE_HEADER_SECTOR_BYTES : sizeof(buf), 0);
+    n = pwrite(r->fd_main, buf, r->hdr.state == MR_FILE_STATE_DONE ?
+               MR_FILE_HEADER_SECTOR : sizeof(buf), 0);
     if (n < 0)
         return mr_error_set(err, -errno, "cannot write the header of '%s': %s",
                             r->o.path, strerror(errno));
-    if (n != (r->hdr.state == SAVE_HEADER_STATE_DONE ?
-              (ssize_t)SAVE_HEADER_SECTOR_BYTES : (ssize_t)sizeof(buf)))
+    if (n != (r->hdr.state == MR_FILE_STATE_DONE ?
+              (ssize_t)MR_FILE_HEADER_SECTOR : (ssize_t)sizeof(buf)))
         return mr_error_set(err, -ENOSPC, "short write of the header of '%s'",
                             r->o.path);
     return 0;
@@ -266,16 +305,16 @@ static int write_header(struct save_run *r, struct mr_error *err)
 
 static void fill_header(struct save_run *r)
 {
-    r->hdr.version = SAVE_HEADER_VERSION;
-    r->hdr.state = SAVE_HEADER_STATE_PART;
-    r->hdr.header_size = SAVE_HEADER_DEFAULT_BYTES;
-    r->hdr.stream_offset = SAVE_HEADER_DEFAULT_BYTES;
+    r->hdr.version = MR_FILE_HEADER_VERSION;
+    r->hdr.state = MR_FILE_STATE_PART;
+    r->hdr.header_size = MR_FILE_HEADER_SIZE_DEFAULT;
+    r->hdr.stream_offset = MR_FILE_HEADER_SIZE_DEFAULT;
     r->hdr.created = (uint64_t)time(NULL);
     r->hdr.channels = r->o.channels;
-    r->hdr.flags = SAVE_HEADER_F_MULTIFD | SAVE_HEADER_F_MAPPED_RAM |
-                   (r->before.running ? SAVE_HEADER_F_WAS_RUNNING : 0) |
-                   (r->o.live ? SAVE_HEADER_F_LIVE : 0) |
-                   (r->direct_io ? SAVE_HEADER_F_DIRECT_IO : 0);
+    r->hdr.flags = MR_FILE_FLAG_MULTIFD | MR_FILE_FLAG_MAPPED_RAM |
+                   (r->before.running ? MR_FILE_FLAG_WAS_RUNNING : 0) |
+                   (r->o.live ? MR_FILE_FLAG_LIVE : 0) |
+                   (r->direct_io ? MR_FILE_FLAG_DIRECT_IO : 0);
     snprintf(r->hdr.tool_version, sizeof(r->hdr.tool_version), "mapram %s",
              MAPRAM_VERSION);
 }
@@ -318,13 +357,13 @@ static int finish_file(struct save_run *r, struct mr_error *err)
         return mr_error_set(err, -EIO, "the VM wrote no stream to '%s'",
                             r->o.path);
     r->hdr.stream_size = (uint64_t)st.st_size - r->hdr.stream_offset;
-    r->hdr.state = SAVE_HEADER_STATE_DONE;
+    r->hdr.state = MR_FILE_STATE_DONE;
     if (write_header(r, err) < 0)
         return err->code;
     if (fdatasync(r->fd_main) < 0)
         return mr_error_set(err, -errno, "cannot sync '%s': %s", r->o.path,
                             strerror(errno));
-    return 0;
+    return publish(r, err);
 }
 
 /* Undo what a failed save changed on the VM; keep the first error. */
@@ -426,7 +465,7 @@ int cmd_save(int argc, char **argv)
     if (r.fd_main >= 0)
         close(r.fd_main);
     if (rc < 0 && r.created)
-        unlink(r.o.path);
+        unlink(r.work_path);
     if (r.qmp)
         mr_qmp_client_close(r.qmp);
     json_decref(r.meta);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +52,18 @@ enum progress_mode mgmt_progress_mode(bool json)
 int mgmt_connect(const char *socket_path, struct mr_qmp_client **out,
                  struct mr_error *err)
 {
+    struct stat st;
+
+    /* The client waits for a socket that is not there yet (a VM still
+     * starting); an operator naming a wrong path should hear it at once. */
+    if (stat(socket_path, &st) < 0)
+        return mr_error_set(err, -errno,
+                            "cannot connect to the VM monitor at '%s': %s",
+                            socket_path, strerror(errno));
+    if (!S_ISSOCK(st.st_mode))
+        return mr_error_set(err, -ENOTSOCK,
+                            "cannot connect to the VM monitor at '%s': not a socket",
+                            socket_path);
     *out = mr_qmp_client_connect(socket_path, MGMT_QMP_TIMEOUT_MS, err);
     if (!*out) {
         mr_error_set(err, -EIO, "no answer");

@@ -95,6 +95,7 @@ static int wait_socket(struct spawned_vm *vm, struct mr_error *err)
             return 0;
         if (waitpid(vm->pid, &status, WNOHANG) == vm->pid) {
             vm->pid = 0;
+            vm->keep_log = true; /* the message points there */
             return mr_error_set(err, -ECHILD,
                                 "mapram-vm exited before its monitor came up (see %s)",
                                 vm->log_path);
@@ -139,5 +140,10 @@ void spawn_vm_kill(struct spawned_vm *vm)
         kill(vm->pid, SIGTERM);
         waitpid(vm->pid, NULL, 0);
         vm->pid = 0;
+    }
+    if (vm->dir[0] && !vm->keep_log) {
+        unlink(vm->socket_path);
+        unlink(vm->log_path);
+        rmdir(vm->dir);
     }
 }

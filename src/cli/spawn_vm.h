@@ -7,6 +7,7 @@
 #ifndef MAPRAM_CLI_SPAWN_VM_H
 #define MAPRAM_CLI_SPAWN_VM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -17,6 +18,7 @@ struct spawned_vm {
     char dir[64];              /* private temp dir holding the socket */
     char socket_path[128];
     char log_path[128];
+    bool keep_log;             /* the VM failed to start: leave its log */
 };
 
 void spawn_vm_init(struct spawned_vm *vm);

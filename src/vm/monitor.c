@@ -44,6 +44,18 @@ static json_t *qmp_query_name(struct mr_qmp_call *call, json_t *args,
     return name ? json_pack("{s:s}", "name", name) : json_object();
 }
 
+/* QEMU answers {"base-memory": N[, "plugged-memory": M]}; management
+ * tools (mapram restore) compare it with a save file's RAM size. */
+static json_t *qmp_query_memory_size_summary(struct mr_qmp_call *call,
+                                             json_t *args,
+                                             struct mr_error *err)
+{
+    (void)args;
+    (void)err;
+    return json_pack("{s:I}", "base-memory",
+                     (json_int_t)call_vm(call)->machine.ram_bytes);
+}
+
 static json_t *qmp_stop(struct mr_qmp_call *call, json_t *args,
                         struct mr_error *err)
 {
@@ -130,6 +142,7 @@ static const struct mr_qmp_arg memsave_args[] = {
 static const struct mr_qmp_command vm_commands[] = {
     { "query-status", qmp_query_status, NULL },
     { "query-name", qmp_query_name, NULL },
+    { "query-memory-size-summary", qmp_query_memory_size_summary, NULL },
     { "stop", qmp_stop, NULL },
     { "cont", qmp_cont, NULL },
     { "quit", qmp_quit, NULL },

@@ -22,6 +22,14 @@ QEMU = shutil.which("qemu-system-x86_64") or "/usr/bin/qemu-system-x86_64"
 PAGE = 4096
 
 
+def die_with_parent():
+    """In the child: get SIGKILL when the test process dies, so a test
+    killed by a timeout leaves no QEMU behind."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def mapram_bin():
     build = os.environ.get("MAPRAM_BUILD_DIR")
     if not build:
@@ -117,20 +125,34 @@ class Qemu:
                 "-qmp", "unix:%s,server=on,wait=off" % self.test_sock_path]
         if paused:
             args.append("-S")
+        elif accel() == "kvm":
+            # A guest that runs would find KVM's paravirtual clock and the
+            # host would keep writing it (also on the destination after a
+            # load): hide KVM so guest RAM only changes by the guest.
+            args += ["-cpu", "qemu64,kvm=off"]
         if incoming:
             args += ["-incoming", "defer"]
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 15
-        while not (os.path.exists(self.sock_path) and
-                   os.path.exists(self.test_sock_path)):
+                                     stdout=self.log, stderr=self.log,
+                                     preexec_fn=die_with_parent)
+        try:
+            self.qmp = self._connect(time.monotonic() + 15)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _connect(self, deadline):
+        while True:
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
                 raise RuntimeError("QEMU %s did not start: %s"
-                                   % (name, open(self.log_path).read()))
+                                   % (self.name, open(self.log_path).read()))
+            if os.path.exists(self.test_sock_path):
+                try:
+                    return Qmp(self.test_sock_path)
+                except (ConnectionRefusedError, FileNotFoundError):
+                    pass  # the socket file appears just before listen()
             time.sleep(0.02)
-        self.qmp = Qmp(self.test_sock_path)
 
     def status(self):
         return self.qmp.cmd("query-status")["status"]
@@ -182,6 +204,9 @@ def probe_o_direct(directory):
     try:
         fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_TRUNC | os.O_DIRECT, 0o660)
     except OSError:
+        # some filesystems create the file before refusing O_DIRECT
+        if os.path.exists(path):
+            os.unlink(path)
         return False
     try:
         buf = mmap.mmap(-1, 1 << 20)
@@ -212,6 +237,8 @@ def main(cases):
     if not os.path.exists(QEMU):
         print("SKIP: qemu-system-x86_64 not installed")
         return SKIP
+    # meson's timeout sends SIGTERM: unwind so every QEMU gets killed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     workdir = tempfile.mkdtemp(prefix="mapram-live-", dir=os.environ.get("TMPDIR", "/var/tmp"))
     try:
         rc = cases[sys.argv[1]](workdir)

@@ -132,6 +132,21 @@ def case_running_vm(workdir):
             check(dst.fdsets() == [], "destination fdsets left")
 
 
+def case_live(workdir):
+    """--live: the guest runs during the save; QEMU stops it for the
+    switchover and it stays paused; the copy equals the frozen source."""
+    path = os.path.join(workdir, "vm.sav")
+    with Qemu(workdir, "src", prefill=True, paused=False) as src, \
+         Qemu(workdir, "dst", incoming=True) as dst:
+        run_mapram("save", "--qmp", src.sock_path, path, "--live", expect_rc=0)
+        check(src.status() == "postmigrate", "source: %s" % src.status())
+        flags = read_header(path)["flags"]
+        check(flags & F_LIVE and flags & F_WAS_RUNNING, "flags 0x%x" % flags)
+        run_mapram("restore", "--qmp", dst.sock_path, path, "--paused",
+                   expect_rc=0)
+        check(same_file(src.ram_path, dst.ram_path), "guest RAM differs")
+
+
 def case_sigint(workdir):
     """Ctrl-C during a save of a running VM: cancelled, VM running again,
     no fdset, file removed.  (If the save wins the race it must be whole.)"""
@@ -159,10 +174,13 @@ def errors_setup(workdir):
 
 
 def case_err_no_socket(workdir):
-    res = run_mapram("save", "--qmp", os.path.join(workdir, "none.sock"),
-                     os.path.join(workdir, "x.sav"))
-    expect_error(res, "No such file or directory")
-    check("cannot connect to the VM monitor" in res.stderr, res.stderr)
+    sock = os.path.join(workdir, "none.sock")
+    res = run_mapram("save", "--qmp", sock, os.path.join(workdir, "x.sav"))
+    expect_error(res, "cannot connect to the VM monitor at '%s': No such file "
+                 "or directory" % sock)
+    res = run_mapram("save", "--qmp", workdir, os.path.join(workdir, "x.sav"))
+    expect_error(res, "cannot connect to the VM monitor at '%s': not a socket"
+                 % workdir)
 
 
 def case_err_not_qmp(workdir):
@@ -181,7 +199,8 @@ def case_err_not_qmp(workdir):
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     res = run_mapram("save", "--qmp", sock_path, os.path.join(workdir, "x.sav"))
-    expect_error(res, "not a QMP monitor (unexpected data)")
+    expect_error(res, "cannot connect to the VM monitor at '%s': not a QMP "
+                 "monitor (unexpected data)" % sock_path)
     check(not os.path.exists(os.path.join(workdir, "x.sav")), "file created")
 
 
@@ -194,6 +213,19 @@ def case_err_exists(workdir):
         expect_error(res, "'%s' exists; use --force to overwrite it" % path)
         check(open(path).read() == "precious", "file changed")
         check(src.status() == "running", "source: %s" % src.status())
+        # --force replaces it, by a rename at the very end
+        run_mapram("save", "--qmp", src.sock_path, path, "--force", expect_rc=0)
+        check(read_header(path)["state"] == STATE_DONE, "not replaced")
+        with open(path, "rb") as f:
+            good = f.read()
+        # a failed --force save keeps the old file and leaves nothing behind
+        res = run_mapram("save", "--qmp", src.sock_path, path, "--force")
+        expect_error(res, "Can't migrate the vm that was paused due to "
+                     "previous migration")
+        with open(path, "rb") as f:
+            check(f.read() == good, "old save damaged by a failed --force")
+        check(sorted(f for f in os.listdir(workdir) if "sav" in f) == ["vm.sav"],
+              "leftovers: %r" % os.listdir(workdir))
 
 
 def case_err_migrating(workdir):
@@ -262,8 +294,27 @@ def case_err_truncated(workdir):
     make_save(workdir, path)
     size = os.path.getsize(path)
     os.truncate(path, size - 1000)
-    restore_must_fail(workdir, path, "%s: truncated save file: expected at least "
-                      "%d bytes, found %d" % (path, size, size - 1000))
+    restore_must_fail(workdir, path, "%s: truncated: expected the stream to end "
+                      "at 0x%x (mapram header), found the end of the file at 0x%x"
+                      % (path, size, size - 1000))
+
+
+def case_err_corrupt_stream(workdir):
+    """The header is fine but the stream is not: QEMU's load fails, the
+    error comes back in one line, the VM survives (exit-on-error false)
+    and the fdset is gone."""
+    path = os.path.join(workdir, "vm.sav")
+    make_save(workdir, path)
+    with open(path, "r+b") as f:
+        f.seek(4096)
+        f.write(b"XXXX")
+    with Qemu(workdir, "dst", incoming=True) as dst:
+        res = run_mapram("restore", "--qmp", dst.sock_path, path)
+        check(res.returncode == 1, "restore of a corrupt stream succeeded")
+        last = res.stderr.strip().splitlines()[-1]
+        check(last.startswith("mapram restore: migration failed: "), last)
+        check(dst.proc.poll() is None, "QEMU exited")
+        check(dst.fdsets() == [], "fdsets left: %r" % dst.fdsets())
 
 
 def case_err_bad_crc(workdir):
@@ -274,7 +325,7 @@ def case_err_bad_crc(workdir):
         f.write(b"X")
     with Qemu(workdir, "dst", incoming=True) as dst:
         res = run_mapram("restore", "--qmp", dst.sock_path, path)
-        check(res.returncode == 1 and "mapram header checksum mismatch" in res.stderr,
+        check(res.returncode == 1 and "expected mapram header CRC32C" in res.stderr,
               res.stderr)
         check(dst.fdsets() == [], "fdsets left")
 
@@ -330,13 +381,18 @@ def case_err_dio_refused(workdir):
     try:
         path = os.path.join(mnt, "vm.sav")
         with Qemu(workdir, "src", prefill=True, paused=False) as src:
-            res = run_mapram("save", "--qmp", src.sock_path, path, "--direct-io")
+            with open(path, "w") as f:
+                f.write("precious")
+            res = run_mapram("save", "--qmp", src.sock_path, path, "--direct-io",
+                             "--force")
             expect_error(res, "Could not open '%s': filesystem does not support "
                          "O_DIRECT" % path)
             check(src.status() == "running", "source: %s" % src.status())
             check(src.fdsets() == [], "fdsets left")
-            check(not os.path.exists(path), "file left behind")
-            res = run_mapram("save", "--qmp", src.sock_path, path, expect_rc=0)
+            check(open(path).read() == "precious", "old file damaged")
+            check(os.listdir(mnt) == ["vm.sav"], "leftovers: %r" % os.listdir(mnt))
+            res = run_mapram("save", "--qmp", src.sock_path, path, "--force",
+                             expect_rc=0)
             check("does not support O_DIRECT; saving without direct-io" in res.stderr,
                   "no fallback notice")
             check(read_header(path)["flags"] & F_DIRECT_IO == 0, "dio flag set")
@@ -356,6 +412,7 @@ CASES = {
     "roundtrip-dio": case_dio,
     "plain-qmp-restore": case_plain_qmp_restore,
     "running-vm": case_running_vm,
+    "live": case_live,
     "sigint": case_sigint,
     "err-no-socket": case_err_no_socket,
     "err-not-qmp": case_err_not_qmp,
@@ -366,6 +423,7 @@ CASES = {
     "err-incomplete": case_err_incomplete,
     "err-truncated": case_err_truncated,
     "err-bad-crc": case_err_bad_crc,
+    "err-corrupt-stream": case_err_corrupt_stream,
     "err-no-space": case_err_no_space,
     "err-dio-refused": case_err_dio_refused,
 }
