@@ -104,6 +104,16 @@ def wait_migrate(q, done=('completed', 'failed', 'cancelled'), timeout=30):
         time.sleep(0.01)
 
 
+def saw_event(q, status):
+    """A MIGRATION event with this status reached the client."""
+    try:
+        q.cmd('query-status')       # collects events sent so far
+    except QMPError:
+        pass
+    return any(e['event'] == 'MIGRATION' and
+               e.get('data', {}).get('status') == status for e in q.events)
+
+
 def mapped_ram_caps(q, channels=2):
     caps = [{'capability': c, 'state': True}
             for c in ('events', 'mapped-ram', 'multifd')]
@@ -259,6 +269,8 @@ def raw_restore(path, pattern):
                  % (pattern, info))
         if st['running']:
             fail('raw restore: the guest runs after a failed load')
+        if not saw_event(dst.qmp, 'failed'):
+            fail('raw restore: no MIGRATION event with status failed')
     finally:
         dst.kill()
 
@@ -316,6 +328,8 @@ def case_enospc(work):
             if info['status'] != 'failed' or info.get('error-desc') != \
                     'Unable to write to file: No space left on device':
                 fail('ENOSPC save: %r' % info)
+            if not saw_event(src.qmp, 'failed'):
+                fail('ENOSPC save: no MIGRATION event with status failed')
             st = src.qmp.cmd('query-status')
             if not st['running']:
                 fail('the source stopped after a failed save: %r' % st)
@@ -456,6 +470,9 @@ def case_cancel(work):
             if not src.qmp.cmd('query-status')['running'] and \
                     info['status'] == 'cancelled':
                 fail('cancel %d: the source does not run' % i)
+            if info['status'] == 'cancelled' and \
+                    not saw_event(src.qmp, 'cancelled'):
+                fail('cancel %d: no MIGRATION event cancelled' % i)
             if info['status'] == 'cancelled':
                 check_one_line(mapram('verify', path), r'.',
                                'verify cancelled %d' % i)
@@ -499,7 +516,26 @@ def case_verify_qemu(work):
                    'verify a cut QEMU file')
 
 
-CASES = {'corrupt': case_corrupt, 'verify-qemu': case_verify_qemu, 'durable': case_durable,
+def case_live(work):
+    """A live save of a running guest: the checksums cover the final
+    data of pages rewritten by later passes."""
+    path = os.path.join(work, 'live.sav')
+    src = vm()
+    try:
+        wait_for_serial(src.serial)
+        mapram('save', '--qmp', src.sock, path, '--live', '--channels', 4,
+               rc=0)
+        mem = src.memory(src.start, src.end)
+        if src.qmp.cmd('query-migrate').get('ram', {}).get(
+                'dirty-sync-count', 0) < 2:
+            print('note: the save finished in one pass')
+    finally:
+        src.kill()
+    mapram('verify', path, rc=0)
+    restore_equal(path, mem)
+
+
+CASES = {'corrupt': case_corrupt, 'live': case_live, 'verify-qemu': case_verify_qemu, 'durable': case_durable,
          'enospc': case_enospc, 'eio': case_eio, 'kill': case_kill,
          'cancel': case_cancel}
 
