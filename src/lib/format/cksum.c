@@ -51,19 +51,6 @@ uint64_t mr_cksum_nr_extents(uint64_t used_length, uint64_t page_size)
     return pages / per + (pages % per ? 1 : 0);
 }
 
-static uint32_t crc_zeros(uint32_t crc, uint64_t len)
-{
-    static const uint8_t zeros[4096];
-
-    while (len) {
-        size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
-
-        crc = mr_crc32c(crc, zeros, n);
-        len -= n;
-    }
-    return crc;
-}
-
 uint32_t mr_cksum_extent(const uint8_t *host, uint64_t page_size,
                          uint64_t num_pages, uint64_t extent,
                          mr_cksum_present_fn present, const void *bitmap)
@@ -83,7 +70,7 @@ uint32_t mr_cksum_extent(const uint8_t *host, uint64_t page_size,
             q++;
         crc = here ? mr_crc32c(crc, host + p * page_size,
                                (size_t)((q - p) * page_size))
-                   : crc_zeros(crc, (q - p) * page_size);
+                   : mr_crc32c_zeros(crc, (q - p) * page_size);
         p = q;
     }
     return crc;

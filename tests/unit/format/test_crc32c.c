@@ -59,12 +59,29 @@ static void hw_matches_portable(void **state)
                      mr_crc32c_portable(0, buf, 4001));
 }
 
+static void zeros_without_memory(void **state)
+{
+    static uint8_t z[3 << 20];
+    const uint64_t lens[] = { 0, 1, 2, 3, 7, 8, 4095, 4096, 65537,
+                              1 << 20, (3 << 20) - 5 };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        assert_int_equal(mr_crc32c_zeros(0, lens[i]),
+                         mr_crc32c(0, z, lens[i]));
+        assert_int_equal(mr_crc32c_zeros(0xe3069283, lens[i]),
+                         mr_crc32c(0xe3069283, z, lens[i]));
+    }
+    assert_int_equal(mr_crc32c_zeros(0, 32), 0x8a9136aa);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(known_vectors),
         cmocka_unit_test(chaining),
         cmocka_unit_test(hw_matches_portable),
+        cmocka_unit_test(zeros_without_memory),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
