@@ -419,7 +419,8 @@ def case_kill(work):
         if res.returncode == 0:
             fail('a killed save left a file that verifies')
         # killed before the header was written: not a stream at all
-        early = r'|Not a migration stream|truncated'
+        early = (r'|Not a migration stream|truncated|not a mapram save file '
+                 r'\(no MAPRAMSV header\)')
         if i % 2:
             check_one_line(res, re.escape(INCOMPLETE_PART) + early,
                            'verify killed')
