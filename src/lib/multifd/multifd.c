@@ -515,16 +515,24 @@ static void fill_extent(struct channel *c, const void *arg)
     c->ext = *(const struct mr_multifd_extent *)arg;
 }
 
+static bool extent_in_range(const struct mr_multifd_extent *x)
+{
+    uint64_t bytes;
+
+    if (x->page_size == 0 || x->num_pages > UINT64_MAX / x->page_size)
+        return false;
+    bytes = x->num_pages * x->page_size;
+    return x->extent < mr_cksum_nr_extents(bytes, x->page_size) &&
+           x->pages_offset <= (uint64_t)INT64_MAX - bytes;
+}
+
 int mr_multifd_queue_extent(struct mr_multifd *m,
                             const struct mr_multifd_extent *x,
                             struct mr_error *err)
 {
     struct mr_error e = MR_ERROR_INIT;
 
-    if (x->page_size == 0 || x->extent >= mr_cksum_nr_extents(x->num_pages * x->page_size,
-                                         x->page_size) ||
-        x->num_pages > UINT64_MAX / x->page_size ||
-        x->pages_offset > (uint64_t)INT64_MAX - x->num_pages * x->page_size)
+    if (!extent_in_range(x))
         mr_error_set(&e, -EINVAL, "multifd: extent %" PRIu64 " of block %s "
                      "is out of range", x->extent, x->block);
     else if (m->direct_io && (((uintptr_t)x->host | x->pages_offset |
