@@ -146,10 +146,12 @@ static int run(const struct vm_config *cfg, struct mr_error *err)
         mig = migration_setup(&vm, mon, &load_error, err);
         rc = mig ? 0 : (err ? err->code : -ENOMEM);
     }
-    if (rc == 0)
-        rc = monitor_start(mon, err);
+    /* Power on (with -incoming: enter inmigrate) before the monitor
+     * accepts, so no client can see the VM before its run state is set. */
     if (rc == 0)
         rc = vm_power_on(&vm, err);
+    if (rc == 0)
+        rc = monitor_start(mon, err);
     if (rc == 0 && cfg->incoming)
         rc = mr_migration_incoming(mig, cfg->incoming, err);
     if (rc == 0 && cfg->pidfile)
