@@ -33,8 +33,12 @@ $(FUZZ_BUILD)/build.ninja: | deps
 	@CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true \
 		-Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 
+# The programs also appear at the top of the build directory
+# (build/mapram, build/mapram-vm), where a user looks for them first.
 build: $(BUILD)/build.ninja
 	@ninja -C $(BUILD)
+	@ln -sf src/cli/mapram $(BUILD)/mapram
+	@ln -sf src/vm/mapram-vm $(BUILD)/mapram-vm
 
 asan: $(ASAN_BUILD)/build.ninja
 	@ninja -C $(ASAN_BUILD)

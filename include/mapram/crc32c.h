@@ -11,4 +11,11 @@
 
 uint32_t mr_crc32c(uint32_t crc, const void *buf, size_t len);
 
+/* mr_crc32c(crc, <len zero bytes>, len) without touching memory:
+ * O(log len), for absent pages counted as zeros. */
+uint32_t mr_crc32c_zeros(uint32_t crc, uint64_t len);
+
+/* The table-driven version, for tests and machines without SSE4.2. */
+uint32_t mr_crc32c_portable(uint32_t crc, const void *buf, size_t len);
+
 #endif

@@ -19,6 +19,7 @@ int cmd_inspect(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
 int cmd_save(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 /* ---- helpers shared by the file-reading commands (cli_file.c) ---- */
 

@@ -24,6 +24,15 @@ static void usage(FILE *out)
             "exit status: 0 readable, 1 broken or incomplete, 2 usage\n");
 }
 
+static uint64_t cksum_extents(const struct mr_walk *w)
+{
+    uint64_t n = 0;
+
+    for (uint32_t i = 0; i < w->cksum.nblocks; i++)
+        n += w->cksum.blocks[i].nr_extents;
+    return n;
+}
+
 static json_t *json_u64(uint64_t v)
 {
     return json_integer((json_int_t)v);
@@ -199,6 +208,11 @@ static json_t *model_json(const struct cli_file *f)
             json_object_get(w->vmdesc, "devices"))))
         : json_null());
     json_object_set_new(root, "stream_end", json_u64(w->stream_end));
+    json_object_set_new(root, "checksums", w->have_cksum ? json_pack(
+        "{s:s, s:o, s:o, s:o}", "algorithm", "crc32c", "extent_bytes",
+        json_u64(MR_CKSUM_EXTENT_BYTES), "trailer_offset",
+        json_u64(w->cksum_offset), "extents", json_u64(cksum_extents(w)))
+        : json_null());
     for (size_t i = 0; i < w->nr_problems; i++)
         json_array_append_new(probs, json_text(w->problems[i]));
     json_object_set_new(root, "problems", probs);
@@ -276,6 +290,12 @@ static void print_summary(const struct cli_file *f)
     if (w->eof_seen)
         printf("  end           EOF at 0x%" PRIx64 ", VMDESCRIPTION %s\n",
                w->eof_offset, w->vmdesc_present ? "present" : "missing");
+    if (w->have_cksum)
+        printf("  checksums     CRC32C per 1 MiB extent, %" PRIu64 " extents, "
+               "trailer at 0x%" PRIx64 " (mapram verify checks them)\n",
+               cksum_extents(w), w->cksum_offset);
+    else
+        printf("  checksums     none (not written by mapram-vm)\n");
 }
 
 static void print_blocks(const struct mr_walk *w)

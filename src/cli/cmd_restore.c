@@ -67,8 +67,6 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    char *end;
-    long v;
     int opt;
 
     memset(o, 0, sizeof(*o));
@@ -77,13 +75,8 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
         switch (opt) {
         case 'q': o->socket_path = optarg; break;
         case 'c':
-            v = strtol(optarg, &end, 10);
-            if (*end || end == optarg || v < 1 || v > 255) {
-                fprintf(stderr, "mapram restore: --channels expects 1 to 255, got '%s'\n",
-                        optarg);
+            if (mgmt_parse_channels("restore", optarg, &o->channels) < 0)
                 return 2;
-            }
-            o->channels = (unsigned)v;
             break;
         case 'D': o->direct_io = true; break;
         case 'p': o->paused = true; break;

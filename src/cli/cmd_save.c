@@ -84,8 +84,6 @@ static int parse_save_args(int argc, char **argv, struct save_opts *o)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    char *end;
-    long v;
     int opt;
 
     memset(o, 0, sizeof(*o));
@@ -95,13 +93,8 @@ static int parse_save_args(int argc, char **argv, struct save_opts *o)
         switch (opt) {
         case 'q': o->socket_path = optarg; break;
         case 'c':
-            v = strtol(optarg, &end, 10);
-            if (*end || end == optarg || v < 1 || v > 255) {
-                fprintf(stderr, "mapram save: --channels expects 1 to 255, got '%s'\n",
-                        optarg);
+            if (mgmt_parse_channels("save", optarg, &o->channels) < 0)
                 return 2;
-            }
-            o->channels = (unsigned)v;
             break;
         case 'D': o->dio = DIO_ON; break;
         case 'N': o->dio = DIO_OFF; break;

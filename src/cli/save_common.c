@@ -398,3 +398,17 @@ bool mgmt_probe_direct_read(int fd)
     free(buf);
     return n >= 0;
 }
+
+int mgmt_parse_channels(const char *cmd, const char *text, unsigned *out)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+
+    if (*end || end == text || v < 1 || v > 255) {
+        fprintf(stderr, "mapram %s: --channels expects 1 to 255, got '%s'\n",
+                cmd, text);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}

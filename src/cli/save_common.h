@@ -46,6 +46,10 @@ bool mgmt_migration_is_running(const char *status);
 void mgmt_query_version(struct mr_qmp_client *c, char *buf, size_t buf_bytes);
 void mgmt_query_name(struct mr_qmp_client *c, char *buf, size_t buf_bytes);
 
+/* --channels N: 1 to 255 (multifd-channels is a uint8 >= 1).  Prints
+ * "mapram CMD: ..." and returns -1 when out of range. */
+int mgmt_parse_channels(const char *cmd, const char *text, unsigned *out);
+
 /* Capabilities events+multifd+mapped-ram, then multifd-channels,
  * direct-io, max-bandwidth 0.  Returns the settings as JSON metadata in
  * *meta (may be NULL). */

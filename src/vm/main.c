@@ -146,10 +146,12 @@ static int run(const struct vm_config *cfg, struct mr_error *err)
         mig = migration_setup(&vm, mon, &load_error, err);
         rc = mig ? 0 : (err ? err->code : -ENOMEM);
     }
-    if (rc == 0)
-        rc = monitor_start(mon, err);
+    /* Power on (with -incoming: enter inmigrate) before the monitor
+     * accepts, so no client can see the VM before its run state is set. */
     if (rc == 0)
         rc = vm_power_on(&vm, err);
+    if (rc == 0)
+        rc = monitor_start(mon, err);
     if (rc == 0 && cfg->incoming)
         rc = mr_migration_incoming(mig, cfg->incoming, err);
     if (rc == 0 && cfg->pidfile)
@@ -173,12 +175,38 @@ static int run(const struct vm_config *cfg, struct mr_error *err)
     return rc;
 }
 
+static const char usage_text[] =
+    "usage: mapram-vm [options]\n"
+    "  -m SIZE                      pc.ram size (64M ... 64G; default unit MiB)\n"
+    "  -object memory-backend-ram|memfd|file,id=ID,size=SIZE[,mem-path=PATH]\n"
+    "          [,share=on|off][,hugetlb=on]\n"
+    "  -machine memory-backend=ID   take pc.ram from that backend\n"
+    "  -qmp unix:PATH,server=on,wait=off   a QMP monitor socket (repeatable)\n"
+    "  -serial file:PATH            the guest's serial output\n"
+    "  -S                           start paused\n"
+    "  -incoming defer|URI          wait for an incoming migration\n"
+    "  -accel kvm|thread            vCPU accelerator (default kvm, thread fallback)\n"
+    "  -name NAME                   the VM's name\n"
+    "  -test-range START,END        the guest program's range (default 1M,end)\n"
+    "  -daemonize, -pidfile PATH\n"
+    "See docs/vm.md.\n";
+
 int main(int argc, char **argv)
 {
     struct mr_error err = MR_ERROR_INIT;
     struct vm_config cfg;
     int rc;
 
+    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+                      !strcmp(argv[1], "-help"))) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (argc == 2 && (!strcmp(argv[1], "--version") ||
+                      !strcmp(argv[1], "-version"))) {
+        printf("mapram-vm %s\n", MAPRAM_VERSION);
+        return 0;
+    }
     rc = vm_options_parse(argc, argv, &cfg, &err);
     if (rc == 0)
         rc = run(&cfg, &err);

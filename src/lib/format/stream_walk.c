@@ -543,9 +543,24 @@ static void finish(struct mr_walk *w)
     }
 }
 
+/* mapram's checksum trailer sits after the stream: note it and walk only
+ * what precedes it.  A damaged footer or trailer stops the walk: where
+ * the stream ends is then unknown. */
+static int find_trailer(struct mr_source *stream, struct mr_walk *w,
+                        struct mr_error *err)
+{
+    bool have = false;
+    int rc = mr_cksum_open(stream, &w->cksum, &have, err);
+
+    w->have_cksum = have;
+    w->cksum_offset = stream->size;
+    return rc;
+}
+
 int mr_walk_file(const struct mr_source *src, int64_t explicit_offset,
                  struct mr_walk *w, struct mr_error *err)
 {
+    struct mr_source stream = *src;
     struct mr_cursor *c;
     int ret;
 
@@ -553,10 +568,12 @@ int mr_walk_file(const struct mr_source *src, int64_t explicit_offset,
     w->file_size = src->size;
     if (mr_stream_locate(src, explicit_offset, &w->loc, err) < 0)
         return err->code;
+    if (find_trailer(&stream, w, err))
+        return err->code;
     c = malloc(sizeof(*c));
     if (!c)
         return mr_error_set(err, -ENOMEM, "out of memory");
-    mr_cursor_init(c, src, w->loc.stream_offset);
+    mr_cursor_init(c, &stream, w->loc.stream_offset);
     if (mr_stream_read_header(c, &w->stream_version) == 0 &&
         mr_stream_read_config(c, &w->config) == 0) {
         w->have_config = true;
@@ -580,5 +597,6 @@ void mr_walk_free(struct mr_walk *w)
     free(w->records);
     if (w->vmdesc)
         json_decref(w->vmdesc);
+    mr_cksum_free(&w->cksum);
     memset(w, 0, sizeof(*w));
 }

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "format/cksum.h"
 #include "format/locate.h"
 #include "format/stream_parse.h"
 
@@ -97,6 +98,9 @@ struct mr_walk {
     json_t *vmdesc;             /* parsed JSON (owned), or NULL */
     size_t vmdesc_next_device;  /* next "devices" entry to match */
     uint64_t stream_end;        /* after the last byte read */
+    bool have_cksum;            /* mapram's checksum trailer (cksum.h) */
+    struct mr_cksum cksum;
+    uint64_t cksum_offset;      /* where the trailer starts */
     bool complete;              /* walked all the way to the end */
 
     char problems[MR_WALK_MAX_PROBLEMS][MR_ERROR_MSG_MAX];

@@ -66,6 +66,11 @@ int mr_vmdesc_parse(const struct mr_source *src, uint64_t json_offset,
     json_t *root;
 
     *out = NULL;
+    /* The length comes from the file: bound it before allocating. */
+    if (json_len > MR_VMDESC_TAIL_BYTES)
+        return mr_error_set(err, -EFBIG, "VMDESCRIPTION of %u bytes exceeds "
+                            "the %llu-byte limit", json_len,
+                            (unsigned long long)MR_VMDESC_TAIL_BYTES);
     text = malloc(json_len ? json_len : 1);
     if (!text)
         return mr_error_set(err, -ENOMEM, "out of memory for %u bytes of "

@@ -19,7 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "format/cksum.h"
 #include "format/mapped_ram.h"
+#include "format/vmdesc.h"
 #include "format/source.h"
 #include "format/stream_parse.h"
 #include "mapram/fdset.h"
@@ -54,6 +56,8 @@ struct load_job {
     struct mr_ram_page_ctx pctx;
     struct mr_multifd *mf;
     uint64_t total_bytes, done_bytes;
+    struct mr_cksum ck;
+    bool have_ck;
     struct mr_error err;
 };
 
@@ -339,6 +343,48 @@ static int read_part_or_end(struct load_job *j, uint8_t type, uint64_t off)
     return rc ? rc : mr_stream_read_footer(&j->c, h.section_id, "ram");
 }
 
+/* A file whose VMDESCRIPTION announces a checksum trailer but that has
+ * none was cut short before the save's last write: refuse it. */
+static int check_trailer_announced(struct load_job *j, bool present,
+                                   uint64_t json_off, uint32_t json_len)
+{
+    json_t *desc = NULL;
+    bool announced;
+
+    if (j->have_ck || !present)
+        return 0;
+    if (mr_vmdesc_parse(&j->src, json_off, json_len, &desc, &j->c.err))
+        return j->c.err.code;
+    announced = json_object_get(desc, MR_CKSUM_VMDESC_KEY) != NULL;
+    json_decref(desc);
+    if (announced)
+        return LOAD_FAIL(j, -EINVAL, "incomplete file: its VMDESCRIPTION "
+                         "announces a checksum trailer, but the file ends "
+                         "without one (the save did not finish)");
+    return 0;
+}
+
+/* Everything but the pages, checked before a byte of it is parsed. */
+static int check_stream_crc(struct load_job *j)
+{
+    uint32_t crc;
+
+    if (!j->have_ck || !(j->ck.flags & MR_CKSUM_F_STREAM_CRC))
+        return 0;
+    if (j->ck.stream_offset != j->offset)
+        return LOAD_FAIL(j, -EINVAL, "checksum trailer: the stream starts at "
+                         "0x%llx, but is loaded from 0x%llx",
+                         ULL(j->ck.stream_offset), ULL(j->offset));
+    if (mr_cksum_stream_crc(&j->src, &j->ck, j->src.size, &crc, &j->c.err))
+        return j->c.err.code;
+    if (crc != j->ck.stream_crc)
+        return LOAD_FAIL(j, -EBADMSG, "stream checksum mismatch: the stream "
+                         "records, bitmaps or device state differ from what "
+                         "was saved (expected 0x%08x, computed 0x%08x)",
+                         j->ck.stream_crc, crc);
+    return 0;
+}
+
 /* Phase 1: the whole main stream. */
 static int parse_stream(struct load_job *j)
 {
@@ -346,6 +392,11 @@ static int parse_stream(struct load_job *j)
     uint32_t version;
     int rc;
 
+    mr_cursor_init(&j->c, &j->src, j->offset);
+    /* The trailer first: the stream then ends where it starts. */
+    if (mr_cksum_open(&j->src, &j->ck, &j->have_ck, &j->c.err) ||
+        check_stream_crc(j))
+        return j->c.err.code;
     mr_cursor_init(&j->c, &j->src, j->offset);
     if ((rc = mr_stream_read_header(&j->c, &version)) ||
         (rc = mr_stream_read_config(&j->c, &cfg)) ||
@@ -374,7 +425,9 @@ static int parse_stream(struct load_job *j)
             rc = mr_stream_read_command(&j->c, off, &cmd);
             break;
         case QEMU_VM_EOF:
-            return mr_stream_read_vmdesc(&j->c, &present, &json_off, &json_len);
+            rc = mr_stream_read_vmdesc(&j->c, &present, &json_off, &json_len);
+            return rc ? rc : check_trailer_announced(j, present, json_off,
+                                                     json_len);
         default:
             return mr_cursor_fail(&j->c, -EINVAL, "Unknown savevm section "
                                   "type %d", type);
@@ -406,6 +459,68 @@ static struct mr_populate *populate_plan(struct load_job *j)
     return pop;
 }
 
+/* The trailer's entry for a plan must describe the same block layout. */
+static const struct mr_cksum_block *ck_block(struct load_job *j,
+                                             const struct load_plan *p)
+{
+    const char *name = j->mig->blocks[p->block].name;
+    const struct mr_cksum_block *cb = mr_cksum_find(&j->ck, name);
+
+    if (!cb)
+        mr_error_set(&j->err, -EINVAL, "checksum trailer has no entry for "
+                     "RAM block %s", name);
+    else if (cb->page_size != p->page_size ||
+             cb->pages_offset != p->pages_offset ||
+             cb->used_length != p->num_pages * p->page_size)
+        mr_error_set(&j->err, -EINVAL, "checksum trailer: RAM block %s "
+                     "layout differs from the stream's", name);
+    else
+        return cb;
+    return NULL;
+}
+
+static uint64_t extent_present(const struct load_plan *p, uint64_t e)
+{
+    uint64_t per = mr_cksum_extent_pages(p->page_size), n = 0;
+    uint64_t end = (e + 1) * per < p->num_pages ? (e + 1) * per : p->num_pages;
+
+    for (uint64_t q = e * per; q < end; q++)
+        n += mr_bitmap_le64_test(p->bitmap, q);
+    return n;
+}
+
+/* Phase 2 with a trailer: every extent is read and verified by a channel. */
+static int load_pages_verified(struct load_job *j)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < j->nplans && !rc; i++) {
+        const struct load_plan *p = &j->plans[i];
+        const struct mr_cksum_block *cb = ck_block(j, p);
+        struct mr_multifd_extent x = { 0 };
+
+        if (!cb)
+            return j->err.code;
+        x.block = cb->name;
+        x.host = j->mig->blocks[p->block].host;
+        x.page_size = p->page_size;
+        x.num_pages = p->num_pages;
+        x.pages_offset = p->pages_offset;
+        x.bitmap = p->bitmap;
+        for (uint64_t e = 0; !rc && e < cb->nr_extents; e++) {
+            if (load_cancelled(j))
+                return mr_error_set(&j->err, -ECANCELED,
+                                    "Migration cancelled");
+            x.extent = e;
+            x.crc = cb->crc[e];
+            rc = mr_multifd_queue_extent(j->mf, &x, &j->err);
+            j->done_bytes += extent_present(p, e) * p->page_size;
+            publish(j);
+        }
+    }
+    return rc ? rc : mr_multifd_sync(j->mf, &j->err);
+}
+
 /* Phase 2: runs of set bits, cut into <= 1 MiB pieces, to the channels. */
 static int load_pages(struct load_job *j)
 {
@@ -421,6 +536,11 @@ static int load_pages(struct load_job *j)
     if (!j->mf)
         return j->err.code;
     pop = populate_plan(j);
+    if (j->have_ck) {
+        rc = load_pages_verified(j);
+        mr_populate_free(pop);
+        return rc;
+    }
     for (size_t i = 0; i < j->nplans && !rc; i++) {
         const struct load_plan *p = &j->plans[i];
         const struct mr_ram_block *rb = &j->mig->blocks[p->block];
@@ -502,6 +622,7 @@ static void release(struct load_job *j)
     j->plans = NULL;
     j->nplans = 0;
     mr_device_state_free_array(j->devs, j->ndevs);
+    mr_cksum_free(&j->ck);
     j->devs = NULL;
     j->ndevs = 0;
 }

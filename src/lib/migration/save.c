@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "format/cksum.h"
 #include "format/stream_defs.h"
 #include "format/stream_write.h"
 #include "io/sys.h"
@@ -53,6 +54,8 @@ struct save_job {
     uint64_t remaining_pages, downtime_start_bytes;
     int64_t window_ms, downtime_start_ms, setup_done_ms;
     uint64_t window_bytes, pass_bytes;
+    struct mr_cksum ck;             /* mapped-ram: extent checksums */
+    struct mr_cksum_log log;        /* mapped-ram: main-stream writes */
     struct mr_error err;
 };
 
@@ -66,6 +69,21 @@ static int sink_pwrite(void *opaque, const void *buf, size_t len, uint64_t off,
         return mr_error_set(err, rc, "Unable to write to file: %s",
                             strerror(-rc));
     return 0;
+}
+
+/* Mapped-ram: the main stream is small (no pages), so its writes are
+ * logged for the trailer's stream CRC (format/cksum.h). */
+static int sink_logged(void *opaque, const void *buf, size_t len, uint64_t off,
+                       struct mr_error *err)
+{
+    struct save_job *j = opaque;
+    int rc = mr_cksum_log_add(&j->log, buf, len, off);
+
+    if (rc)
+        return mr_error_set(err, rc, "stream checksum: cannot log %zu bytes "
+                            "at 0x%llx: %s", len, (unsigned long long)off,
+                            strerror(-rc));
+    return sink_pwrite(&j->main_fd, buf, len, off, err);
 }
 
 static struct mr_ram_block *blk(struct save_job *j, size_t i)
@@ -317,6 +335,11 @@ static int start_channels(struct save_job *j)
 static int save_setup(struct save_job *j)
 {
     struct mr_stream_sink sink = { sink_pwrite, &j->main_fd };
+
+    if (j->mapped) {
+        sink.pwrite_all = sink_logged;
+        sink.opaque = j;
+    }
     int rc;
 
     if ((rc = open_channels(j)) || (rc = alloc_bitmaps(j)))
@@ -416,6 +439,72 @@ static int write_bitmaps(struct save_job *j)
     return mr_error_propagate(&j->err, &j->w.err);
 }
 
+/* Extent checksums of the final data, computed by the channels once the
+ * VM is stopped and the last pass is on disk (docs/file-format.md). */
+static int compute_checksums(struct save_job *j)
+{
+    size_t n = j->mig->nblocks;
+    uint32_t **crc = calloc(n ? n : 1, sizeof(*crc));
+    int rc = 0;
+
+    if (!crc)
+        return mr_error_set(&j->err, -ENOMEM, "out of memory");
+    for (size_t b = 0; !rc && b < n; b++) {
+        rc = mr_cksum_add_block(&j->ck, blk(j, b)->name, blk(j, b)->page_size,
+                                blk(j, b)->used_length, j->swb[b].pages_offset,
+                                &j->err);
+        if (!rc)
+            crc[b] = j->ck.blocks[b].crc;
+    }
+    if (!rc)
+        rc = mr_multifd_checksum(j->mf, crc, &j->err);
+    free(crc);
+    return rc;
+}
+
+static int sync_main(struct save_job *j)
+{
+    if (mr_sys_default()->fdatasync(j->main_fd) < 0)
+        return mr_error_set(&j->err, -errno, "Unable to sync file: %s",
+                            strerror(errno));
+    return 0;
+}
+
+/*
+ * Durable completion: everything the stream refers to is made durable
+ * first, then the checksum trailer and its footer are appended and synced.
+ * The footer is the last write, so a file cut short at any earlier point
+ * has none, and the loader refuses it (the VMDESC announces the trailer).
+ */
+static int write_trailer(struct save_job *j)
+{
+    uint8_t footer[MR_CKSUM_FOOTER_BYTES];
+    uint64_t off = mr_sw_pos(&j->w);
+    size_t len;
+    uint8_t *t;
+    int rc;
+
+    if ((rc = sync_main(j)))
+        return rc;
+    j->ck.stream_offset = j->addr.offset;
+    if (j->mapped) {
+        j->ck.flags |= MR_CKSUM_F_STREAM_CRC;
+        if ((rc = mr_cksum_log_crc(&j->log, &j->ck, off, &j->ck.stream_crc,
+                                   &j->err)))
+            return rc;
+    }
+    t = mr_cksum_encode(&j->ck, &len);
+    if (!t)
+        return mr_error_set(&j->err, -ENOMEM, "out of memory");
+    mr_cksum_footer_encode(footer, off, len);
+    rc = sink_pwrite(&j->main_fd, t, len, off, &j->err);
+    free(t);
+    if (!rc)
+        rc = sink_pwrite(&j->main_fd, footer, sizeof(footer), off + len,
+                         &j->err);
+    return rc ? rc : sync_main(j);
+}
+
 static void put_device(struct save_job *j, json_t *devs, uint32_t sid,
                        const char *idstr, uint32_t inst, uint32_t ver,
                        const void *data, uint32_t size)
@@ -478,6 +567,8 @@ static int save_complete(struct save_job *j)
     mr_sw_section_short(&j->w, QEMU_VM_SECTION_END, MIG_RAM_SECTION_ID);
     if ((rc = sync_dirty(j)) || (rc = send_pass(j)))
         goto out;
+    if (j->mapped && (rc = compute_checksums(j)))
+        goto out;
     if (j->mapped && (rc = write_bitmaps(j)))
         goto out;
     mr_sw_ram_eos(&j->w);
@@ -487,13 +578,18 @@ static int save_complete(struct save_job *j)
     if ((rc = save_devices(j, devs)))
         goto out;
     mr_sw_eof(&j->w);
-    json_t *desc = json_pack("{s:i,s:O}", "page_size",
+    json_t *desc = json_pack("{s:i,s:O,s:{s:s,s:I}}", "page_size",
                              (int)(j->mig->nblocks ? blk(j, 0)->page_size :
-                                   MR_TARGET_PAGE_SIZE), "devices", devs);
+                                   MR_TARGET_PAGE_SIZE), "devices", devs,
+                             MR_CKSUM_VMDESC_KEY, "algorithm", "crc32c",
+                             "extent-size",
+                             (json_int_t)MR_CKSUM_EXTENT_BYTES);
     mr_sw_vmdesc(&j->w, desc);
     json_decref(desc);
     mr_sw_flush(&j->w);
     rc = mr_error_propagate(&j->err, &j->w.err);
+    if (!rc)
+        rc = write_trailer(j);
 out:
     json_decref(devs);
     return rc;
@@ -528,6 +624,8 @@ static void free_job(struct save_job *j)
     free(j->dirty);
     free(j->mblocks);
     free(j->swb);
+    mr_cksum_free(&j->ck);
+    mr_cksum_log_free(&j->log);
     if (j->w_ready)
         mr_sw_destroy(&j->w);
     mr_params_release(&j->params);

@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format/cksum.h"
+#include "format/mapped_ram.h"
 #include "format/stream_defs.h"
 #include "io/engine.h"
 #include "multifd/batch.h"
@@ -47,6 +49,8 @@ enum job_kind {
     JOB_NONE,                  /* idle */
     JOB_SAVE,
     JOB_READ,
+    JOB_EXTENT,                /* read one extent and verify its CRC */
+    JOB_CSUM,                  /* compute extent checksums (save) */
 };
 
 struct channel {
@@ -64,6 +68,10 @@ struct channel {
     uint8_t *rd_host;
     uint64_t rd_len;
     uint64_t rd_offset;
+    struct mr_multifd_extent ext;      /* JOB_EXTENT */
+    size_t cs_block;                   /* JOB_CSUM: block, extents, out */
+    uint64_t cs_first, cs_count;
+    uint32_t *cs_out;
 
     /* The channel's own scratch, sized for one batch. */
     uint8_t *kind;
@@ -213,11 +221,61 @@ static int run_read(struct channel *c, struct mr_error *e)
                         "%s", c->id, req.done, req.len, strerror(-r));
 }
 
+/* Read each run of present pages of the extent, then check its CRC. */
+static int run_extent(struct channel *c, struct mr_error *e)
+{
+    const struct mr_multifd_extent *x = &c->ext;
+    uint64_t per = mr_cksum_extent_pages(x->page_size);
+    uint64_t first = x->extent * per, end = first + per, a, b;
+    uint32_t got;
+
+    if (end > x->num_pages)
+        end = x->num_pages;
+    for (uint64_t from = first;
+         mr_bitmap_le64_next_run(x->bitmap, end, from, &a, &b); from = b) {
+        c->rd_host = x->host + a * x->page_size;
+        c->rd_len = (b - a) * x->page_size;
+        c->rd_offset = x->pages_offset + a * x->page_size;
+        if (run_read(c, e))
+            return e->code;
+    }
+    got = mr_cksum_extent(x->host, x->page_size, x->num_pages, x->extent,
+                          mr_cksum_present_le64, x->bitmap);
+    if (got != x->crc)
+        return mr_error_set(e, -EBADMSG, "checksum mismatch in RAM block %s "
+                            "extent %" PRIu64 " (file offset 0x%" PRIx64
+                            "): expected 0x%08x, computed 0x%08x", x->block,
+                            x->extent, x->pages_offset + first * x->page_size,
+                            x->crc, got);
+    return 0;
+}
+
+static int run_csum(struct channel *c)
+{
+    const struct mr_multifd_block *b = &c->m->blocks[c->cs_block];
+    uint64_t pages = b->used_length / b->page_size;
+
+    for (uint64_t i = 0; i < c->cs_count; i++)
+        c->cs_out[c->cs_first + i] =
+            mr_cksum_extent(b->host, b->page_size, pages, c->cs_first + i,
+                            mr_cksum_present_ulong, b->file_bitmap);
+    return 0;
+}
+
 static int run_job(struct channel *c, enum job_kind job, struct mr_error *e)
 {
     if (__atomic_load_n(&c->m->cancelled, __ATOMIC_ACQUIRE))
         return mr_error_set(e, -ECANCELED, "multifd: cancelled");
-    return job == JOB_SAVE ? run_save(c, c->batch, e) : run_read(c, e);
+    switch (job) {
+    case JOB_SAVE:
+        return run_save(c, c->batch, e);
+    case JOB_EXTENT:
+        return run_extent(c, e);
+    case JOB_CSUM:
+        return run_csum(c);
+    default:
+        return run_read(c, e);
+    }
 }
 
 static void add_stats(struct mr_multifd_stats *to, struct mr_multifd_stats *from)
@@ -424,6 +482,106 @@ int mr_multifd_queue_read(struct mr_multifd *m, void *host, uint64_t len,
     }
     pthread_mutex_unlock(&m->lock);
     return sticky(m, err);
+}
+
+/* Hand a prepared job to the next idle channel, or run it inline.  `fill`
+ * writes the job's arguments into the channel under the lock. */
+static int hand_off(struct mr_multifd *m, enum job_kind job,
+                    void (*fill)(struct channel *, const void *),
+                    const void *arg, struct mr_error *err)
+{
+    struct channel *c;
+    int r = sticky(m, err);
+
+    if (r)
+        return r;
+    if (m->nch == 0) {
+        fill(&m->ch[0], arg);
+        return run_inline(m, job, err);
+    }
+    pthread_mutex_lock(&m->lock);
+    c = claim_idle_locked(m);
+    if (c) {
+        fill(c, arg);
+        c->job = job;
+        pthread_cond_signal(&c->wake);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return sticky(m, err);
+}
+
+static void fill_extent(struct channel *c, const void *arg)
+{
+    c->ext = *(const struct mr_multifd_extent *)arg;
+}
+
+static bool extent_in_range(const struct mr_multifd_extent *x)
+{
+    uint64_t bytes;
+
+    if (x->page_size == 0 || x->num_pages > UINT64_MAX / x->page_size)
+        return false;
+    bytes = x->num_pages * x->page_size;
+    return x->extent < mr_cksum_nr_extents(bytes, x->page_size) &&
+           x->pages_offset <= (uint64_t)INT64_MAX - bytes;
+}
+
+int mr_multifd_queue_extent(struct mr_multifd *m,
+                            const struct mr_multifd_extent *x,
+                            struct mr_error *err)
+{
+    struct mr_error e = MR_ERROR_INIT;
+
+    if (!extent_in_range(x))
+        mr_error_set(&e, -EINVAL, "multifd: extent %" PRIu64 " of block %s "
+                     "is out of range", x->extent, x->block);
+    else if (m->direct_io && (((uintptr_t)x->host | x->pages_offset |
+                               x->page_size) & (MR_TARGET_PAGE_SIZE - 1)))
+        mr_error_set(&e, -EINVAL, "multifd: extent %" PRIu64 " of block %s "
+                     "is not page-aligned, as direct-io needs", x->extent,
+                     x->block);
+    if (mr_error_is_set(&e))
+        return fail(m, err, &e);
+    return hand_off(m, JOB_EXTENT, fill_extent, x, err);
+}
+
+struct csum_arg {
+    size_t block;
+    uint64_t first, count;
+    uint32_t *out;
+};
+
+static void fill_csum(struct channel *c, const void *arg)
+{
+    const struct csum_arg *a = arg;
+
+    c->cs_block = a->block;
+    c->cs_first = a->first;
+    c->cs_count = a->count;
+    c->cs_out = a->out;
+}
+
+/* Extents per checksum job: 16 MiB of 4 KiB pages, enough to keep the
+ * hand-off cost negligible and the channels evenly loaded. */
+#define CSUM_JOB_EXTENTS 16
+
+int mr_multifd_checksum(struct mr_multifd *m, uint32_t *const *crc,
+                        struct mr_error *err)
+{
+    int r = mr_multifd_sync(m, err);
+
+    for (size_t b = 0; !r && b < m->nblocks; b++) {
+        const struct mr_multifd_block *bl = &m->blocks[b];
+        uint64_t n = mr_cksum_nr_extents(bl->used_length, bl->page_size);
+
+        for (uint64_t e = 0; !r && e < n; e += CSUM_JOB_EXTENTS) {
+            struct csum_arg a = { b, e, n - e < CSUM_JOB_EXTENTS ?
+                                  n - e : CSUM_JOB_EXTENTS, crc[b] };
+
+            r = hand_off(m, JOB_CSUM, fill_csum, &a, err);
+        }
+    }
+    return r ? r : mr_multifd_sync(m, err);
 }
 
 static bool any_busy_locked(struct mr_multifd *m)

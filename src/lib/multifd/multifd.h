@@ -88,6 +88,37 @@ int mr_multifd_flush(struct mr_multifd *m, struct mr_error *err);
 int mr_multifd_queue_read(struct mr_multifd *m, void *host, uint64_t len,
                           uint64_t file_offset, struct mr_error *err);
 
+/*
+ * Load with verification: one extent of a block (format/cksum.h).  The
+ * channel reads the extent's present pages, then computes the extent's
+ * CRC32C as the loader sees it (absent pages as zeros) and fails the load
+ * with a message naming the block and extent when it differs from `crc`.
+ * The pointed-to block name and bitmap must outlive the next sync.
+ */
+struct mr_multifd_extent {
+    const char *block;           /* name, for messages */
+    uint8_t *host;               /* the block's memory (page 0) */
+    uint64_t page_size;
+    uint64_t num_pages;
+    uint64_t pages_offset;       /* absolute file offset of page 0 */
+    const uint8_t *bitmap;       /* on-disk (LE-64) file bitmap */
+    uint64_t extent;
+    uint32_t crc;
+};
+int mr_multifd_queue_extent(struct mr_multifd *m,
+                            const struct mr_multifd_extent *x,
+                            struct mr_error *err);
+
+/*
+ * Save: compute every extent checksum of every block into `crc[b][e]`
+ * (blocks in the order given to mr_multifd_new, format/cksum.h extents),
+ * spread over the channels, then sync.  Call when no page I/O is pending
+ * and guest memory no longer changes (after the final pass): the result
+ * then matches exactly what a loader will read.
+ */
+int mr_multifd_checksum(struct mr_multifd *m, uint32_t *const *crc,
+                        struct mr_error *err);
+
 /* Wait until every channel has finished everything handed to it. */
 int mr_multifd_sync(struct mr_multifd *m, struct mr_error *err);
 

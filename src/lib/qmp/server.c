@@ -49,38 +49,67 @@ struct mr_qmp_server *mr_qmp_server_new(const struct mr_qmp_server_config *cfg,
     return srv;
 }
 
+/* Bind, restrict and listen on `bind_path`: nobody can connect before
+ * listen(), so tightening the mode right after bind() leaves no window with
+ * a looser one. */
+static int bind_listen(int fd, const char *bind_path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+    strcpy(sa.sun_path, bind_path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        return -errno;
+    if (chmod(bind_path, 0600) < 0 || listen(fd, 64) < 0) {
+        int e = errno;
+
+        unlink(bind_path);
+        return -e;
+    }
+    return 0;
+}
+
 int mr_qmp_server_listen_unix(struct mr_qmp_server *srv, const char *path,
                               struct mr_error *err)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    char tmp[sizeof(((struct sockaddr_un *)0)->sun_path)];
     struct stat st;
-    int fd;
+    int fd, rc;
 
     if (srv->running || srv->nr_listen >= MR_QMP_MAX_LISTENERS)
         return mr_error_set(err, -EBUSY,
                             "Cannot add a QMP socket to a running monitor");
-    if (strlen(path) >= sizeof(sa.sun_path))
+    if (strlen(path) >= sizeof(tmp))
         return mr_error_set(err, -ENAMETOOLONG,
                             "UNIX socket path '%s' is too long", path);
-    strcpy(sa.sun_path, path);
+    /* Only a socket file (stale: nobody listens) may be replaced. */
+    if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+        return mr_error_set(err, -EADDRINUSE,
+                            "Failed to bind socket to %s: %s", path,
+                            strerror(EADDRINUSE));
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return mr_error_set(err, -errno, "Failed to create socket: %s",
                             strerror(errno));
-    /* A socket file left by a previous run is stale: nobody listens. */
-    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-        unlink(path);
-    /* Nobody can connect before listen(), so tightening the mode right
-     * after bind() leaves no window with a looser one. */
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
-        int e = errno;
-
-        if (e != EADDRINUSE)
-            unlink(path); /* ours if bind() got that far */
+    /* The socket appears under its real name only once it listens (bind a
+     * temporary name, then rename), so a client that sees the file never
+     * gets ECONNREFUSED.  Paths too long for the temporary name are bound
+     * directly. */
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid()) <
+        sizeof(tmp)) {
+        rc = bind_listen(fd, tmp);
+        if (rc == 0 && rename(tmp, path) < 0) {
+            rc = -errno;
+            unlink(tmp);
+        }
+    } else {
+        if (lstat(path, &st) == 0)
+            unlink(path);
+        rc = bind_listen(fd, path);
+    }
+    if (rc < 0) {
         close(fd);
-        return mr_error_set(err, -e, "Failed to bind socket to %s: %s", path,
-                            strerror(e));
+        return mr_error_set(err, rc, "Failed to bind socket to %s: %s", path,
+                            strerror(-rc));
     }
     srv->listen_paths[srv->nr_listen] = strdup(path);
     srv->listen_fds[srv->nr_listen++] = fd;

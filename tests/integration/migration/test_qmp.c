@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -330,6 +331,25 @@ static void fdset_rules(void **state)
     add_fd(&s, path, O_RDONLY);
     assert_string_equal(bad(&s, "migrate", "{\"uri\": \"file:/dev/fdset/1\"}"),
                         "Fdset is missing a file descriptor with flags: 0x41");
+    /* two descriptors of one open file description (dup): refused when
+     * the kernel lets us compare them */
+    json_decref(ok(&s, "remove-fd", "{\"fdset-id\": 1}"));
+    int fd = open(path, O_WRONLY | O_CLOEXEC), fd2 = dup(fd);
+    struct mr_error err = MR_ERROR_INIT;
+    pid_t me = getpid();
+    bool kcmp_ok = syscall(SYS_kcmp, me, me, 0, fd, fd2) == 0;
+    int both[2] = { fd, fd2 };
+    for (int i = 0; i < 2; i++)
+        json_decref(mr_qmp_client_execute(s.c, "add-fd",
+                    json_pack("{s:i}", "fdset-id", 2), &both[i], 1, 10000,
+                    &err));
+    close(fd);
+    close(fd2);
+    if (kcmp_ok)
+        assert_string_equal(bad(&s, "migrate", "{\"uri\": "
+                                "\"file:/dev/fdset/2\"}"),
+                            "Outgoing migration needs two fds in the fdset "
+                            "that are not duplicates of each other");
     side_down(&s);
 }
 

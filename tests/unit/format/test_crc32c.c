@@ -36,11 +36,52 @@ static void chaining(void **state)
                      0xe3069283);
 }
 
+/* The hardware and the portable paths agree at every length and alignment,
+ * including chained calls that split a buffer at odd places. */
+static void hw_matches_portable(void **state)
+{
+    static uint8_t buf[4096 + 16];
+    uint32_t seed = 12345;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        seed = seed * 1103515245 + 12345;
+        buf[i] = (uint8_t)(seed >> 16);
+    }
+    assert_int_equal(mr_crc32c_portable(0, "123456789", 9), 0xe3069283);
+    for (size_t off = 0; off < 9; off++)
+        for (size_t len = 0; len < 80; len++)
+            assert_int_equal(mr_crc32c(0, buf + off, len),
+                             mr_crc32c_portable(0, buf + off, len));
+    assert_int_equal(mr_crc32c(0, buf + 3, 4096),
+                     mr_crc32c_portable(0, buf + 3, 4096));
+    assert_int_equal(mr_crc32c(mr_crc32c(0, buf, 1001), buf + 1001, 3000),
+                     mr_crc32c_portable(0, buf, 4001));
+}
+
+static void zeros_without_memory(void **state)
+{
+    static uint8_t z[3 << 20];
+    const uint64_t lens[] = { 0, 1, 2, 3, 7, 8, 4095, 4096, 65537,
+                              1 << 20, (3 << 20) - 5 };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        assert_int_equal(mr_crc32c_zeros(0, lens[i]),
+                         mr_crc32c(0, z, lens[i]));
+        assert_int_equal(mr_crc32c_zeros(0xe3069283, lens[i]),
+                         mr_crc32c(0xe3069283, z, lens[i]));
+    }
+    assert_int_equal(mr_crc32c_zeros(0, 32), 0x8a9136aa);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(known_vectors),
         cmocka_unit_test(chaining),
+        cmocka_unit_test(hw_matches_portable),
+        cmocka_unit_test(zeros_without_memory),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,168 @@
+/*
+ * `mapram verify` (verify.h): structure first (what every mapped-ram file
+ * can be checked for), then data against the checksum trailer.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format/cksum.h"
+#include "format/mapped_ram.h"
+#include "format/verify.h"
+#include "mapram/crc32c.h"
+
+#define ULL(x) ((unsigned long long)(x))
+
+/* Bitmap and pages inside the file; the pages of set bits too. */
+static int check_layout(const struct mr_source *src,
+                        const struct mr_walk_block *b, struct mr_error *err)
+{
+    const struct mr_ram_block_entry *e = &b->entry;
+    uint64_t bytes = mr_mapped_ram_bitmap_size(b->num_pages);
+
+    if (e->bitmap_offset > src->size || bytes > src->size - e->bitmap_offset)
+        return mr_error_set(err, -EINVAL, "RAM block %s: bitmap of 0x%llx "
+                            "bytes at 0x%llx lies beyond the end of the file "
+                            "(0x%llx)", e->idstr, ULL(bytes),
+                            ULL(e->bitmap_offset), ULL(src->size));
+    if (e->pages_offset < e->bitmap_offset + bytes)
+        return mr_error_set(err, -EINVAL, "RAM block %s: pages at 0x%llx "
+                            "overlap the bitmap ending at 0x%llx", e->idstr,
+                            ULL(e->pages_offset),
+                            ULL(e->bitmap_offset + bytes));
+    if (b->bits_beyond)
+        return mr_error_set(err, -EINVAL, "RAM block %s: bitmap has %llu bits "
+                            "set beyond its %llu pages", e->idstr,
+                            ULL(b->bits_beyond), ULL(b->num_pages));
+    return 0;
+}
+
+static uint8_t *read_bitmap(const struct mr_source *src,
+                            const struct mr_walk_block *b, struct mr_error *err)
+{
+    uint64_t bytes = mr_mapped_ram_bitmap_size(b->num_pages);
+    uint8_t *bm = malloc(bytes ? (size_t)bytes : 1);
+
+    if (!bm) {
+        mr_error_set(err, -ENOMEM, "out of memory for a bitmap");
+        return NULL;
+    }
+    if (mr_source_read(src, bm, (size_t)bytes, b->entry.bitmap_offset, err)) {
+        free(bm);
+        return NULL;
+    }
+    return bm;
+}
+
+/* One extent as a loader sees it, read into buf; returns its CRC. */
+static int extent_crc(const struct mr_source *src,
+                      const struct mr_walk_block *b, const uint8_t *bm,
+                      uint64_t ext, uint8_t *buf, uint32_t *crc,
+                      uint64_t *data_bytes, struct mr_error *err)
+{
+    uint64_t ps = b->entry.page_size, per = mr_cksum_extent_pages(ps);
+    uint64_t first = ext * per, end = first + per, a, z;
+
+    if (end > b->num_pages)
+        end = b->num_pages;
+    memset(buf, 0, (size_t)((end - first) * ps));
+    for (uint64_t from = first; mr_bitmap_le64_next_run(bm, end, from, &a, &z);
+         from = z) {
+        if (mr_source_read(src, buf + (a - first) * ps, (size_t)((z - a) * ps),
+                           b->entry.pages_offset + a * ps, err))
+            return err ? err->code : -EIO;
+        *data_bytes += (z - a) * ps;
+    }
+    *crc = mr_crc32c(0, buf, (size_t)((end - first) * ps));
+    return 0;
+}
+
+static int verify_block(const struct mr_source *src,
+                        const struct mr_walk_block *b,
+                        const struct mr_cksum_block *cb,
+                        struct mr_verify_report *rep, struct mr_error *err)
+{
+    uint64_t ps = b->entry.page_size;
+    uint8_t *bm, *buf;
+    int rc = 0;
+
+    if (cb->page_size != ps || cb->pages_offset != b->entry.pages_offset ||
+        cb->used_length != b->entry.used_length)
+        return mr_error_set(err, -EINVAL, "checksum trailer: RAM block %s "
+                            "layout differs from the stream's", cb->name);
+    bm = read_bitmap(src, b, err);
+    buf = bm ? malloc((size_t)(mr_cksum_extent_pages(ps) * ps)) : NULL;
+    if (bm && !buf)
+        rc = mr_error_set(err, -ENOMEM, "out of memory for an extent");
+    for (uint64_t e = 0; buf && !rc && e < cb->nr_extents; e++) {
+        uint32_t got = 0;
+
+        rc = extent_crc(src, b, bm, e, buf, &got, &rep->data_bytes, err);
+        if (!rc && got != cb->crc[e])
+            rc = mr_error_set(err, -EBADMSG, "checksum mismatch in RAM block "
+                              "%s extent %llu (file offset 0x%llx): expected "
+                              "0x%08x, computed 0x%08x", cb->name, ULL(e),
+                              ULL(cb->pages_offset +
+                                  e * mr_cksum_extent_pages(ps) * ps),
+                              cb->crc[e], got);
+        rep->extents += !rc;
+    }
+    free(buf);
+    free(bm);
+    return bm ? rc : (err ? err->code : -EIO);
+}
+
+static int check_stream(const struct mr_source *src, const struct mr_walk *w,
+                        struct mr_error *err)
+{
+    const struct mr_cksum *ck = &w->cksum;
+    uint32_t crc;
+
+    if (!(ck->flags & MR_CKSUM_F_STREAM_CRC))
+        return 0;
+    if (ck->stream_offset != w->loc.stream_offset)
+        return mr_error_set(err, -EINVAL, "checksum trailer: the stream "
+                            "starts at 0x%llx, but is read from 0x%llx",
+                            ULL(ck->stream_offset), ULL(w->loc.stream_offset));
+    if (mr_cksum_stream_crc(src, ck, w->cksum_offset, &crc, err))
+        return err ? err->code : -EIO;
+    if (crc != ck->stream_crc)
+        return mr_error_set(err, -EBADMSG, "stream checksum mismatch: the "
+                            "stream records, bitmaps or device state differ "
+                            "from what was saved (expected 0x%08x, computed "
+                            "0x%08x)", ck->stream_crc, crc);
+    return 0;
+}
+
+int mr_verify_file(const struct mr_source *src, const struct mr_walk *w,
+                   struct mr_verify_report *rep, struct mr_error *err)
+{
+    int rc = 0;
+
+    memset(rep, 0, sizeof(*rep));
+    rep->checksums = w->have_cksum;
+    rep->trailer_announced = w->vmdesc &&
+                             json_object_get(w->vmdesc, MR_CKSUM_VMDESC_KEY);
+    if (rep->trailer_announced && !w->have_cksum)
+        return mr_error_set(err, -EINVAL, "incomplete file: its "
+                            "VMDESCRIPTION announces a checksum trailer, but "
+                            "the file ends without one (the save did not "
+                            "finish)");
+    if (w->have_cksum && (rc = check_stream(src, w, err)))
+        return rc;
+    for (size_t i = 0; w->mapped_ram && !rc && i < w->nr_blocks; i++) {
+        const struct mr_walk_block *b = &w->blocks[i];
+        const struct mr_cksum_block *cb;
+
+        rep->blocks++;
+        if ((rc = check_layout(src, b, err)) || !w->have_cksum)
+            continue;
+        cb = mr_cksum_find(&w->cksum, b->entry.idstr);
+        if (!cb)
+            return mr_error_set(err, -EINVAL, "checksum trailer has no entry "
+                                "for RAM block %s", b->entry.idstr);
+        rc = verify_block(src, b, cb, rep, err);
+    }
+    return rc;
+}
