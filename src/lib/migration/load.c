@@ -613,6 +613,10 @@ static void release(struct load_job *j)
     }
     for (unsigned i = 0; i < j->nchan; i++)
         mig_close_fd(j->mig, j->chan_fds[i]);
+    /* direct-io means "leave the page cache alone": drop what the buffered
+     * main stream (headers, bitmaps, device state, trailer) pulled in */
+    if (j->dio && j->main_fd >= 0)
+        (void)posix_fadvise(j->main_fd, 0, 0, POSIX_FADV_DONTNEED);
     mig_close_fd(j->mig, j->main_fd);
     j->nchan = 0;
     j->main_fd = -1;
