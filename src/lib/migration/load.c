@@ -694,7 +694,6 @@ int mig_start_incoming(struct mr_migration *mig, const struct mr_mig_addr *a,
 {
     struct load_job *j = calloc(1, sizeof(*j));
     struct mr_params p = { 0 };
-    pthread_t t;
     int rc;
 
     if (!j)
@@ -717,17 +716,22 @@ int mig_start_incoming(struct mr_migration *mig, const struct mr_mig_addr *a,
     pthread_mutex_unlock(&mig->lock);
     mr_mig_state_cas(&mig->in, MR_MIG_NONE, MR_MIG_SETUP);
     rc = open_inputs(j, a, err);
-    if (!rc && pthread_create(&t, NULL, load_thread, j))
-        rc = mr_error_set(err, -EAGAIN, "cannot start the load thread");
+    if (!rc) {
+        /* Record the thread before it can run: a load that fails at once
+         * may make the embedder free `mig` (exit-on-error), and the free
+         * must find a thread to join, not race with this function. */
+        pthread_mutex_lock(&mig->lock);
+        if (pthread_create(&mig->load_thread, NULL, load_thread, j))
+            rc = mr_error_set(err, -EAGAIN, "cannot start the load thread");
+        else
+            mig->load_thread_live = true;
+        pthread_mutex_unlock(&mig->lock);
+    }
     if (rc) {
         /* QEMU 10.0 leaves the incoming state in setup here. */
         release(j);
         free(j);
         return rc;
     }
-    pthread_mutex_lock(&mig->lock);
-    mig->load_thread = t;
-    mig->load_thread_live = true;
-    pthread_mutex_unlock(&mig->lock);
     return 0;
 }

@@ -715,7 +715,7 @@ int mig_start_outgoing(struct mr_migration *mig, const struct mr_mig_addr *a,
                        struct mr_error *err)
 {
     struct save_job *j = calloc(1, sizeof(*j));
-    pthread_t t;
+    bool started = false;
 
     if (!j)
         return mr_error_set(err, -ENOMEM, "out of memory");
@@ -739,7 +739,14 @@ int mig_start_outgoing(struct mr_migration *mig, const struct mr_mig_addr *a,
     j->nchan = (j->mapped && j->caps.on[MR_CAP_MULTIFD]) ?
                j->params.multifd_channels : 0;
     j->main_fd = open_main(mig, a, &j->err);
-    if (j->main_fd < 0 || pthread_create(&t, NULL, save_thread, j)) {
+    if (j->main_fd >= 0) {
+        /* Recorded before the thread runs, as for the load thread. */
+        pthread_mutex_lock(&mig->lock);
+        started = pthread_create(&mig->save_thread, NULL, save_thread, j) == 0;
+        mig->save_thread_live = started;
+        pthread_mutex_unlock(&mig->lock);
+    }
+    if (!started) {
         if (!j->err.code)
             mr_error_set(&j->err, -EAGAIN, "cannot start the migration thread");
         mig_close_fd(mig, j->main_fd);
@@ -750,9 +757,5 @@ int mig_start_outgoing(struct mr_migration *mig, const struct mr_mig_addr *a,
         free_job(j);
         return err ? err->code : -EIO;
     }
-    pthread_mutex_lock(&mig->lock);
-    mig->save_thread = t;
-    mig->save_thread_live = true;
-    pthread_mutex_unlock(&mig->lock);
     return 0;
 }
