@@ -171,6 +171,11 @@ static void write_boot_image(struct machine *m)
     static const uint64_t gdt[3] = { 0, 0x00affb000000ffffull,
                                      0x00cff3000000ffffull };
 
+    /* A file backend may hold anything (an earlier run, a benchmark's
+     * fill): the boot area below the test range starts out zero, as on a
+     * reset machine, so stale table entries, counter or stop flag cannot
+     * leak into the new boot. */
+    memset(ram, 0, GUEST_BOOT_AREA_BYTES);
     for (int i = 0; i < 3; i++)
         put_le64(ram + GUEST_GDT_GPA + 8 * i, gdt[i]);
     put_le64(ram + GUEST_PML4_GPA, GUEST_PDPT_GPA | 0x7);

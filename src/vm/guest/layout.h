@@ -21,6 +21,7 @@
 #define GUEST_STOP_GPA 0x5008
 #define GUEST_PD_GPA 0x10000
 #define GUEST_PD_COUNT 64
+#define GUEST_BOOT_AREA_BYTES 0x100000 /* all of the above lies below 1 MiB */
 #define GUEST_SERIAL_PORT 0x3f8
 #define GUEST_PARK_PORT 0xf5
 #define GUEST_PAGE_BYTES 4096

@@ -140,6 +140,24 @@ def test_prelaunch():
         vm.kill()
 
 
+def test_prefilled_memory_file():
+    """A backing file full of old data boots like a reset machine: the
+    stale boot area, pass counter and stop flag must not leak in."""
+    vm = VM(ACCEL, ram='64M', test_range='1M,64M', prefill=0x01)
+    try:
+        q = vm.qmp
+        wait_for_serial(vm.serial)
+        wait_counter_change(vm)
+        assert q.cmd('stop') == {}
+        q.wait_event('STOP')
+        assert q.cmd('query-status')['status'] == 'paused'
+        mem = vm.memory(vm.start, vm.end)
+        assert check_guest_ram(mem, vm.start, vm.end, vm.start) == []
+        assert vm.quit() == 0
+    finally:
+        vm.kill()
+
+
 def test_inmigrate():
     vm = VM(ACCEL, extra=['-incoming', 'defer'])
     try:

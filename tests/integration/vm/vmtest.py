@@ -100,9 +100,13 @@ class VM:
     """mapram-vm with a file-backed shared RAM, a serial file and a QMP
     socket in a private temporary directory."""
 
-    def __init__(self, accel, ram='150M', extra=(), test_range='1M,100M'):
+    def __init__(self, accel, ram='150M', extra=(), test_range='1M,100M',
+                 prefill=None):
         self.dir = tempfile.mkdtemp(prefix='mapram-vm-test-')
         self.mem = os.path.join(self.dir, 'mem')
+        if prefill is not None:  # a backing file that already has content
+            with open(self.mem, 'wb') as f:
+                f.write(bytes([prefill]) * parse_size(ram))
         self.serial = os.path.join(self.dir, 'serial')
         self.sock = os.path.join(self.dir, 'qmp.sock')
         self.args = [binary(), '-accel', accel, '-m', ram,
