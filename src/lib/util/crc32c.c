@@ -99,6 +99,42 @@ static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
 }
 
 #if defined(__x86_64__)
+/* The CRC32 instruction has a latency of about three cycles but can start
+ * one per cycle, so three independent streams over consecutive stripes run
+ * about three times faster than one chain.  The stripes' registers are
+ * then joined by shifting the earlier ones over the later stripes' length
+ * (the zero-run operators: the raw CRC is linear). */
+#define CRC32C_STRIPE_LOG2 13
+#define CRC32C_STRIPE ((size_t)1 << CRC32C_STRIPE_LOG2) /* bytes per stream */
+
+__attribute__((target("sse4.2")))
+static uint64_t crc32c_hw_3way(uint64_t c, const uint8_t **pp, size_t *lenp)
+{
+    const uint8_t *p = *pp;
+    size_t len = *lenp;
+
+    for (; len >= 3 * CRC32C_STRIPE; len -= 3 * CRC32C_STRIPE,
+                                     p += 3 * CRC32C_STRIPE) {
+        uint64_t c1 = 0, c2 = 0;
+
+        for (size_t i = 0; i < CRC32C_STRIPE; i += 8) {
+            uint64_t w0, w1, w2;
+
+            memcpy(&w0, p + i, 8);
+            memcpy(&w1, p + CRC32C_STRIPE + i, 8);
+            memcpy(&w2, p + 2 * CRC32C_STRIPE + i, 8);
+            c = __builtin_ia32_crc32di(c, w0);
+            c1 = __builtin_ia32_crc32di(c1, w1);
+            c2 = __builtin_ia32_crc32di(c2, w2);
+        }
+        c = gf2_apply(zero_op[CRC32C_STRIPE_LOG2], (uint32_t)c) ^ (uint32_t)c1;
+        c = gf2_apply(zero_op[CRC32C_STRIPE_LOG2], (uint32_t)c) ^ (uint32_t)c2;
+    }
+    *pp = p;
+    *lenp = len;
+    return c;
+}
+
 __attribute__((target("sse4.2")))
 static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t len)
 {
@@ -108,6 +144,7 @@ static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t len)
         c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
         len--;
     }
+    c = crc32c_hw_3way(c, &p, &len);
     for (; len >= 8; len -= 8, p += 8) {
         uint64_t w;
 

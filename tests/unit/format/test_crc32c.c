@@ -59,6 +59,27 @@ static void hw_matches_portable(void **state)
                      mr_crc32c_portable(0, buf, 4001));
 }
 
+/* Buffers long enough for the three-stream path (3 x 8 KiB stripes), at
+ * lengths around its boundaries and odd alignments. */
+static void long_buffers_match_portable(void **state)
+{
+    static uint8_t buf[4 * 24576 + 64];
+    static const size_t lens[] = { 24575, 24576, 24577, 24576 + 8,
+                                   2 * 24576 - 1, 3 * 24576 + 13,
+                                   4 * 24576 };
+    uint32_t seed = 777;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        seed = seed * 1103515245 + 12345;
+        buf[i] = (uint8_t)(seed >> 16);
+    }
+    for (size_t off = 0; off < 3; off++)
+        for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+            assert_int_equal(mr_crc32c(0x1234, buf + off, lens[i]),
+                             mr_crc32c_portable(0x1234, buf + off, lens[i]));
+}
+
 static void zeros_without_memory(void **state)
 {
     static uint8_t z[3 << 20];
@@ -81,6 +102,7 @@ int main(void)
         cmocka_unit_test(known_vectors),
         cmocka_unit_test(chaining),
         cmocka_unit_test(hw_matches_portable),
+        cmocka_unit_test(long_buffers_match_portable),
         cmocka_unit_test(zeros_without_memory),
     };
 
