@@ -2,13 +2,16 @@
 # make demo: a running micro-VM saved live with `mapram save`, restored into
 # a second VM with `mapram restore`, guest memory compared byte for byte, the
 # restored guest seen running again.  DEMO_SIZE (default 2G) sets the guest
-# RAM, DEMO_DIR the scratch directory (default: a new one under /var/tmp).
+# RAM, DEMO_DIR the scratch directory (default: a new one under /var/tmp,
+# removed at the end unless DEMO_KEEP=1).
 set -euo pipefail
 build=${1:-build}
 size=${DEMO_SIZE:-2G}
 bin=$(cd "$build/src" && pwd)
 mapram="$bin/cli/mapram"
 vm="$bin/vm/mapram-vm"
+keep=${DEMO_KEEP:-0}
+[ -n "${DEMO_DIR:-}" ] && keep=1
 work=${DEMO_DIR:-$(mktemp -d /var/tmp/mapram-demo.XXXXXX)}
 mkdir -p "$work"
 pids=()
@@ -16,6 +19,7 @@ cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -f "$work"/*.ram "$work"/*.sock
+    [ "$keep" = 1 ] || rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -87,4 +91,8 @@ echo "restored VM: $(qmp "$work/dest.sock" query-status); serial grew from $befo
 qmp "$work/source.sock" quit >/dev/null || true
 qmp "$work/dest.sock" quit >/dev/null || true
 echo
-echo "demo: done (files in $work)"
+if [ "$keep" = 1 ]; then
+    echo "demo: done (the save file and serial logs are in $work)"
+else
+    echo "demo: done (DEMO_KEEP=1 keeps the save file)"
+fi
