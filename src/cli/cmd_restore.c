@@ -52,7 +52,11 @@ static void restore_usage(FILE *out)
             "usage: mapram restore (--qmp SOCKET | --spawn) FILE [--channels N]\n"
             "                      [--direct-io] [--paused] [--json]\n"
             "Load FILE (written by mapram save) into a VM started with -incoming defer;\n"
-            "--spawn starts a mapram-vm of the right size for it.\n");
+            "--spawn starts a mapram-vm of the right size for it.\n"
+            "--channels defaults to the count the file was saved with, else one per\n"
+            "online CPU, from %u to %u (here %u).\n",
+            MGMT_MIN_DEFAULT_CHANNELS, MGMT_MAX_DEFAULT_CHANNELS,
+            mgmt_default_channels());
 }
 
 static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
@@ -177,7 +181,7 @@ static int start_incoming(struct restore_run *r, struct mr_error *err)
 {
     int fds[2] = { r->fd_main, r->fd_second };
     unsigned channels = r->o.channels ? r->o.channels :
-                        r->hdr.channels ? r->hdr.channels : MGMT_DEFAULT_CHANNELS;
+                        r->hdr.channels ? r->hdr.channels : mgmt_default_channels();
     char uri[64];
     json_t *args;
 

@@ -68,7 +68,10 @@ static void save_usage(FILE *out)
             "usage: mapram save --qmp SOCKET FILE [--channels N]\n"
             "                   [--direct-io|--no-direct-io] [--live] [--force] [--json]\n"
             "Save the VM's memory to FILE (mapped-ram format behind a mapram header).\n"
-            "The VM is paused first unless --live, and stays paused after success.\n");
+            "The VM is paused first unless --live, and stays paused after success.\n"
+            "--channels defaults to one per online CPU, from %u to %u (here %u).\n",
+            MGMT_MIN_DEFAULT_CHANNELS, MGMT_MAX_DEFAULT_CHANNELS,
+            mgmt_default_channels());
 }
 
 static int parse_save_args(int argc, char **argv, struct save_opts *o)
@@ -87,7 +90,7 @@ static int parse_save_args(int argc, char **argv, struct save_opts *o)
     int opt;
 
     memset(o, 0, sizeof(*o));
-    o->channels = MGMT_DEFAULT_CHANNELS;
+    o->channels = mgmt_default_channels();
     optind = 1;
     while ((opt = getopt_long(argc, argv, "q:c:fhj", longopts, NULL)) != -1) {
         switch (opt) {

@@ -13,10 +13,10 @@
 
 #include "mapram/error.h"
 #include "mapram/qmp_client.h"
+#include "channels.h"
 #include "progress.h"
 
 #define MGMT_QMP_TIMEOUT_MS 10000
-#define MGMT_DEFAULT_CHANNELS 4
 
 /* Set by SIGINT/SIGTERM once mgmt_signals_install() ran. */
 extern volatile sig_atomic_t mgmt_signal;

@@ -5,6 +5,8 @@
  * zero-length writes, end of file), shared by every engine.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,29 +19,33 @@ static const struct mr_io_ops *const engines[] = {
     &mr_io_uring_ops,
 };
 
+const char *mr_io_auto_pick(int fd_flags)
+{
+    if (fd_flags >= 0 && (fd_flags & O_DIRECT))
+        return "io_uring";
+    return "psync";
+}
+
+static bool is_auto(const char *name)
+{
+    return !name || !strcmp(name, MR_IO_AUTO_ENGINE);
+}
+
 const struct mr_io_ops *mr_io_find(const char *name)
 {
-    if (!name)
-        name = MR_IO_DEFAULT_ENGINE;
+    if (is_auto(name))
+        name = mr_io_auto_pick(-1);
     for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]); i++)
         if (!strcmp(engines[i]->name, name))
             return engines[i];
     return NULL;
 }
 
-struct mr_io_engine *mr_io_engine_open(const char *name, unsigned depth,
-                                       struct mr_error *err)
+static struct mr_io_engine *open_ops(const struct mr_io_ops *ops,
+                                     unsigned depth, struct mr_error *err)
 {
-    const struct mr_io_ops *ops = mr_io_find(name);
-    struct mr_io_engine *e;
+    struct mr_io_engine *e = calloc(1, sizeof(*e));
 
-    if (!ops) {
-        mr_error_set(err, -EINVAL,
-                     "Unknown I/O engine '%s' (expected psync or io_uring)",
-                     name);
-        return NULL;
-    }
-    e = calloc(1, sizeof(*e));
     if (!e) {
         mr_error_set(err, -ENOMEM, "Out of memory for I/O engine");
         return NULL;
@@ -51,6 +57,43 @@ struct mr_io_engine *mr_io_engine_open(const char *name, unsigned depth,
         return NULL;
     }
     return e;
+}
+
+struct mr_io_engine *mr_io_engine_open(const char *name, unsigned depth,
+                                       struct mr_error *err)
+{
+    return mr_io_engine_open_fd(name, depth, -1, err);
+}
+
+/* "auto" for one descriptor: a failed ring setup is not an error. */
+static struct mr_io_engine *open_auto(unsigned depth, int fd,
+                                      struct mr_error *err)
+{
+    const struct mr_io_ops *ops =
+        mr_io_find(mr_io_auto_pick(fd >= 0 ? fcntl(fd, F_GETFL) : -1));
+    struct mr_error probe = MR_ERROR_INIT;
+    struct mr_io_engine *e;
+
+    if (ops != &mr_io_uring_ops)
+        return open_ops(ops, depth, err);
+    e = open_ops(ops, depth, &probe);
+    return e ? e : open_ops(&mr_io_psync_ops, depth, err);
+}
+
+struct mr_io_engine *mr_io_engine_open_fd(const char *name, unsigned depth,
+                                          int fd, struct mr_error *err)
+{
+    const struct mr_io_ops *ops;
+
+    if (is_auto(name))
+        return open_auto(depth, fd, err);
+    ops = mr_io_find(name);
+    if (!ops) {
+        mr_error_set(err, -EINVAL, "Unknown I/O engine '%s' (expected "
+                     "auto, psync or io_uring)", name);
+        return NULL;
+    }
+    return open_ops(ops, depth, err);
 }
 
 void mr_io_engine_close(struct mr_io_engine *e)

@@ -84,15 +84,33 @@ struct mr_io_engine {
 extern const struct mr_io_ops mr_io_psync_ops;
 extern const struct mr_io_ops mr_io_uring_ops;
 
+/*
+ * "auto" picks per descriptor: io_uring when the descriptor is O_DIRECT
+ * (no page cache to absorb a shallow queue) and the kernel lets us set up
+ * a ring, psync otherwise; docs/io.md has the measurements behind it.
+ */
+#define MR_IO_AUTO_ENGINE "auto"
 /* The engine that `name == NULL` selects. */
-#define MR_IO_DEFAULT_ENGINE "psync"
+#define MR_IO_DEFAULT_ENGINE MR_IO_AUTO_ENGINE
 
-/* Find an engine by name ("psync", "io_uring"); NULL selects the default. */
+/* Pure rule of "auto": the engine for a descriptor whose F_GETFL status
+ * flags are `fd_flags` (< 0: unknown, no descriptor). */
+const char *mr_io_auto_pick(int fd_flags);
+
+/* Find an engine by name ("auto", "psync", "io_uring"); NULL selects the
+ * default.  Without a descriptor "auto" resolves to psync's ops. */
 const struct mr_io_ops *mr_io_find(const char *name);
 
 /* Allocate and init an engine by name.  NULL + err on failure. */
 struct mr_io_engine *mr_io_engine_open(const char *name, unsigned depth,
                                        struct mr_error *err);
+/*
+ * The same for requests on `fd`, which "auto" (and NULL) looks at; when
+ * "auto" chose io_uring and the ring cannot be set up, it falls back to
+ * psync without an error.
+ */
+struct mr_io_engine *mr_io_engine_open_fd(const char *name, unsigned depth,
+                                          int fd, struct mr_error *err);
 void mr_io_engine_close(struct mr_io_engine *e);
 
 /* Fill a request for one contiguous buffer (iov must outlive it). */

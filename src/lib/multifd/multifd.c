@@ -673,7 +673,7 @@ static int check_config(const struct mr_multifd_config *cfg,
                             "list", cfg->nblocks);
     if (!mr_io_find(cfg->engine))
         return mr_error_set(err, -EINVAL, "Unknown I/O engine '%s' (expected "
-                            "psync or io_uring)", cfg->engine);
+                            "auto, psync or io_uring)", cfg->engine);
     for (size_t i = 0; i < cfg->nblocks; i++) {
         r = check_block(cfg, i, err);
         if (r)
@@ -709,7 +709,7 @@ static int channel_init(struct mr_multifd *m, struct channel *c, unsigned id,
     c->reqs = calloc(cap, sizeof(*c->reqs));
     if (!c->kind || !c->runs || !c->iov || !c->reqs)
         return mr_error_set(err, -ENOMEM, "multifd: out of memory");
-    c->io = mr_io_engine_open(engine, MR_MULTIFD_IO_DEPTH, err);
+    c->io = mr_io_engine_open_fd(engine, MR_MULTIFD_IO_DEPTH, fd, err);
     if (!c->io)
         return mr_error_prefix(err, "multifd channel %u: ", id);
     return 0;

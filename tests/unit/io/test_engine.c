@@ -145,6 +145,58 @@ static void find_engines(void **state)
     assert_null(mr_io_find("libaio"));
 }
 
+/* "auto": its pure rule, and what it opens for buffered and O_DIRECT fds. */
+static void auto_rule(void **state)
+{
+    (void)state;
+    assert_string_equal(mr_io_auto_pick(-1), "psync");
+    assert_string_equal(mr_io_auto_pick(O_RDWR), "psync");
+    assert_string_equal(mr_io_auto_pick(O_WRONLY | O_APPEND), "psync");
+    assert_string_equal(mr_io_auto_pick(O_RDWR | O_DIRECT), "io_uring");
+    assert_ptr_equal(mr_io_find("auto"), &mr_io_psync_ops);
+    assert_ptr_equal(mr_io_find(NULL), &mr_io_psync_ops);
+}
+
+static const struct mr_io_ops *auto_ops(int fd, unsigned depth)
+{
+    struct mr_error err = MR_ERROR_INIT;
+    struct mr_io_engine *e = mr_io_engine_open_fd("auto", depth, fd, &err);
+    const struct mr_io_ops *ops;
+
+    assert_non_null(e);
+    assert_false(mr_error_is_set(&err));
+    ops = e->ops;
+    mr_io_engine_close(e);
+    return ops;
+}
+
+static void auto_open(void **state)
+{
+    struct mr_io_engine *u = open_or_null("io_uring");
+    struct mr_error err = MR_ERROR_INIT;
+    struct tmp t;
+
+    (void)state;
+    tmp_open(&t);
+    assert_ptr_equal(auto_ops(t.fd, 4), &mr_io_psync_ops);
+    assert_ptr_equal(auto_ops(-1, 4), &mr_io_psync_ops);
+    if (fcntl(t.fd, F_SETFL, O_DIRECT) == 0) {
+        /* io_uring where the kernel allows a ring, psync where not */
+        assert_ptr_equal(auto_ops(t.fd, 4),
+                         u ? &mr_io_uring_ops : &mr_io_psync_ops);
+        /* a ring this deep is refused (EINVAL): silent fall back */
+        assert_null(mr_io_engine_open("io_uring", 1u << 20, &err));
+        assert_true(mr_error_is_set(&err));
+        assert_ptr_equal(auto_ops(t.fd, 1u << 20), &mr_io_psync_ops);
+    }
+    mr_io_engine_close(u);
+    mr_error_clear(&err);
+    assert_null(mr_io_engine_open_fd("aio", 4, t.fd, &err));
+    assert_string_equal(err.msg, "Unknown I/O engine 'aio' (expected auto, "
+                        "psync or io_uring)");
+    tmp_close(&t);
+}
+
 #ifdef MR_FAULT_INJECTION
 /* Recoverable faults: the data must still arrive whole. */
 static void recover_one(const char *name, const char *spec)
@@ -288,6 +340,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(find_engines),
+        cmocka_unit_test(auto_rule),
+        cmocka_unit_test(auto_open),
         cmocka_unit_test(roundtrip),
         cmocka_unit_test(read_eof),
         cmocka_unit_test(faults_recovered),

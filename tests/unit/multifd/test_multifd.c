@@ -427,7 +427,7 @@ static void bad_config(void **state)
     assert_null(mr_multifd_new(&cfg, &err));
     assert_int_equal(err.code, -EINVAL);
     assert_string_equal(err.msg,
-                        "Unknown I/O engine 'aio' (expected psync or io_uring)");
+                        "Unknown I/O engine 'aio' (expected auto, psync or io_uring)");
     mr_error_clear(&err);
     cfg = (struct mr_multifd_config){ .nchannels = 0, .sync_fd = -1 };
     assert_null(mr_multifd_new(&cfg, &err));
