@@ -23,6 +23,7 @@
 
 #include "guest/layout.h"
 #include "vcpu.h"
+#include "vcpu_park.h"
 
 #define MAX_CPUID_ENTRIES 256
 
@@ -33,9 +34,7 @@ struct vcpu {
     size_t run_bytes;
     pthread_t thread;
     bool thread_started;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool run_wanted, parked, quit; /* under lock */
+    struct vcpu_park park;
     int failed;                    /* negative errno once KVM_RUN failed */
     struct mr_error fail_err;
     unsigned long *scratch;        /* KVM_GET_DIRTY_LOG buffer */
@@ -239,34 +238,27 @@ static void *thread_main(void *opaque)
 {
     struct vcpu *cpu = opaque;
 
-    pthread_mutex_lock(&cpu->lock);
-    for (;;) {
-        cpu->parked = true;
-        pthread_cond_broadcast(&cpu->cond);
-        while (!cpu->run_wanted && !cpu->quit)
-            pthread_cond_wait(&cpu->cond, &cpu->lock);
-        if (cpu->quit)
-            break;
-        cpu->parked = false;
-        pthread_mutex_unlock(&cpu->lock);
+    pthread_mutex_lock(&cpu->park.lock);
+    while (vcpu_park_wait_for_run(&cpu->park)) {
+        pthread_mutex_unlock(&cpu->park.lock);
         struct mr_error err = MR_ERROR_INIT;
         int rc = run_until_stop(cpu, &err);
-        pthread_mutex_lock(&cpu->lock);
+        pthread_mutex_lock(&cpu->park.lock);
         if (rc < 0) {
             /* the guest cannot continue: park for good, tell the VM
              * outside our lock (it may be waiting in pause()) */
             cpu->failed = rc;
             cpu->fail_err = err;
-            cpu->run_wanted = false;
-            cpu->parked = true;
-            pthread_cond_broadcast(&cpu->cond);
-            pthread_mutex_unlock(&cpu->lock);
+            cpu->park.run_wanted = false;
+            cpu->park.parked = true;
+            pthread_cond_broadcast(&cpu->park.cond);
+            pthread_mutex_unlock(&cpu->park.lock);
             if (cpu->m->on_vcpu_fatal)
                 cpu->m->on_vcpu_fatal(cpu->m->fatal_opaque, &err);
-            pthread_mutex_lock(&cpu->lock);
+            pthread_mutex_lock(&cpu->park.lock);
         }
     }
-    pthread_mutex_unlock(&cpu->lock);
+    pthread_mutex_unlock(&cpu->park.lock);
     return NULL;
 }
 
@@ -317,8 +309,7 @@ static struct vcpu *kvm_create(struct machine *m, struct mr_error *err)
     }
     cpu->m = m;
     cpu->kvm_fd = cpu->vm_fd = cpu->fd = -1;
-    pthread_mutex_init(&cpu->lock, NULL);
-    pthread_cond_init(&cpu->cond, NULL);
+    vcpu_park_init(&cpu->park);
     cpu->nr_words = (m->ram_bytes / GUEST_PAGE_BYTES + 63) / 64;
     cpu->scratch = calloc(cpu->nr_words, sizeof(unsigned long));
     rc = cpu->scratch ? 0 : mr_error_set(err, -ENOMEM, "out of memory");
@@ -348,16 +339,15 @@ static int kvm_pause(struct vcpu *cpu, struct mr_error *err)
 {
     int rc;
 
-    pthread_mutex_lock(&cpu->lock);
-    cpu->run_wanted = false;
-    if (!cpu->parked)
+    pthread_mutex_lock(&cpu->park.lock);
+    cpu->park.run_wanted = false;
+    if (!cpu->park.parked)
         *stop_flag(cpu) = 1;
-    while (!cpu->parked)
-        pthread_cond_wait(&cpu->cond, &cpu->lock);
+    vcpu_park_wait_parked(&cpu->park);
     rc = cpu->failed;
     if (rc < 0)
         mr_error_propagate(err, &cpu->fail_err);
-    pthread_mutex_unlock(&cpu->lock);
+    pthread_mutex_unlock(&cpu->park.lock);
     return rc;
 }
 
@@ -365,10 +355,7 @@ static void kvm_destroy(struct vcpu *cpu)
 {
     if (cpu->thread_started) {
         kvm_pause(cpu, NULL);
-        pthread_mutex_lock(&cpu->lock);
-        cpu->quit = true;
-        pthread_cond_broadcast(&cpu->cond);
-        pthread_mutex_unlock(&cpu->lock);
+        vcpu_park_quit(&cpu->park);
         pthread_join(cpu->thread, NULL);
     }
     if (cpu->run)
@@ -379,8 +366,7 @@ static void kvm_destroy(struct vcpu *cpu)
         close(cpu->vm_fd);
     if (cpu->kvm_fd >= 0)
         close(cpu->kvm_fd);
-    pthread_mutex_destroy(&cpu->lock);
-    pthread_cond_destroy(&cpu->cond);
+    vcpu_park_destroy(&cpu->park);
     free(cpu->scratch);
     free(cpu);
 }
@@ -389,15 +375,15 @@ static int kvm_resume(struct vcpu *cpu, struct mr_error *err)
 {
     int rc;
 
-    pthread_mutex_lock(&cpu->lock);
+    pthread_mutex_lock(&cpu->park.lock);
     rc = cpu->failed;
     if (rc < 0) {
         mr_error_propagate(err, &cpu->fail_err);
     } else {
-        cpu->run_wanted = true;
-        pthread_cond_broadcast(&cpu->cond);
+        cpu->park.run_wanted = true;
+        pthread_cond_broadcast(&cpu->park.cond);
     }
-    pthread_mutex_unlock(&cpu->lock);
+    pthread_mutex_unlock(&cpu->park.lock);
     return rc;
 }
 

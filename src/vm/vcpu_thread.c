@@ -13,15 +13,14 @@
 
 #include "guest/layout.h"
 #include "vcpu.h"
+#include "vcpu_park.h"
 
 #define BITS_PER_WORD (8 * sizeof(unsigned long))
 
 struct vcpu {
     struct machine *m;
     pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool run_wanted, parked, quit; /* under lock */
+    struct vcpu_park park;
     atomic_bool stop_req;          /* polled by the loop */
     struct guest_state st;         /* owned by the thread while running */
     atomic_bool logging;
@@ -86,21 +85,14 @@ static void *thread_main(void *opaque)
 {
     struct vcpu *cpu = opaque;
 
-    pthread_mutex_lock(&cpu->lock);
-    for (;;) {
-        cpu->parked = true;
-        pthread_cond_broadcast(&cpu->cond);
-        while (!cpu->run_wanted && !cpu->quit)
-            pthread_cond_wait(&cpu->cond, &cpu->lock);
-        if (cpu->quit)
-            break;
-        cpu->parked = false;
-        pthread_mutex_unlock(&cpu->lock);
+    pthread_mutex_lock(&cpu->park.lock);
+    while (vcpu_park_wait_for_run(&cpu->park)) {
+        pthread_mutex_unlock(&cpu->park.lock);
         while (!atomic_load_explicit(&cpu->stop_req, memory_order_relaxed))
             step(cpu);
-        pthread_mutex_lock(&cpu->lock);
+        pthread_mutex_lock(&cpu->park.lock);
     }
-    pthread_mutex_unlock(&cpu->lock);
+    pthread_mutex_unlock(&cpu->park.lock);
     return NULL;
 }
 
@@ -118,8 +110,7 @@ static struct vcpu *thread_create(struct machine *m, struct mr_error *err)
     cpu->nr_words = (m->ram_bytes / GUEST_PAGE_BYTES + BITS_PER_WORD - 1) /
                     BITS_PER_WORD;
     cpu->dirty = calloc(cpu->nr_words, sizeof(*cpu->dirty));
-    pthread_mutex_init(&cpu->lock, NULL);
-    pthread_cond_init(&cpu->cond, NULL);
+    vcpu_park_init(&cpu->park);
     rc = cpu->dirty ? pthread_create(&cpu->thread, NULL, thread_main, cpu)
                     : ENOMEM;
     if (rc) {
@@ -135,13 +126,9 @@ static struct vcpu *thread_create(struct machine *m, struct mr_error *err)
 static void thread_destroy(struct vcpu *cpu)
 {
     atomic_store(&cpu->stop_req, true);
-    pthread_mutex_lock(&cpu->lock);
-    cpu->quit = true;
-    pthread_cond_broadcast(&cpu->cond);
-    pthread_mutex_unlock(&cpu->lock);
+    vcpu_park_quit(&cpu->park);
     pthread_join(cpu->thread, NULL);
-    pthread_mutex_destroy(&cpu->lock);
-    pthread_cond_destroy(&cpu->cond);
+    vcpu_park_destroy(&cpu->park);
     free(cpu->dirty);
     free(cpu);
 }
@@ -149,23 +136,22 @@ static void thread_destroy(struct vcpu *cpu)
 static int thread_resume(struct vcpu *cpu, struct mr_error *err)
 {
     (void)err;
-    pthread_mutex_lock(&cpu->lock);
+    pthread_mutex_lock(&cpu->park.lock);
     atomic_store(&cpu->stop_req, false);
-    cpu->run_wanted = true;
-    pthread_cond_broadcast(&cpu->cond);
-    pthread_mutex_unlock(&cpu->lock);
+    cpu->park.run_wanted = true;
+    pthread_cond_broadcast(&cpu->park.cond);
+    pthread_mutex_unlock(&cpu->park.lock);
     return 0;
 }
 
 static int thread_pause(struct vcpu *cpu, struct mr_error *err)
 {
     (void)err;
-    pthread_mutex_lock(&cpu->lock);
-    cpu->run_wanted = false;
+    pthread_mutex_lock(&cpu->park.lock);
+    cpu->park.run_wanted = false;
     atomic_store(&cpu->stop_req, true);
-    while (!cpu->parked)
-        pthread_cond_wait(&cpu->cond, &cpu->lock);
-    pthread_mutex_unlock(&cpu->lock);
+    vcpu_park_wait_parked(&cpu->park);
+    pthread_mutex_unlock(&cpu->park.lock);
     return 0;
 }
 
@@ -173,9 +159,9 @@ static int thread_get_state(struct vcpu *cpu, struct guest_state *out,
                             struct mr_error *err)
 {
     (void)err;
-    pthread_mutex_lock(&cpu->lock);
+    pthread_mutex_lock(&cpu->park.lock);
     *out = cpu->st;
-    pthread_mutex_unlock(&cpu->lock);
+    pthread_mutex_unlock(&cpu->park.lock);
     return 0;
 }
 
@@ -186,9 +172,9 @@ static int thread_set_state(struct vcpu *cpu, const struct guest_state *st,
 
     if (rc < 0)
         return rc;
-    pthread_mutex_lock(&cpu->lock);
+    pthread_mutex_lock(&cpu->park.lock);
     cpu->st = *st;
-    pthread_mutex_unlock(&cpu->lock);
+    pthread_mutex_unlock(&cpu->park.lock);
     return 0;
 }
 
