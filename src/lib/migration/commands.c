@@ -22,7 +22,6 @@ static int set_caps_json(struct mr_migration *mig, json_t *list,
     struct mr_caps n;
     size_t i;
     json_t *e;
-    int rc;
 
     pthread_mutex_lock(&mig->lock);
     n = mig->caps;
@@ -56,14 +55,7 @@ static int set_caps_json(struct mr_migration *mig, json_t *list,
                                 json_string_value(c));
         n.on[cap] = json_is_true(s);
     }
-    pthread_mutex_lock(&mig->lock);
-    rc = mr_caps_check(&mig->caps, &n, &mig->params,
-                       mr_mig_status_is_running(mr_mig_state_get(&mig->out)),
-                       mig->ops->runstate(mig->vm) == MR_RUN_INMIGRATE, err);
-    if (!rc)
-        mig->caps = n;
-    pthread_mutex_unlock(&mig->lock);
-    return rc;
+    return mig_apply_caps(mig, &n, err);
 }
 
 static json_t *cmd_set_caps(struct mr_qmp_call *call, json_t *args,

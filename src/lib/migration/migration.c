@@ -217,19 +217,28 @@ int mr_migration_set_capability(struct mr_migration *mig, const char *name,
 {
     int cap = mr_cap_from_name(name);
     struct mr_caps n;
-    int rc;
 
     if (cap < 0)
         return mr_error_set(err, -EINVAL, "Parameter 'capability' does not "
                             "accept value '%s'", name);
     pthread_mutex_lock(&mig->lock);
     n = mig->caps;
+    pthread_mutex_unlock(&mig->lock);
     n.on[cap] = on;
-    rc = mr_caps_check(&mig->caps, &n, &mig->params,
+    return mig_apply_caps(mig, &n, err);
+}
+
+int mig_apply_caps(struct mr_migration *mig, const struct mr_caps *n,
+                   struct mr_error *err)
+{
+    int rc;
+
+    pthread_mutex_lock(&mig->lock);
+    rc = mr_caps_check(&mig->caps, n, &mig->params,
                        mr_mig_status_is_running(mr_mig_state_get(&mig->out)),
                        mig->ops->runstate(mig->vm) == MR_RUN_INMIGRATE, err);
     if (!rc)
-        mig->caps = n;
+        mig->caps = *n;
     pthread_mutex_unlock(&mig->lock);
     return rc;
 }

@@ -76,6 +76,10 @@ void mig_emit(struct mr_migration *mig, const char *name, json_t *data);
 /* Record the outgoing/incoming error (first wins). */
 void mig_set_out_error(struct mr_migration *mig, const struct mr_error *e);
 void mig_set_in_error(struct mr_migration *mig, const struct mr_error *e);
+/* Check the capability set `n` against the current one (QEMU's
+ * migrate_caps_check) and apply it, all or nothing. */
+int mig_apply_caps(struct mr_migration *mig, const struct mr_caps *n,
+                   struct mr_error *err);
 /* Snapshot caps and params under the lock. */
 void mig_snapshot(struct mr_migration *mig, struct mr_caps *caps,
                   struct mr_params *params);
