@@ -59,14 +59,16 @@ static void hw_matches_portable(void **state)
                      mr_crc32c_portable(0, buf, 4001));
 }
 
-/* Buffers long enough for the three-stream path (3 x 8 KiB stripes), at
- * lengths around its boundaries and odd alignments. */
-static void long_buffers_match_portable(void **state)
+/* Lengths around the folding paths' edges (64-byte SSE steps, 256-byte
+ * AVX-512 steps, the 16-byte tail and the bytes after it), at odd
+ * alignments and with a non-zero starting CRC, against the table. */
+static void folding_matches_portable(void **state)
 {
-    static uint8_t buf[4 * 24576 + 64];
-    static const size_t lens[] = { 24575, 24576, 24577, 24576 + 8,
-                                   2 * 24576 - 1, 3 * 24576 + 13,
-                                   4 * 24576 };
+    static uint8_t buf[70000];
+    static const size_t lens[] = { 63, 64, 65, 79, 80, 127, 128, 191, 255,
+                                   256, 257, 271, 272, 319, 320, 335, 511,
+                                   512, 513, 767, 1024 + 15, 4096, 65536,
+                                   65536 + 17 };
     uint32_t seed = 777;
 
     (void)state;
@@ -75,9 +77,16 @@ static void long_buffers_match_portable(void **state)
         buf[i] = (uint8_t)(seed >> 16);
     }
     for (size_t off = 0; off < 3; off++)
-        for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+        for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
             assert_int_equal(mr_crc32c(0x1234, buf + off, lens[i]),
                              mr_crc32c_portable(0x1234, buf + off, lens[i]));
+            assert_int_equal(mr_crc32c(0, buf + off, lens[i]),
+                             mr_crc32c_portable(0, buf + off, lens[i]));
+        }
+    /* All-ones data: every product term is live. */
+    memset(buf, 0xff, 1000);
+    assert_int_equal(mr_crc32c(0xffffffff, buf, 1000),
+                     mr_crc32c_portable(0xffffffff, buf, 1000));
 }
 
 static void zeros_without_memory(void **state)
@@ -102,7 +111,7 @@ int main(void)
         cmocka_unit_test(known_vectors),
         cmocka_unit_test(chaining),
         cmocka_unit_test(hw_matches_portable),
-        cmocka_unit_test(long_buffers_match_portable),
+        cmocka_unit_test(folding_matches_portable),
         cmocka_unit_test(zeros_without_memory),
     };
 
