@@ -189,6 +189,7 @@ static const struct mr_qmp_arg set_params_args[] = {
     { "mode", MR_QMP_T_STR, true },
     { "zero-page-detection", MR_QMP_T_STR, true },
     { "direct-io", MR_QMP_T_BOOL, true },
+    { "x-io-engine", MR_QMP_T_STR, true },
     { NULL },
 };
 #undef U64

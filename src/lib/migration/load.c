@@ -41,6 +41,7 @@ struct load_job {
     struct mr_caps caps;
     bool mapped, dio, exit_on_error;
     unsigned nchan;
+    const char *io_engine;         /* x-io-engine */
     uint64_t offset;
     int main_fd;
     int chan_fds[256];
@@ -532,6 +533,7 @@ static int load_pages(struct load_job *j)
     cfg.fds = j->chan_fds;
     cfg.sync_fd = j->main_fd;
     cfg.direct_io = j->dio;
+    cfg.engine = j->io_engine;
     j->mf = mr_multifd_new(&cfg, &j->err);
     if (!j->mf)
         return j->err.code;
@@ -704,6 +706,7 @@ int mig_start_incoming(struct mr_migration *mig, const struct mr_mig_addr *a,
     j->exit_on_error = exit_on_error;
     j->mapped = j->caps.on[MR_CAP_MAPPED_RAM];
     j->dio = mr_direct_io_effective(&j->caps, &p);
+    j->io_engine = mr_io_engine_param_name(p.io_engine);
     j->nchan = (j->mapped && j->caps.on[MR_CAP_MULTIFD]) ?
                p.multifd_channels : 0;
     j->main_fd = -1;

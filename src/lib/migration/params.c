@@ -26,6 +26,8 @@ static const char *const comp_names[] = { "none", "zlib", "zstd", NULL };
 static const char *const mode_names[] = { "normal", "cpr-reboot",
                                           "cpr-transfer", NULL };
 static const char *const zpd_names[] = { "none", "legacy", "multifd", NULL };
+static const char *const io_engine_names[] = { "auto", "psync", "io_uring",
+                                               NULL };
 
 const char *mr_cap_name(enum mr_mig_cap cap)
 {
@@ -53,6 +55,11 @@ const char *mr_mode_name(int m)
 const char *mr_zpd_name(int z)
 {
     return z >= 0 && z < MR_ZPD__MAX ? zpd_names[z] : "unknown";
+}
+
+const char *mr_io_engine_param_name(int e)
+{
+    return e >= 0 && e < MR_IOENG__MAX ? io_engine_names[e] : "unknown";
 }
 
 void mr_params_init(struct mr_params *p)
@@ -311,7 +318,7 @@ int mr_params_check(const struct mr_params *old, const struct mr_params *new_p,
 /* ---- the parameter table ---- */
 
 enum pkind { K_U8, K_U32, K_U64, K_SIZE_B, K_SIZE_MIB, K_BOOL, K_STR,
-             K_COMP, K_MODE, K_ZPD, K_BBM };
+             K_COMP, K_MODE, K_ZPD, K_IOENG, K_BBM };
 
 struct pdesc {
     const char *name;
@@ -351,6 +358,7 @@ static const struct pdesc ptable[] = {
     P("mode", K_MODE, mode),
     P("zero-page-detection", K_ZPD, zero_page_detection),
     P("direct-io", K_BOOL, direct_io),
+    P("x-io-engine", K_IOENG, io_engine),
 };
 #undef P
 #define NPARAMS (sizeof(ptable) / sizeof(ptable[0]))
@@ -365,7 +373,8 @@ static const struct pdesc *find_param(const char *name)
 
 static const char *const *enum_names(enum pkind k)
 {
-    return k == K_COMP ? comp_names : k == K_MODE ? mode_names : zpd_names;
+    return k == K_COMP ? comp_names : k == K_MODE ? mode_names
+         : k == K_IOENG ? io_engine_names : zpd_names;
 }
 
 static int enum_lookup(enum pkind k, const char *v)
@@ -395,7 +404,7 @@ static int set_member(struct mr_params *p, const struct pdesc *d, json_t *v,
         snprintf(base, MR_PARAM_STR_MAX, "%s",
                  json_is_string(v) ? json_string_value(v) : "");
         break;
-    case K_COMP: case K_MODE: case K_ZPD:
+    case K_COMP: case K_MODE: case K_ZPD: case K_IOENG:
         e = json_is_string(v) ? enum_lookup(d->kind, json_string_value(v)) : -1;
         if (e < 0)
             return mr_error_set(err, -EINVAL, "Parameter '%s' does not accept "
@@ -444,7 +453,7 @@ static json_t *member_json(const struct mr_params *p, const struct pdesc *d)
         return json_integer((json_int_t)*(const uint64_t *)base);
     case K_BOOL: return json_boolean(*(const bool *)base);
     case K_STR: return json_string(base);
-    case K_COMP: case K_MODE: case K_ZPD:
+    case K_COMP: case K_MODE: case K_ZPD: case K_IOENG:
         return json_string(enum_names(d->kind)[*(const int *)base]);
     case K_BBM:
         return p->block_bitmap_mapping ? json_deep_copy(p->block_bitmap_mapping)
@@ -606,7 +615,7 @@ json_t *mr_params_hmp_value(const char *name, const char *value,
             return NULL;
         }
         return json_boolean(b);
-    case K_STR: case K_COMP: case K_MODE: case K_ZPD:
+    case K_STR: case K_COMP: case K_MODE: case K_ZPD: case K_IOENG:
         return json_string(value); /* enums are checked when applied */
     case K_BBM:
         mr_error_set(err, -EINVAL, "The block-bitmap-mapping parameter can "
@@ -660,4 +669,5 @@ void mr_params_print(const struct mr_params *p, FILE *out)
     fprintf(out, "vcpu-dirty-limit: %lu MB/s\n", (unsigned long)p->vcpu_dirty_limit);
     fprintf(out, "mode: %s\n", mr_mode_name(p->mode));
     fprintf(out, "direct-io: %s\n", p->direct_io ? "on" : "off");
+    fprintf(out, "x-io-engine: %s\n", mr_io_engine_param_name(p->io_engine));
 }

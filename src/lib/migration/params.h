@@ -54,6 +54,10 @@ enum mr_compression { MR_COMP_NONE, MR_COMP_ZLIB, MR_COMP_ZSTD, MR_COMP__MAX };
 enum mr_mig_mode { MR_MODE_NORMAL, MR_MODE_CPR_REBOOT, MR_MODE_CPR_TRANSFER,
                    MR_MODE__MAX };
 enum mr_zpd { MR_ZPD_NONE, MR_ZPD_LEGACY, MR_ZPD_MULTIFD, MR_ZPD__MAX };
+/* x-io-engine, mapram's own parameter (QEMU has none): how the page
+ * channels move data.  "auto" lets the pool pick per descriptor. */
+enum mr_io_engine_param { MR_IOENG_AUTO, MR_IOENG_PSYNC, MR_IOENG_URING,
+                          MR_IOENG__MAX };
 
 #define MR_PARAM_STR_MAX 256
 
@@ -76,6 +80,7 @@ struct mr_params {
     int mode;                /* enum mr_mig_mode */
     int zero_page_detection; /* enum mr_zpd */
     bool direct_io;
+    int io_engine;           /* enum mr_io_engine_param */
 };
 
 void mr_params_init(struct mr_params *p);
@@ -124,5 +129,7 @@ int mr_parse_size(const char *text, uint64_t default_unit, uint64_t *out);
 const char *mr_compression_name(int c);
 const char *mr_mode_name(int m);
 const char *mr_zpd_name(int z);
+/* The I/O engine name the multifd pool takes ("auto", "psync", ...). */
+const char *mr_io_engine_param_name(int e);
 
 #endif

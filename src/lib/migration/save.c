@@ -323,6 +323,7 @@ static int start_channels(struct save_job *j)
     cfg.fds = j->chan_fds;
     cfg.sync_fd = j->main_fd;
     cfg.direct_io = j->dio;
+    cfg.engine = mr_io_engine_param_name(j->params.io_engine);
     cfg.zero_detection = j->params.zero_page_detection == MR_ZPD_MULTIFD ?
                          MR_ZERO_PAGE_CHANNEL : MR_ZERO_PAGE_NONE;
     cfg.blocks = j->mblocks;

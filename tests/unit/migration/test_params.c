@@ -130,6 +130,10 @@ static void test_params_check(void **state)
                         "");
     assert_string_equal(params_msg("{\"direct-io\": true, \"tls-creds\": null}",
                                    true), "");
+    assert_string_equal(params_msg("{\"x-io-engine\": \"aio\"}", true),
+                        "Parameter 'x-io-engine' does not accept value 'aio'");
+    assert_string_equal(params_msg("{\"x-io-engine\": \"io_uring\"}", true),
+                        "");
 }
 
 static void test_mapped_ram_compression_applied(void **state)
@@ -163,8 +167,10 @@ static void test_defaults_json(void **state)
     assert_string_equal(json_string_value(json_object_get(o,
                         "zero-page-detection")), "multifd");
     assert_true(json_is_false(json_object_get(o, "direct-io")));
+    assert_string_equal(json_string_value(json_object_get(o, "x-io-engine")),
+                        "auto");
     assert_null(json_object_get(o, "block-bitmap-mapping"));
-    assert_int_equal(json_object_size(o), 28);
+    assert_int_equal(json_object_size(o), 29);
     json_decref(o);
 }
 
@@ -190,7 +196,8 @@ static void test_print(void **state)
         "multifd-compression: none\nzero-page-detection: multifd\n"
         "xbzrle-cache-size: 67108864 bytes\nmax-postcopy-bandwidth: 0\n"
         "tls-authz: ''\nx-vcpu-dirty-limit-period: 1000 ms\n"
-        "vcpu-dirty-limit: 1 MB/s\nmode: normal\ndirect-io: off\n");
+        "vcpu-dirty-limit: 1 MB/s\nmode: normal\ndirect-io: off\n"
+        "x-io-engine: auto\n");
     free(buf);
 }
 
