@@ -31,6 +31,7 @@ struct restore_opts {
     const char *path;
     unsigned channels;         /* 0 = as recorded in the header */
     bool direct_io;
+    const char *io_engine;     /* NULL: the VM's own setting */
     bool paused;
     bool spawn;
     bool json;
@@ -50,11 +51,12 @@ static void restore_usage(FILE *out)
 {
     fprintf(out,
             "usage: mapram restore (--qmp SOCKET | --spawn) FILE [--channels N]\n"
-            "                      [--direct-io] [--paused] [--json]\n"
+            "                      [--direct-io] [--io-engine NAME] [--paused] [--json]\n"
             "Load FILE (written by mapram save) into a VM started with -incoming defer;\n"
             "--spawn starts a mapram-vm of the right size for it.\n"
             "--channels defaults to the count the file was saved with, else one per\n"
-            "online CPU, from %u to %u (here %u).\n",
+            "online CPU, from %u to %u (here %u).\n"
+            "--io-engine (auto, psync, io_uring) sets mapram-vm's x-io-engine.\n",
             MGMT_MIN_DEFAULT_CHANNELS, MGMT_MAX_DEFAULT_CHANNELS,
             mgmt_default_channels());
 }
@@ -65,6 +67,7 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
         { "qmp", required_argument, NULL, 'q' },
         { "channels", required_argument, NULL, 'c' },
         { "direct-io", no_argument, NULL, 'D' },
+        { "io-engine", required_argument, NULL, 'e' },
         { "paused", no_argument, NULL, 'p' },
         { "spawn", no_argument, NULL, 's' },
         { "json", no_argument, NULL, 'j' },
@@ -83,6 +86,10 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
                 return 2;
             break;
         case 'D': o->direct_io = true; break;
+        case 'e':
+            if (mgmt_parse_io_engine("restore", optarg, &o->io_engine) < 0)
+                return 2;
+            break;
         case 'p': o->paused = true; break;
         case 's': o->spawn = true; break;
         case 'j': o->json = true; break;
@@ -185,7 +192,8 @@ static int start_incoming(struct restore_run *r, struct mr_error *err)
     char uri[64];
     json_t *args;
 
-    if (mgmt_configure_migration(r->qmp, channels, r->o.direct_io, NULL,
+    if (mgmt_configure_migration(r->qmp, channels, r->o.direct_io,
+                                 r->o.io_engine, NULL,
                                  err) < 0)
         return err->code;
     /* in "inmigrate", stop only clears autostart: the guest stays paused */

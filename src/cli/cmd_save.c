@@ -41,6 +41,7 @@ struct save_opts {
     const char *path;
     unsigned channels;
     enum dio_choice dio;
+    const char *io_engine;     /* NULL: the VM's own setting */
     bool live;
     bool force;
     bool json;
@@ -66,10 +67,12 @@ static void save_usage(FILE *out)
 {
     fprintf(out,
             "usage: mapram save --qmp SOCKET FILE [--channels N]\n"
-            "                   [--direct-io|--no-direct-io] [--live] [--force] [--json]\n"
+            "                   [--direct-io|--no-direct-io] [--io-engine NAME]\n"
+            "                   [--live] [--force] [--json]\n"
             "Save the VM's memory to FILE (mapped-ram format behind a mapram header).\n"
             "The VM is paused first unless --live, and stays paused after success.\n"
-            "--channels defaults to one per online CPU, from %u to %u (here %u).\n",
+            "--channels defaults to one per online CPU, from %u to %u (here %u).\n"
+            "--io-engine (auto, psync, io_uring) sets mapram-vm's x-io-engine.\n",
             MGMT_MIN_DEFAULT_CHANNELS, MGMT_MAX_DEFAULT_CHANNELS,
             mgmt_default_channels());
 }
@@ -81,6 +84,7 @@ static int parse_save_args(int argc, char **argv, struct save_opts *o)
         { "channels", required_argument, NULL, 'c' },
         { "direct-io", no_argument, NULL, 'D' },
         { "no-direct-io", no_argument, NULL, 'N' },
+        { "io-engine", required_argument, NULL, 'e' },
         { "live", no_argument, NULL, 'l' },
         { "force", no_argument, NULL, 'f' },
         { "json", no_argument, NULL, 'j' },
@@ -101,6 +105,10 @@ static int parse_save_args(int argc, char **argv, struct save_opts *o)
             break;
         case 'D': o->dio = DIO_ON; break;
         case 'N': o->dio = DIO_OFF; break;
+        case 'e':
+            if (mgmt_parse_io_engine("save", optarg, &o->io_engine) < 0)
+                return 2;
+            break;
         case 'l': o->live = true; break;
         case 'f': o->force = true; break;
         case 'j': o->json = true; break;
@@ -321,6 +329,7 @@ static int start_migration(struct save_run *r, struct mr_error *err)
     char uri[64];
 
     if (mgmt_configure_migration(r->qmp, r->o.channels, r->direct_io,
+                                 r->o.io_engine,
                                  &r->meta, err) < 0)
         return err->code;
     fill_header(r);

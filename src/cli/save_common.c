@@ -182,8 +182,8 @@ void mgmt_query_name(struct mr_qmp_client *c, char *buf, size_t buf_bytes)
 }
 
 int mgmt_configure_migration(struct mr_qmp_client *c, unsigned channels,
-                             bool direct_io, json_t **meta,
-                             struct mr_error *err)
+                             bool direct_io, const char *io_engine,
+                             json_t **meta, struct mr_error *err)
 {
     json_t *caps = json_pack("[{s:s,s:b},{s:s,s:b},{s:s,s:b}]",
                              "capability", "events", "state", 1,
@@ -193,6 +193,9 @@ int mgmt_configure_migration(struct mr_qmp_client *c, unsigned channels,
                                (int)channels, "direct-io", direct_io,
                                "max-bandwidth", (json_int_t)0);
 
+    if (params && io_engine &&
+        json_object_set_new(params, "x-io-engine", json_string(io_engine)))
+        json_decref(params), params = NULL;
     if (!caps || !params) {
         json_decref(caps);
         json_decref(params);
@@ -207,7 +210,28 @@ int mgmt_configure_migration(struct mr_qmp_client *c, unsigned channels,
         json_decref(params);
         return err->code;
     }
-    return mgmt_exec(c, "migrate-set-parameters", params, err);
+    if (mgmt_exec(c, "migrate-set-parameters", params, err) < 0) {
+        /* QEMU knows no x-io-engine: say which option asked for it. */
+        if (io_engine && strstr(err->msg, "x-io-engine"))
+            mr_error_prefix(err, "--io-engine needs a mapram-vm: ");
+        return err->code;
+    }
+    return 0;
+}
+
+int mgmt_parse_io_engine(const char *cmd, const char *text, const char **out)
+{
+    static const char *const names[] = { "auto", "psync", "io_uring" };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (!strcmp(text, names[i])) {
+            *out = names[i];
+            return 0;
+        }
+    }
+    fprintf(stderr, "mapram %s: --io-engine expects auto, psync or io_uring, "
+            "got '%s'\n", cmd, text);
+    return -1;
 }
 
 int mgmt_add_fds(struct mr_qmp_client *c, const int *fds, size_t nfds,

@@ -50,12 +50,16 @@ void mgmt_query_name(struct mr_qmp_client *c, char *buf, size_t buf_bytes);
  * "mapram CMD: ..." and returns -1 when out of range. */
 int mgmt_parse_channels(const char *cmd, const char *text, unsigned *out);
 
+/* --io-engine NAME: auto, psync or io_uring (mapram-vm's x-io-engine).
+ * Prints "mapram CMD: ..." and returns -1 for anything else. */
+int mgmt_parse_io_engine(const char *cmd, const char *text, const char **out);
+
 /* Capabilities events+multifd+mapped-ram, then multifd-channels,
- * direct-io, max-bandwidth 0.  Returns the settings as JSON metadata in
- * *meta (may be NULL). */
+ * direct-io, max-bandwidth 0, and x-io-engine when `io_engine` is not
+ * NULL.  Returns the settings as JSON metadata in *meta (may be NULL). */
 int mgmt_configure_migration(struct mr_qmp_client *c, unsigned channels,
-                             bool direct_io, json_t **meta,
-                             struct mr_error *err);
+                             bool direct_io, const char *io_engine,
+                             json_t **meta, struct mr_error *err);
 
 /* add-fd every fd into one fresh fdset; *fdset_id is -1 until created. */
 int mgmt_add_fds(struct mr_qmp_client *c, const int *fds, size_t nfds,

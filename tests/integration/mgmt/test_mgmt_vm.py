@@ -66,13 +66,24 @@ def roundtrip(accel):
             print('SKIP: mapram-vm lacks %s' % ', '.join(gone))
             return SKIP
         wait_for_serial(src.serial)
+        # both page-channel engines, one per accelerator run
+        save_eng, load_eng = (('psync', 'io_uring') if accel == 'kvm'
+                              else ('io_uring', 'psync'))
+        res = mapram('save', '--qmp', src.sock, path, '--io-engine', 'aio')
+        check(res.returncode == 2 and "--io-engine expects auto, psync or "
+              "io_uring, got 'aio'" in res.stderr, 'bad --io-engine accepted')
         mapram('save', '--qmp', src.sock, path, '--channels', 2,
-               expect_rc=0)
+               '--io-engine', save_eng, expect_rc=0)
+        check(src.qmp.cmd('query-migrate-parameters')['x-io-engine'] ==
+              save_eng, 'x-io-engine not set by --io-engine')
         check(src.qmp.cmd('query-status')['running'] is False,
               'source still running after save')
         check(src.qmp.cmd('query-fdsets') == [], 'source fdset left')
         dst = VM(accel, extra=['-incoming', 'defer'])
-        mapram('restore', '--qmp', dst.sock, path, '--paused', expect_rc=0)
+        mapram('restore', '--qmp', dst.sock, path, '--paused',
+               '--io-engine', load_eng, expect_rc=0)
+        check(dst.qmp.cmd('query-migrate-parameters')['x-io-engine'] ==
+              load_eng, 'x-io-engine not set on the destination')
         check(dst.qmp.cmd('query-status')['status'] == 'paused',
               'destination not paused')
         check(dst.qmp.cmd('query-fdsets') == [], 'destination fdset left')
