@@ -311,6 +311,7 @@ def one_rep(cfg, vm_kind, layout, case, srcmem):
         src.quit()
     r['file_bytes'], r['file_alloc_bytes'] = file_sizes(savefile)
     drop_caches()
+    prepare_destination_memory(cfg)
     dst = Vm(vm_kind, cfg, dstmem, incoming=True)
     try:
         dst.setup(case, cfg)
@@ -338,6 +339,27 @@ def one_rep(cfg, vm_kind, layout, case, srcmem):
     return r
 
 
+def populate(cfg, threads):
+    out = subprocess.check_output([cfg.memtool, 'populate', str(cfg.size),
+                                   str(threads), 'shm'], text=True)
+    return float(out.split()[1])
+
+
+def prepare_destination_memory(cfg):
+    """Put the host in the same state before every restore, for both VMs.
+
+    This machine is itself a VM whose free memory the host takes back
+    (virtio-balloon free page reporting, ~2 s after it is freed): the
+    first touch of such "cold" memory costs a host fault and runs at less
+    than half the rate of memory freed a moment ago.  Which one a restore
+    gets would otherwise depend on timing.  warm: touch and free SIZE
+    bytes right before; cold: let the host reclaim first."""
+    if cfg.dst_memory == 'cold':
+        time.sleep(cfg.cold_wait)
+    else:
+        populate(cfg, os.cpu_count())
+
+
 def prefill(cfg, path, layout):
     out = subprocess.check_output([cfg.memtool, 'prefill', path,
                                    str(cfg.size), layout], text=True)
@@ -346,14 +368,29 @@ def prefill(cfg, path, layout):
 
 # ------------------------------------------------------- device limits --
 
-def fio(cfg, rw):
+def fio(cfg, rw, bs='1M', depth=16):
+    """GB/s of data moved; rw 'write:4k' skips 4 KiB after every block."""
     path = os.path.join(cfg.datadir, 'fio.tmp')
     out = subprocess.check_output([
         'fio', '--name=limit', '--filename=' + path, '--rw=' + rw,
-        '--bs=1M', '--direct=1', '--ioengine=libaio', '--iodepth=16',
-        '--size=%d' % cfg.size, '--output-format=json'], text=True)
-    job = json.loads(out)['jobs'][0]['write' if rw == 'write' else 'read']
+        '--bs=' + bs, '--direct=1', '--ioengine=libaio',
+        '--iodepth=%d' % depth, '--size=%d' % cfg.size,
+        '--output-format=json'], text=True)
+    job = json.loads(out)['jobs'][0]['read' if rw == 'read' else 'write']
     return job['bw_bytes'] / 1e9
+
+
+def fio_again(cfg, lim):
+    """The disk behind this VM drifts (host caching): measure it again at
+    the end, and rate against the best figure seen."""
+    drop_caches()
+    lim['fio_write_end_gbps'] = fio(cfg, 'write')
+    drop_caches()
+    lim['fio_read_end_gbps'] = fio(cfg, 'read')
+    os.unlink(os.path.join(cfg.datadir, 'fio.tmp'))
+    lim['fio_write_gbps'] = max(lim['fio_write_gbps'],
+                                lim['fio_write_end_gbps'])
+    lim['fio_read_gbps'] = max(lim['fio_read_gbps'], lim['fio_read_end_gbps'])
 
 
 def device_limits(cfg):
@@ -363,20 +400,28 @@ def device_limits(cfg):
     drop_caches()
     rd = [fio(cfg, 'read') for _ in range(cfg.reps)]
     os.unlink(os.path.join(cfg.datadir, 'fio.tmp'))
-    lim['fio_write_gbps'] = max(w)
-    lim['fio_read_gbps'] = max(rd)
+    lim['fio_write_gbps'] = lim['fio_write_start_gbps'] = max(w)
+    lim['fio_read_gbps'] = lim['fio_read_start_gbps'] = max(rd)
+    # The best a writer that skips every isolated zero page can do: 16 KiB
+    # of data, a 4 KiB hole, and so on (scattered runs average 5 pages).
+    lim['fio_holes_write_gbps'] = max(
+        fio(cfg, 'write:4k', bs='16k', depth=64) for _ in range(cfg.reps))
+    os.unlink(os.path.join(cfg.datadir, 'fio.tmp'))
     out = subprocess.check_output([cfg.memtool, 'memcpy',
                                    str(min(cfg.size, 1 << 30))], text=True)
     lim['memcpy_gbps'] = float(out.split()[1])
     for threads in sorted({1, os.cpu_count()}):
-        best = 0.0
-        for _ in range(cfg.reps):
-            out = subprocess.check_output(
-                [cfg.memtool, 'populate', str(cfg.size), str(threads),
-                 'shm'], text=True)
-            best = max(best, float(out.split()[1]))
-        lim['populate_%d_gbps' % threads] = best
-    lim['populate_all_gbps'] = lim['populate_%d_gbps' % os.cpu_count()]
+        populate(cfg, threads)          # warm: memory freed just before
+        lim['populate_%d_gbps' % threads] = max(
+            populate(cfg, threads) for _ in range(cfg.reps))
+    cold = []
+    for _ in range(cfg.reps):
+        time.sleep(cfg.cold_wait)
+        cold.append(populate(cfg, os.cpu_count()))
+    lim['populate_cold_gbps'] = max(cold)
+    lim['populate_all_gbps'] = (lim['populate_cold_gbps']
+                                if cfg.dst_memory == 'cold' else
+                                lim['populate_%d_gbps' % os.cpu_count()])
     return lim
 
 
@@ -464,6 +509,19 @@ def file_table(rows):
     return '\n'.join(lines)
 
 
+def ceiling_line(cfg, lim, data_gbps):
+    """What any writer can reach with isolated zero pages on this device:
+    write the zeros too (the data is data_share of what moves) or skip
+    them with small requests (fio's holes figure)."""
+    whole = cfg.data_share * lim['fio_write_gbps']
+    ceiling = max(whole, lim['fio_holes_write_gbps'])
+    return ('  - ceiling for any writer here: %.2f GB/s of data = %.2fx fio '
+            'write (%s); this case reaches %.2f of it' % (
+                ceiling, ceiling / lim['fio_write_gbps'],
+                'writing the zero pages too' if whole >= ceiling else
+                'skipping them in 16 KiB requests', data_gbps / ceiling))
+
+
 def target_lines(cfg, rows, lim):
     """The issue's targets, each with its measured value and margin."""
     out = []
@@ -497,6 +555,8 @@ def target_lines(cfg, rows, lim):
             check('save, %s mapram (%s), non-zero data rate vs fio write'
                   % (label, m['case']), data_gbps / lim['fio_write_gbps'],
                   0.95)
+            if layout == 'scattered' and 'fio_holes_write_gbps' in lim:
+                out.append(ceiling_line(cfg, lim, data_gbps))
             if q:
                 check('save, %s mapram (%s) vs best QEMU (%s)' % (
                       label, m['case'], q['case']),
@@ -620,6 +680,36 @@ def human(n):
     return '%d GiB' % (n >> 30) if n % GIB == 0 else '%d MiB' % (n >> 20)
 
 
+def limits_text(cfg, lim):
+    fio_txt = 'write %.2f GB/s, read %.2f GB/s' % (lim['fio_write_gbps'],
+                                                   lim['fio_read_gbps'])
+    if 'fio_write_end_gbps' in lim:
+        fio_txt = ('write %.2f GB/s at the start, %.2f at the end; read %.2f '
+                   'and %.2f (ratios use the higher)' % (
+                       lim['fio_write_start_gbps'], lim['fio_write_end_gbps'],
+                       lim['fio_read_start_gbps'], lim['fio_read_end_gbps']))
+    txt = ('Device limits (bench directory `%s`): fio O_DIRECT 1 MiB QD16 %s'
+           % (cfg.datadir, fio_txt))
+    if 'fio_holes_write_gbps' in lim:
+        txt += ('; fio O_DIRECT 16 KiB writes with a 4 KiB hole after each, '
+                'QD64, %.2f GB/s of data' % lim['fio_holes_write_gbps'])
+    txt += '; memcpy %.2f GB/s; first touch (MADV_POPULATE_WRITE, /dev/shm) ' \
+        % lim['memcpy_gbps']
+    txt += ', '.join('%s thread(s) %.2f GB/s' % (k.split('_')[1], v)
+                     for k, v in sorted(lim.items())
+                     if k.startswith('populate_') and k[9].isdigit())
+    if 'populate_cold_gbps' in lim:
+        txt += (' on memory freed just before ("warm"), %.2f GB/s with all '
+                'CPUs on memory the host had reclaimed ("cold", after %.0f s '
+                'idle)' % (lim['populate_cold_gbps'], cfg.cold_wait))
+    txt += '.'
+    if 'populate_cold_gbps' in lim:
+        txt += (' Every restore of both VMs starts on %s memory '
+                '(DST_MEMORY), and its device line uses the same figure.'
+                % getattr(cfg, 'dst_memory', 'warm'))
+    return txt
+
+
 def report(cfg, data):
     lim = data['limits']
     rows = build_rows(cfg, data['results'], lim)
@@ -633,14 +723,7 @@ def report(cfg, data):
                   lim['load_avg_start'], data['load_avg_end'],
                   os.cpu_count()))
     md.append('')
-    md.append('Device limits (bench directory `%s`): fio O_DIRECT 1 MiB '
-              'QD16 write %.2f GB/s, read %.2f GB/s; memcpy %.2f GB/s; '
-              'first touch (MADV_POPULATE_WRITE, /dev/shm) %s.' % (
-                  cfg.datadir, lim['fio_write_gbps'], lim['fio_read_gbps'],
-                  lim['memcpy_gbps'], ', '.join(
-                      '%s thread(s) %.2f GB/s' % (k.split('_')[1], v)
-                      for k, v in sorted(lim.items())
-                      if k.startswith('populate_') and k[9].isdigit())))
+    md.append(limits_text(cfg, lim))
     md.append('')
     md.append('GB/s = guest RAM size / min wall time; "x device" = GB/s over '
               'fio write (save) or min(fio read, populate) (restore); '
@@ -718,6 +801,10 @@ def config(build_dir):
     cfg.plotdir = env.get('PLOTS', os.path.join(src, 'docs/perf'))
     cfg.json = env.get('JSON', os.path.join(cfg.datadir, 'results.json'))
     cfg.data_share = 0.8
+    cfg.dst_memory = env.get('DST_MEMORY', 'warm')
+    if cfg.dst_memory not in ('warm', 'cold'):
+        raise SystemExit('DST_MEMORY must be warm or cold')
+    cfg.cold_wait = float(env.get('COLD_WAIT', '12'))
     return cfg
 
 
@@ -747,7 +834,8 @@ def main():
             'host': os.uname().nodename, 'results': [],
             'cfg': {k: getattr(cfg, k) for k in (
                 'size', 'reps', 'cases', 'vms', 'layouts', 'channels',
-                'live', 'live_range', 'data_share', 'prealloc_src')}}
+                'live', 'live_range', 'data_share', 'prealloc_src',
+                'dst_memory')}}
     log('device limits ...')
     data['limits'] = device_limits(cfg)
     log('  %s' % data['limits'])
@@ -771,6 +859,7 @@ def main():
         data['results'].append(entry)
         with open(cfg.json, 'w') as f:
             json.dump(data, f, indent=1)
+    fio_again(cfg, data['limits'])
     data['load_avg_end'] = loadavg()
     with open(cfg.json, 'w') as f:
         json.dump(data, f, indent=1)
