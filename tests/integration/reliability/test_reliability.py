@@ -30,8 +30,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', 'vm'))
-from vmtest import VM, QMPError, fail, wait_for_serial  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'lib'))
+from mrtest import VM, QMPError, fail, wait_for_serial  # noqa: E402
 
 SKIP = 77
 RAM, RANGE = '64M', '1M,60M'
