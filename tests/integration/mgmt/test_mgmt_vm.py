@@ -16,8 +16,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', 'vm'))
-from vmtest import (QMP, VM, check_guest_ram, have_kvm,  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'lib'))
+from mrtest import (QMP, VM, check_guest_ram, have_kvm,  # noqa: E402
                     wait_for_serial)
 
 NEEDED = ('migrate', 'migrate-incoming', 'query-memory-size-summary',

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "fake_vm.h"
+#include "scratch.h"
 #include "format/extract.h"
 #include "format/source.h"
 #include "format/stream_walk.h"
@@ -548,36 +549,10 @@ static void pre_switchover(void **state)
     fake_vm_destroy(&vm);
 }
 
-static bool probe_odirect(void)
-{
-    char path[512];
-    void *buf;
-    int fd;
-    bool ok;
-
-    snprintf(path, sizeof(path), "%s/probe-o-direct", tmpdir);
-    fd = open(path, O_CREAT | O_RDWR | O_TRUNC | O_DIRECT | O_CLOEXEC, 0660);
-    if (fd < 0)
-        return false;
-    if (posix_memalign(&buf, 1 << 20, 1 << 20)) {
-        close(fd);
-        return false;
-    }
-    memset(buf, 0, 1 << 20);
-    ok = pwrite(fd, buf, 1 << 20, 1 << 20) == 1 << 20;
-    free(buf);
-    close(fd);
-    unlink(path);
-    return ok;
-}
-
 static int cleanup(void **state)
 {
-    char cmd[600];
-
     (void)state;
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return scratch_dir_remove(tmpdir);
 }
 
 int main(void)
@@ -601,13 +576,9 @@ int main(void)
         cmocka_unit_test(cancel_live),
         cmocka_unit_test(pre_switchover),
     };
-    char cwd[200];
 
-    if (!getcwd(cwd, sizeof(cwd)))
+    if (scratch_dir_make(tmpdir, sizeof(tmpdir), "mr-engine-"))
         return 1;
-    snprintf(tmpdir, sizeof(tmpdir), "%s/mr-engine-XXXXXX", cwd);
-    if (!mkdtemp(tmpdir))
-        return 1;
-    have_odirect = probe_odirect();
+    have_odirect = scratch_probe_odirect(tmpdir);
     return cmocka_run_group_tests(tests, NULL, cleanup);
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fake_vm.h"
+#include "scratch.h"
 #include "io/fault.h"
 #include "mapram/migration.h"
 
@@ -152,14 +153,10 @@ static void loop_save(enum mr_fault_op op, enum mr_fault_kind kind,
 
 int main(void)
 {
-    char cwd[200];
     struct mr_fault_plan none = { MR_FAULT_OP_WRITE, 1000000, MR_FAULT_EIO };
     uint64_t n;
 
-    if (!getcwd(cwd, sizeof(cwd)))
-        return 1;
-    snprintf(dir, sizeof(dir), "%s/mr-fault-XXXXXX", cwd);
-    if (!mkdtemp(dir))
+    if (scratch_dir_make(dir, sizeof(dir), "mr-fault-"))
         return 1;
     loop_save(MR_FAULT_OP_OPEN, MR_FAULT_EIO, false);
     loop_save(MR_FAULT_OP_FTRUNCATE, MR_FAULT_EIO, false);
@@ -173,7 +170,5 @@ int main(void)
             break;
     }
     printf("load read eio: %llu runs\n", (unsigned long long)n);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : 1;
+    return scratch_dir_remove(dir) == 0 ? 0 : 1;
 }

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "fake_vm.h"
+#include "scratch.h"
 #include "mapram/fdset.h"
 #include "mapram/migration.h"
 #include "mapram/qmp.h"
@@ -392,36 +393,10 @@ static void channels_and_info(void **state)
     side_down(&s);
 }
 
-static bool probe_odirect(void)
-{
-    char path[512];
-    void *buf;
-    int fd;
-    bool good;
-
-    snprintf(path, sizeof(path), "%s/probe-o-direct", tmpdir);
-    fd = open(path, O_CREAT | O_RDWR | O_TRUNC | O_DIRECT | O_CLOEXEC, 0660);
-    if (fd < 0)
-        return false;
-    if (posix_memalign(&buf, 1 << 20, 1 << 20)) {
-        close(fd);
-        return false;
-    }
-    memset(buf, 0, 1 << 20);
-    good = pwrite(fd, buf, 1 << 20, 1 << 20) == 1 << 20;
-    free(buf);
-    close(fd);
-    unlink(path);
-    return good;
-}
-
 static int cleanup(void **state)
 {
-    char cmd[600];
-
     (void)state;
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return scratch_dir_remove(tmpdir);
 }
 
 int main(void)
@@ -433,14 +408,10 @@ int main(void)
         cmocka_unit_test(fdset_rules),
         cmocka_unit_test(channels_and_info),
     };
-    char cwd[200];
 
-    if (!getcwd(cwd, sizeof(cwd)))
-        return 1;
     /* UNIX socket paths are short: keep the directory name small. */
-    snprintf(tmpdir, sizeof(tmpdir), "%s/mq-XXXXXX", cwd);
-    if (!mkdtemp(tmpdir))
+    if (scratch_dir_make(tmpdir, sizeof(tmpdir), "mq-"))
         return 1;
-    have_odirect = probe_odirect();
+    have_odirect = scratch_probe_odirect(tmpdir);
     return cmocka_run_group_tests(tests, NULL, cleanup);
 }

@@ -13,50 +13,13 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', 'vm'))
-import vmtest  # noqa: E402
-from vmtest import VM, fail, have_kvm, wait_for_serial  # noqa: E402
-
-_qmp_init = vmtest.QMP.__init__
-
-
-def _qmp_init_retry(self, path, timeout=vmtest.TIMEOUT):
-    """The monitor's socket file appears at bind(), a moment before
-    listen(): retry a refused connection for a while."""
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            return _qmp_init(self, path, timeout)
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-vmtest.QMP.__init__ = _qmp_init_retry
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'lib'))
+from mrtest import (VM, fail, have_kvm, probe_o_direct,  # noqa: E402
+                    wait_for_serial)
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else 'thread'
 RAM, RANGE = '64M', '1M,60M'
 OFFSET = 0x1000
-
-
-def probe_o_direct(d):
-    path = os.path.join(d, 'probe-o-direct')
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_TRUNC | os.O_DIRECT,
-                     0o660)
-    except OSError:
-        return False
-    try:
-        import mmap
-        buf = mmap.mmap(-1, 1 << 20)
-        os.pwrite(fd, buf, 1 << 20)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-        os.unlink(path)
 
 
 def set_params(q, params):

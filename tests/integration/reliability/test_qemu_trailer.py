@@ -10,8 +10,8 @@ import struct
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', '..', 'interop', 'live'))
-from qemu_live import Qemu, main, run_mapram, same_file  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'lib'))
+from mrtest import Qemu, main, run_mapram, same_file  # noqa: E402
 
 
 def crc32c(data, crc=0):

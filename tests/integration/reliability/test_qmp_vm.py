@@ -16,10 +16,10 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', 'vm'))
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'lib'))
 sys.path.insert(0, os.path.join(HERE, '..', 'qmp'))
 import test_qmp as proto  # noqa: E402
-from vmtest import VM, wait_for_serial  # noqa: E402
+from mrtest import VM, wait_for_serial  # noqa: E402
 
 O_CLOEXEC = 0o2000000
 

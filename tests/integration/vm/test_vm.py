@@ -8,8 +8,9 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vmtest import (VM, QMPError, binary, check_guest_ram, fail, have_kvm,  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', '..', 'lib'))
+from mrtest import (VM, QMPError, binary, check_guest_ram, fail, have_kvm,  # noqa: E402
                     wait_for_serial)
 
 ACCEL = sys.argv[1] if len(sys.argv) > 1 else 'thread'

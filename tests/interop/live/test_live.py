@@ -13,8 +13,10 @@ import subprocess
 import sys
 import time
 
-from qemu_live import (Qemu, run_mapram, read_header, probe_o_direct,
-                       same_file, main, mapram_bin, SKIP)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', '..', 'lib'))
+from mrtest import (Qemu, run_mapram, read_header, probe_o_direct,  # noqa: E402
+                    same_file, main, mapram_bin, SKIP)
 
 STATE_DONE = 0x454E4F44
 STATE_PART = 0x54524150

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "format/cksum.h"
 #include "format/stream_defs.h"
 #include "io/engine.h"
 #include "io/fault.h"
@@ -574,6 +576,131 @@ static void read_eio(void **state)
     fixture_fini(&f);
     free(dst);
 }
+
+/*
+ * The page reads a load performs, counted from the bitmap alone: one per
+ * run of present pages, cut at each checksum extent's end (verified loads,
+ * run_extent) or into 1 MiB pieces (plain loads, as the loader cuts them).
+ */
+static uint64_t expected_reads(const unsigned long *bitmap, bool verified)
+{
+    uint64_t per = mr_cksum_extent_pages(PS), n = 0, len = 0;
+
+    for (unsigned i = 0; i <= NPAGES; i++) {
+        bool set = i < NPAGES && mr_bitmap_test(bitmap, i);
+        bool cut = verified && i % per == 0;
+
+        if (len && (!set || cut)) {
+            n += verified ? 1 : (len * PS + MAPPED_RAM_LOAD_BUF_SIZE - 1) /
+                                MAPPED_RAM_LOAD_BUF_SIZE;
+            len = 0;
+        }
+        len += set;
+    }
+    return n;
+}
+
+/* Queue every extent (verified) or every <= 1 MiB piece of every run
+ * (plain) into `dst` over two channels; the pool's result. */
+static int load_all(struct fixture *f, const char *engine, bool verified,
+                    const uint8_t *le_bitmap, const uint32_t *crc,
+                    uint8_t *dst, struct mr_error *err)
+{
+    struct mr_multifd *m = pool_new(f, 2, engine, false, false);
+    struct mr_multifd_extent x = { "pc.ram", dst, PS, NPAGES, PAGES_OFFSET,
+                                   le_bitmap, 0, 0 };
+    uint64_t nr_ext = mr_cksum_nr_extents((uint64_t)NPAGES * PS, PS);
+    uint64_t first, len;
+    int r = 0;
+
+    for (x.extent = 0; verified && !r && x.extent < nr_ext; x.extent++) {
+        x.crc = crc[x.extent];
+        r = mr_multifd_queue_extent(m, &x, err);
+    }
+    for (uint64_t b = 0; !verified && !r &&
+         mr_bitmap_next_run(f->bitmap, NPAGES, b, &first, &len);
+         b = first + len) {
+        for (uint64_t off = first * PS; !r && off < (first + len) * PS;
+             off += MAPPED_RAM_LOAD_BUF_SIZE) {
+            uint64_t piece = (first + len) * PS - off;
+
+            if (piece > MAPPED_RAM_LOAD_BUF_SIZE)
+                piece = MAPPED_RAM_LOAD_BUF_SIZE;
+            r = mr_multifd_queue_read(m, dst + off, piece, PAGES_OFFSET + off,
+                                      err);
+        }
+    }
+    r = r ? mr_multifd_sync(m, NULL) : mr_multifd_sync(m, err);
+    mr_multifd_free(m);
+    return r;
+}
+
+/*
+ * EIO at the Nth page read, for every N: the load fails with the channel's
+ * message, whichever channel and engine met it.  The plan stops firing
+ * exactly one past the last read the bitmap implies, and only then does
+ * the load succeed: an EIO is never lost, it can only fall past the end.
+ */
+static void read_eio_loop_on(const char *engine, bool verified)
+{
+    uint64_t nr_ext = mr_cksum_nr_extents((uint64_t)NPAGES * PS, PS);
+    uint8_t *le = calloc(1, mr_bitmap_disk_bytes(NPAGES));
+    uint32_t *crc = calloc(nr_ext, sizeof(*crc));
+    uint8_t *dst = aligned_alloc(PS, (size_t)NPAGES * PS);
+    struct mr_multifd *m;
+    struct fixture f;
+    uint64_t nreads, n;
+
+    assert_true(le && crc && dst);
+    fixture_init(&f, 2, O_RDWR);
+    m = pool_new(&f, 2, "psync", true, false);
+    mr_multifd_set_zero_gap(m, 0);      /* many runs, many reads */
+    save_all(m);
+    mr_multifd_free(m);
+    mr_bitmap_to_le64(f.bitmap, NPAGES, le);
+    for (uint64_t e = 0; e < nr_ext; e++)
+        crc[e] = mr_cksum_extent(f.ram, PS, NPAGES, e, mr_cksum_present_ulong,
+                                 f.bitmap);
+    nreads = expected_reads(f.bitmap, verified);
+    assert_true(nreads > 2 * nr_ext);
+    for (n = 1;; n++) {
+        struct mr_fault_plan plan = { MR_FAULT_OP_READ, n, MR_FAULT_EIO };
+        struct mr_error err = MR_ERROR_INIT;
+        unsigned fired;
+        int r;
+
+        memset(dst, 0, (size_t)NPAGES * PS);
+        mr_fault_set(&plan);
+        r = load_all(&f, engine, verified, le, crc, dst, &err);
+        fired = mr_fault_fired();
+        mr_fault_set(NULL);
+        if (!fired) {
+            assert_int_equal(r, 0);
+            assert_memory_equal(dst, f.ram, (size_t)NPAGES * PS);
+            break;
+        }
+        if (r != -EIO || strncmp(err.msg, "multifd recv (", 14) ||
+            !ends_with(err.msg, ": Input/output error"))
+            fail_msg("%s %s load, EIO at read %" PRIu64 ": %d %s", engine,
+                     verified ? "verified" : "plain", n, r, err.msg);
+    }
+    assert_int_equal(n, nreads + 1);
+    fixture_fini(&f);
+    free(dst);
+    free(crc);
+    free(le);
+}
+
+static void read_eio_loop(void **state)
+{
+    (void)state;
+    read_eio_loop_on("psync", true);
+    read_eio_loop_on("psync", false);
+    if (uring_available()) {
+        read_eio_loop_on("io_uring", true);
+        read_eio_loop_on("io_uring", false);
+    }
+}
 #else
 static void faults_recovered(void **state)
 {
@@ -588,6 +715,12 @@ static void write_eio_loop(void **state)
 }
 
 static void read_eio(void **state)
+{
+    (void)state;
+    skip();
+}
+
+static void read_eio_loop(void **state)
 {
     (void)state;
     skip();
@@ -625,6 +758,7 @@ int main(void)
         cmocka_unit_test(faults_recovered),
         cmocka_unit_test(write_eio_loop),
         cmocka_unit_test(read_eio),
+        cmocka_unit_test(read_eio_loop),
         cmocka_unit_test(no_fd_or_thread_leak),
     };
 

@@ -1,0 +1,419 @@
+"""Shared helpers for mapram's Python tests (Python 3 stdlib only).
+
+- QMP, connect_qmp(): a small synchronous QMP client (greeting,
+  negotiation, commands, buffered events, fd passing by SCM_RIGHTS), the
+  same against mapram-vm and QEMU.
+- VM: a mapram-vm process in a private temp dir; wait_for_serial() and
+  check_guest_ram() are the serial and RAM checks of spec/test-guest.md
+  §2-§3.
+- Qemu: a real QEMU 10 process for the live interop tests, with
+  fill_pattern(), run_mapram(), read_header(), same_file() and main().
+- probe_o_direct(): spec/test-guest.md §5.
+
+Tests find this module with sys.path.insert(0, <tests>/lib).
+"""
+import array
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+PAGE = 4096
+TIMEOUT = 20.0
+QEMU = shutil.which('qemu-system-x86_64') or '/usr/bin/qemu-system-x86_64'
+
+
+def fail(msg):
+    raise AssertionError(msg)
+
+
+# ---- QMP -------------------------------------------------------------------
+
+class QMPError(RuntimeError):
+    """An error reply; `error` is its {"class", "desc"} object."""
+
+    def __init__(self, error, command=None):
+        text = '%s: %s' % (error.get('class'), error.get('desc'))
+        super().__init__('%s: %s' % (command, text) if command else text)
+        self.error = error
+
+
+class QMP:
+    """One monitor connection; events that arrive are kept in self.events."""
+
+    def __init__(self, path, timeout=TIMEOUT):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(path)
+        except OSError:
+            self.sock.close()
+            raise
+        self.buf = b''
+        self.events = []
+        self.greeting = self._read()
+
+    def _read(self):
+        while b'\n' not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError('monitor closed the connection')
+            self.buf += data
+        line, self.buf = self.buf.split(b'\n', 1)
+        return json.loads(line)
+
+    def negotiate(self):
+        return self.cmd('qmp_capabilities')
+
+    def raw(self, execute, arguments=None, fds=()):
+        """Send one command, return its reply (events are put aside)."""
+        req = {'execute': execute}
+        if arguments is not None:
+            req['arguments'] = arguments
+        data = json.dumps(req).encode() + b'\n'
+        if fds:
+            self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                        array.array('i', fds))])
+        else:
+            self.sock.sendall(data)
+        while True:
+            msg = self._read()
+            if 'event' in msg:
+                self.events.append(msg)
+                continue
+            return msg
+
+    def cmd(self, execute, arguments=None, fds=()):
+        msg = self.raw(execute, arguments, fds)
+        if 'error' in msg:
+            raise QMPError(msg['error'], execute)
+        return msg['return']
+
+    def hmp(self, line):
+        return self.cmd('human-monitor-command', {'command-line': line})
+
+    def wait_event(self, name, timeout=TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, ev in enumerate(self.events):
+                if ev['event'] == name:
+                    return self.events.pop(i)
+            if time.monotonic() > deadline:
+                raise TimeoutError('no %s event' % name)
+            self.events.append(self._read())
+
+    def close(self):
+        self.sock.close()
+
+
+def connect_qmp(path, proc, died, timeout=TIMEOUT):
+    """The negotiated monitor of a process just started.  Its socket file
+    appears at bind(), a moment before listen(): wait for the file and
+    retry a refused connection.  `died()` gives the error text when the
+    process exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(died())
+        try:
+            qmp = QMP(path)
+            break
+        except (FileNotFoundError, ConnectionRefusedError):
+            if time.monotonic() > deadline:
+                raise TimeoutError('no QMP monitor at %s' % path)
+            time.sleep(0.01)
+    if 'QMP' not in qmp.greeting:
+        qmp.close()
+        fail('not a QMP greeting: %r' % qmp.greeting)
+    qmp.negotiate()
+    return qmp
+
+
+# ---- mapram-vm --------------------------------------------------------------
+
+def binary():
+    return os.path.join(os.environ['MAPRAM_BUILD_DIR'], 'src', 'vm',
+                        'mapram-vm')
+
+
+def have_kvm():
+    try:
+        os.close(os.open('/dev/kvm', os.O_RDWR))
+        return True
+    except OSError:
+        return False
+
+
+def parse_size(text):
+    units = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}
+    if text[-1] in units:
+        return int(text[:-1]) * units[text[-1]]
+    return int(text)
+
+
+class VM:
+    """mapram-vm with a file-backed shared RAM, a serial file and a QMP
+    socket in a private temporary directory."""
+
+    def __init__(self, accel, ram='150M', extra=(), test_range='1M,100M',
+                 prefill=None):
+        self.dir = tempfile.mkdtemp(prefix='mapram-vm-test-')
+        self.mem = os.path.join(self.dir, 'mem')
+        if prefill is not None:  # a backing file that already has content
+            with open(self.mem, 'wb') as f:
+                f.write(bytes([prefill]) * parse_size(ram))
+        self.serial = os.path.join(self.dir, 'serial')
+        self.sock = os.path.join(self.dir, 'qmp.sock')
+        self.args = [binary(), '-accel', accel, '-m', ram,
+                     '-object', 'memory-backend-file,id=mem,size=%s,'
+                     'mem-path=%s,share=on' % (ram, self.mem),
+                     '-machine', 'memory-backend=mem',
+                     '-serial', 'file:' + self.serial,
+                     '-qmp', 'unix:%s,server=on,wait=off' % self.sock,
+                     '-test-range', test_range, '-display', 'none']
+        self.args += list(extra)
+        start, end = test_range.split(',')
+        self.start, self.end = parse_size(start), parse_size(end)
+        self.proc = subprocess.Popen(self.args, stderr=subprocess.PIPE)
+        self.qmp = connect_qmp(self.sock, self.proc, lambda: (
+            'mapram-vm exited: %s' % self.proc.stderr.read().decode()))
+
+    def counter(self):
+        with open(self.mem, 'rb') as f:
+            f.seek(0x5000)
+            return int.from_bytes(f.read(8), 'little')
+
+    def memory(self, start, end):
+        with open(self.mem, 'rb') as f:
+            f.seek(start)
+            return f.read(end - start)
+
+    def quit(self):
+        self.qmp.cmd('quit')
+        return self.wait()
+
+    def wait(self):
+        rc = self.proc.wait(TIMEOUT)
+        self.stderr = self.proc.stderr.read().decode()
+        self.qmp.close()
+        return rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        subprocess.run(['rm', '-rf', self.dir])
+
+
+def wait_for_serial(path, timeout=TIMEOUT):
+    """spec/test-guest.md §2: skip 'A', the first 'B' means alive."""
+    deadline = time.monotonic() + timeout
+    pos = 0
+    while time.monotonic() < deadline:
+        with open(path, 'rb') as f:
+            f.seek(pos)
+            data = f.read()
+        for b in data:
+            pos += 1
+            if b == ord('A'):
+                continue
+            if b == ord('B'):
+                return
+            raise AssertionError('unexpected serial byte %r' % b)
+        time.sleep(0.001)
+    raise TimeoutError('no B on ' + path)
+
+
+def check_guest_ram(mem, start, end, base=0):
+    """spec/test-guest.md §3 over the first byte of every page of
+    [start, end); `mem` holds guest memory from guest address `base`.
+    Returns the list of bad addresses."""
+    first = mem[start - base]
+    last, hit_edge, bad = first, False, []
+    for addr in range(start + PAGE, end, PAGE):
+        b = mem[addr - base]
+        if b != last:
+            if (b + 1) % 256 == last and not hit_edge:
+                hit_edge, last = True, b
+            else:
+                bad.append(addr)
+    return bad
+
+
+# ---- QEMU 10 and the mapram tool -------------------------------------------
+
+def die_with_parent():
+    """In the child: get SIGKILL when the test process dies, so a test
+    killed by a timeout leaves no QEMU behind."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def mapram_bin():
+    build = os.environ.get('MAPRAM_BUILD_DIR')
+    if not build:
+        raise SystemExit('MAPRAM_BUILD_DIR is not set (run through meson test)')
+    return os.path.join(build, 'src', 'cli', 'mapram')
+
+
+def accel():
+    return 'kvm' if os.access('/dev/kvm', os.R_OK | os.W_OK) else 'tcg'
+
+
+def fill_pattern(path, ram_bytes):
+    """Page i % 5 == 0 is zero; others carry i ^ 0x5a.. then (i*7)&0xff."""
+    with open(path, 'wb') as f:
+        for i in range(ram_bytes // PAGE):
+            if i % 5 == 0:
+                f.write(bytes(PAGE))
+            else:
+                f.write(struct.pack('<Q', i ^ 0x5A5A5A5A5A5A5A5A)
+                        + bytes([(i * 7) & 0xFF]) * (PAGE - 8))
+
+
+class Qemu:
+    """One QEMU process; use as a context manager so it is always killed."""
+
+    def __init__(self, workdir, name, ram_mib=64, incoming=False,
+                 paused=True, prefill=False):
+        self.name = name
+        self.ram_mib = ram_mib
+        self.ram_path = os.path.join(workdir, name + '.ram')
+        self.sock_path = os.path.join(workdir, name + '.sock')
+        # QEMU serves one client per monitor socket: the test keeps its
+        # own, mapram gets sock_path.
+        self.test_sock_path = os.path.join(workdir, name + '-test.sock')
+        self.log_path = os.path.join(workdir, name + '.log')
+        if prefill:
+            fill_pattern(self.ram_path, ram_mib << 20)
+        args = [QEMU, '-machine', 'q35', '-accel', accel(),
+                '-m', '%dM' % ram_mib,
+                '-object', 'memory-backend-file,id=mem,size=%dM,mem-path=%s,'
+                'share=on' % (ram_mib, self.ram_path),
+                '-machine', 'memory-backend=mem',
+                '-nographic', '-nodefaults',
+                '-qmp', 'unix:%s,server=on,wait=off' % self.sock_path,
+                '-qmp', 'unix:%s,server=on,wait=off' % self.test_sock_path]
+        if paused:
+            args.append('-S')
+        elif accel() == 'kvm':
+            # A guest that runs would find KVM's paravirtual clock and the
+            # host would keep writing it (also on the destination after a
+            # load): hide KVM so guest RAM only changes by the guest.
+            args += ['-cpu', 'qemu64,kvm=off']
+        if incoming:
+            args += ['-incoming', 'defer']
+        self.log = open(self.log_path, 'wb')
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log,
+                                     preexec_fn=die_with_parent)
+        try:
+            self.qmp = connect_qmp(self.test_sock_path, self.proc, lambda: (
+                'QEMU %s did not start: %s' % (name,
+                                               open(self.log_path).read())),
+                timeout=15)
+        except BaseException:
+            self.kill()
+            raise
+
+    def status(self):
+        return self.qmp.cmd('query-status')['status']
+
+    def fdsets(self):
+        return self.qmp.cmd('query-fdsets')
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+
+
+def run_mapram(*args, timeout=60, expect_rc=None):
+    cmd = [mapram_bin()] + [str(a) for a in args]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    print('$ %s\n-> rc=%d\nstdout: %sstderr: %s'
+          % (' '.join(cmd), res.returncode, res.stdout, res.stderr))
+    if expect_rc is not None and res.returncode != expect_rc:
+        raise AssertionError('mapram exited %d, expected %d: %s'
+                             % (res.returncode, expect_rc, res.stderr.strip()))
+    return res
+
+
+def read_header(path):
+    """The fields of mapram's header we check (docs/file-header.md)."""
+    with open(path, 'rb') as f:
+        raw = f.read(512)
+    (magic, version, state, header_size, flags, stream_offset, stream_size,
+     ram_size, created, channels, crc) = struct.unpack_from('<8sIIIIQQQQII', raw)
+    return {'magic': magic, 'version': version, 'state': state,
+            'header_size': header_size, 'flags': flags,
+            'stream_offset': stream_offset, 'stream_size': stream_size,
+            'ram_size': ram_size, 'channels': channels, 'crc': crc,
+            'vm_version': raw[160:192].rstrip(b'\0').decode()}
+
+
+def probe_o_direct(directory):
+    """test-guest.md §5: 1 MiB aligned write at 1 MiB through O_DIRECT."""
+    import mmap
+    path = os.path.join(directory, 'probe-o-direct')
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_TRUNC | os.O_DIRECT,
+                     0o660)
+    except OSError:
+        # some filesystems create the file before refusing O_DIRECT
+        if os.path.exists(path):
+            os.unlink(path)
+        return False
+    try:
+        buf = mmap.mmap(-1, 1 << 20)
+        os.pwrite(fd, buf, 1 << 20)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def same_file(a, b):
+    with open(a, 'rb') as fa, open(b, 'rb') as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+def main(cases):
+    """Run the QEMU case named on the command line in a fresh temp dir."""
+    if len(sys.argv) != 2 or sys.argv[1] not in cases:
+        print('usage: %s {%s}' % (sys.argv[0], ','.join(sorted(cases))))
+        return 2
+    if not os.path.exists(QEMU):
+        print('SKIP: qemu-system-x86_64 not installed')
+        return SKIP
+    # meson's timeout sends SIGTERM: unwind so every QEMU gets killed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit('terminated'))
+    workdir = tempfile.mkdtemp(prefix='mapram-live-',
+                               dir=os.environ.get('TMPDIR', '/var/tmp'))
+    try:
+        rc = cases[sys.argv[1]](workdir)
+        return 0 if rc is None else rc
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
