@@ -267,6 +267,20 @@ def case_err_migrating(workdir):
         q.cmd("migrate_cancel")
 
 
+def case_err_io_engine(workdir):
+    """--io-engine is mapram-vm's x-io-engine: QEMU refuses it, and the
+    save leaves no file, no fdset and the VM as it was."""
+    path = os.path.join(workdir, "vm.sav")
+    with Qemu(workdir, "src", paused=False) as src:
+        res = run_mapram("save", "--qmp", src.sock_path, path,
+                         "--io-engine", "psync")
+        expect_error(res, "--io-engine needs a mapram-vm: Parameter "
+                     "'x-io-engine' is unexpected")
+        check(src.status() == "running", "source: %s" % src.status())
+        check(src.fdsets() == [], "fdsets left")
+        check(not os.path.exists(path), "file created")
+
+
 def make_save(workdir, path):
     with Qemu(workdir, "src", prefill=True) as src:
         run_mapram("save", "--qmp", src.sock_path, path, "--no-direct-io",
@@ -441,6 +455,7 @@ CASES = {
     "err-not-qmp": case_err_not_qmp,
     "err-exists": case_err_exists,
     "err-migrating": case_err_migrating,
+    "err-io-engine": case_err_io_engine,
     "err-ram-mismatch": case_err_ram_mismatch,
     "err-foreign-file": case_err_foreign_file,
     "err-incomplete": case_err_incomplete,
