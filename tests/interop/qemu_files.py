@@ -21,6 +21,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'lib'))
+from mrtest import same_file  # noqa: E402
+
 SHARED = os.environ.get('MAPRAM_SHARED_DIR', '/work/shared')
 BUILD = os.environ['MAPRAM_BUILD_DIR']
 VECTORS = os.path.join(SHARED, 'interop', 'qemu-10.0.2')
@@ -176,18 +180,6 @@ def nonzero_pages(path):
     return n
 
 
-def same_bytes(a, b):
-    if os.path.getsize(a) != os.path.getsize(b):
-        return False
-    with open(a, 'rb') as fa, open(b, 'rb') as fb:
-        while True:
-            x, y = fa.read(1 << 20), fb.read(1 << 20)
-            if x != y:
-                return False
-            if not x:
-                return True
-
-
 def extract_all(name, path, m):
     out = os.path.join(SCRATCH, 'extract', name)
     os.makedirs(out)
@@ -216,7 +208,7 @@ def self_test_compare(img):
     data[len(data) // 2 + 123] ^= 1
     with open(copy, 'wb') as f:
         f.write(data)
-    if same_bytes(img, copy):
+    if same_file(img, copy):
         fail('byte comparison missed a flipped byte')
     os.unlink(copy)
 
@@ -260,7 +252,7 @@ def main():
         check_against_file(path, m)
         check_against_readme(name, m, tables)
         extracted[name] = extract_all(name, path, m)
-        if not same_bytes(extracted[name]['mem'], ram_img):
+        if not same_file(extracted[name]['mem'], ram_img):
             fail(f'{name}: extracted mem differs from {ram_name}')
         print(f'{name}: {m["stream"]["ram_format"]}, '
               f'{len(m["ram"]["blocks"])} blocks, mem == {ram_name}')
@@ -270,7 +262,7 @@ def main():
         if sorted(extracted[name]) != sorted(extracted[first]):
             fail(f'{name} and {first} have different blocks')
         for block, img in extracted[name].items():
-            if not same_bytes(img, extracted[first][block]):
+            if not same_file(img, extracted[first][block]):
                 fail(f'{block} differs between {name} and {first}')
     print(f'all {len(extracted)} files give identical blocks')
     for name in sorted(extracted):
