@@ -84,7 +84,33 @@ void mr_cursor_init(struct mr_cursor *c, const struct mr_source *src,
     c->pos = pos;
     c->buf_off = 0;
     c->buf_len = 0;
+    c->ext_buf = NULL;
+    c->ext_cap = 0;
     mr_error_clear(&c->err);
+}
+
+void mr_cursor_set_buffer(struct mr_cursor *c, void *buf, size_t cap)
+{
+    c->ext_buf = buf && cap > sizeof(c->buf) ? buf : NULL;
+    c->ext_cap = c->ext_buf ? cap : 0;
+    c->buf_len = 0;             /* what the old buffer held is gone */
+}
+
+static uint8_t *cursor_buf(struct mr_cursor *c, size_t *cap)
+{
+    *cap = c->ext_buf ? c->ext_cap : sizeof(c->buf);
+    return c->ext_buf ? c->ext_buf : c->buf;
+}
+
+const uint8_t *mr_cursor_peek(const struct mr_cursor *c, uint64_t off,
+                              size_t len)
+{
+    const uint8_t *b = c->ext_buf ? c->ext_buf : c->buf;
+
+    if (off < c->buf_off || off - c->buf_off > c->buf_len ||
+        len > c->buf_len - (off - c->buf_off))
+        return NULL;
+    return b + (off - c->buf_off);
 }
 
 int mr_cursor_fail(struct mr_cursor *c, int code, const char *fmt, ...)
@@ -117,6 +143,7 @@ static const uint8_t *cursor_need(struct mr_cursor *c, size_t len,
 {
     uint64_t size = c->src->size;
     size_t fill;
+    uint8_t *b = cursor_buf(c, &fill);
 
     if (!mr_cursor_ok(c))
         return NULL;
@@ -127,17 +154,16 @@ static const uint8_t *cursor_need(struct mr_cursor *c, size_t len,
         return NULL;
     }
     if (c->pos >= c->buf_off && c->pos + len <= c->buf_off + c->buf_len)
-        return c->buf + (c->pos - c->buf_off);
-    fill = sizeof(c->buf);
+        return b + (c->pos - c->buf_off);
     if (fill > size - c->pos)
         fill = (size_t)(size - c->pos);
-    if (mr_source_read(c->src, c->buf, fill, c->pos, &c->err) < 0) {
+    if (mr_source_read(c->src, b, fill, c->pos, &c->err) < 0) {
         c->buf_len = 0;
         return NULL;
     }
     c->buf_off = c->pos;
     c->buf_len = fill;
-    return c->buf;
+    return b;
 }
 
 uint8_t mr_cursor_u8(struct mr_cursor *c, const char *what)
@@ -183,9 +209,11 @@ bool mr_cursor_bytes(struct mr_cursor *c, void *out, size_t len,
                      const char *what)
 {
     uint8_t *dst = out;
+    size_t cap;
 
+    cursor_buf(c, &cap);
     while (len > 0) {
-        size_t chunk = len < sizeof(c->buf) ? len : sizeof(c->buf);
+        size_t chunk = len < cap ? len : cap;
         const uint8_t *p = cursor_need(c, chunk, what);
 
         if (!p)

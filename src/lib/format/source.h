@@ -51,11 +51,24 @@ struct mr_cursor {
     uint64_t buf_off;           /* file offset of buf[0] */
     size_t buf_len;             /* valid bytes in buf */
     struct mr_error err;
+    uint8_t *ext_buf;           /* the caller's larger buffer, or NULL */
+    size_t ext_cap;
     uint8_t buf[MR_CURSOR_BUF_BYTES];
 };
 
 void mr_cursor_init(struct mr_cursor *c, const struct mr_source *src,
                     uint64_t pos);
+
+/* Read ahead `cap` bytes at a time into the caller's `buf` instead of the
+ * built-in 4 KiB: for long runs of small items such as a legacy RAM
+ * section, where 4 KiB would mean a read per page.  `buf` must stay valid
+ * while the cursor reads; NULL goes back to the built-in buffer. */
+void mr_cursor_set_buffer(struct mr_cursor *c, void *buf, size_t cap);
+
+/* Bytes [off, off + len) if the cursor's buffer already holds them (e.g.
+ * the page data behind a record header just read), else NULL. */
+const uint8_t *mr_cursor_peek(const struct mr_cursor *c, uint64_t off,
+                              size_t len);
 
 static inline bool mr_cursor_ok(const struct mr_cursor *c)
 {

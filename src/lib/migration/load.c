@@ -47,6 +47,7 @@ struct load_job {
     int chan_fds[256];
     struct mr_source src;
     struct mr_cursor c;
+    uint8_t *readahead;            /* legacy streams: the cursor's buffer */
     struct load_plan *plans;
     size_t nplans;
     struct mr_device_state *devs;
@@ -223,8 +224,13 @@ static int load_legacy_page(struct load_job *j,
                          "of 0x%llx bytes", ULL(r->addr), rb->name,
                          ULL(rb->used_length));
     if (r->flags & RAM_SAVE_FLAG_PAGE) {
-        if (mr_source_read(&j->src, rb->host + r->addr, rb->page_size,
-                           r->data_offset, &j->c.err))
+        const uint8_t *data = mr_cursor_peek(&j->c, r->data_offset,
+                                             (size_t)rb->page_size);
+
+        if (data)
+            memcpy(rb->host + r->addr, data, rb->page_size);
+        else if (mr_source_read(&j->src, rb->host + r->addr, rb->page_size,
+                                r->data_offset, &j->c.err))
             return j->c.err.code;
     } else if (r->flags & RAM_SAVE_FLAG_ZERO) {
         if (r->fill)
@@ -386,6 +392,8 @@ static int check_stream_crc(struct load_job *j)
     return 0;
 }
 
+#define LEGACY_READAHEAD_BYTES (1u << 20)
+
 /* Phase 1: the whole main stream. */
 static int parse_stream(struct load_job *j)
 {
@@ -399,6 +407,13 @@ static int parse_stream(struct load_job *j)
         check_stream_crc(j))
         return j->c.err.code;
     mr_cursor_init(&j->c, &j->src, j->offset);
+    /* A legacy stream is a page record after another: read it ahead in
+     * large pieces and copy the pages out of them (4 KiB reads would cost
+     * two reads per page). */
+    if (!j->mapped) {
+        j->readahead = malloc(LEGACY_READAHEAD_BYTES);
+        mr_cursor_set_buffer(&j->c, j->readahead, LEGACY_READAHEAD_BYTES);
+    }
     if ((rc = mr_stream_read_header(&j->c, &version)) ||
         (rc = mr_stream_read_config(&j->c, &cfg)) ||
         (rc = check_config(j, &cfg)))
@@ -629,6 +644,9 @@ static void release(struct load_job *j)
     j->nplans = 0;
     mr_device_state_free_array(j->devs, j->ndevs);
     mr_cksum_free(&j->ck);
+    mr_cursor_set_buffer(&j->c, NULL, 0);
+    free(j->readahead);
+    j->readahead = NULL;
     j->devs = NULL;
     j->ndevs = 0;
 }

@@ -153,6 +153,75 @@ static void fd_source_reads_a_file(void **state)
     close(fd);
 }
 
+/* A counting source: how many reads a cursor issues, and of what size. */
+struct counted {
+    const uint8_t *data;
+    size_t len;
+    unsigned reads;
+};
+
+static int64_t counted_pread(void *opaque, void *buf, size_t len, uint64_t off)
+{
+    struct counted *c = opaque;
+
+    c->reads++;
+    if (off >= c->len)
+        return 0;
+    if (len > c->len - off)
+        len = c->len - off;
+    memcpy(buf, c->data + off, len);
+    return (int64_t)len;
+}
+
+/* Page records (8-byte header + 4 KiB) read through a caller's 64 KiB
+ * buffer: one read per 64 KiB, the pages peeked out of the buffer, a page
+ * straddling the buffer's end not peekable, bytes() across refills. */
+static void larger_buffer_and_peek(void **state)
+{
+    enum { PAGES = 40, REC = 8 + 4096 };
+    static uint8_t file[PAGES * REC], ahead[64 << 10], page[4096];
+    struct counted cnt = { file, sizeof(file), 0 };
+    struct mr_source src = { counted_pread, &cnt, sizeof(file) };
+    struct mr_cursor c;
+    unsigned peeked = 0;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(file); i++)
+        file[i] = (uint8_t)(i * 7 + i / REC);
+    mr_cursor_init(&c, &src, 0);
+    mr_cursor_set_buffer(&c, ahead, sizeof(ahead));
+    for (unsigned p = 0; p < PAGES; p++) {
+        uint64_t data_off = (uint64_t)p * REC + 8;
+        const uint8_t *d;
+
+        assert_int_equal(mr_cursor_be64(&c, "header"),
+                         (uint64_t)file[p * REC] << 56 |
+                         (uint64_t)file[p * REC + 1] << 48 |
+                         (uint64_t)file[p * REC + 2] << 40 |
+                         (uint64_t)file[p * REC + 3] << 32 |
+                         (uint64_t)file[p * REC + 4] << 24 |
+                         (uint64_t)file[p * REC + 5] << 16 |
+                         (uint64_t)file[p * REC + 6] << 8 | file[p * REC + 7]);
+        d = mr_cursor_peek(&c, data_off, 4096);
+        if (d) {
+            assert_memory_equal(d, file + data_off, 4096);
+            peeked++;
+        }
+        assert_true(mr_cursor_skip(&c, 4096, "page"));
+    }
+    /* 40 records = 160 KiB: three 64 KiB reads, at most one page per
+     * refill straddles an edge and must be read by the caller. */
+    assert_int_equal(cnt.reads, 3);
+    assert_true(peeked >= PAGES - 3);
+    assert_null(mr_cursor_peek(&c, 0, 16));          /* long gone */
+    /* bytes() larger than the buffer, from the start again */
+    assert_true(mr_cursor_seek(&c, 100, "start"));
+    mr_cursor_set_buffer(&c, NULL, 0);
+    assert_true(mr_cursor_bytes(&c, page, sizeof(page), "page"));
+    assert_memory_equal(page, file + 100, sizeof(page));
+    assert_true(mr_cursor_ok(&c));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -163,6 +232,7 @@ int main(void)
         cmocka_unit_test(expected_message_format),
         cmocka_unit_test(source_read_bounds),
         cmocka_unit_test(fd_source_reads_a_file),
+        cmocka_unit_test(larger_buffer_and_peek),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
