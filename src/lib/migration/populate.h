@@ -4,7 +4,8 @@
  * second-level fault too).  Left to the channels, that cost is paid inside
  * each preadv, in series with the I/O.  A helper thread instead
  * pre-faults (MADV_POPULATE_WRITE) the ranges the channels are about to
- * read, in the same order, so the faults overlap the device time.
+ * read, in the same order, so the faults overlap the device time (for a
+ * legacy stream: every block, ahead of the thread parsing it).
  *
  * It only touches ranges that will be written anyway, never changes the
  * content of a page already present, and stops quietly where the kernel
