@@ -273,6 +273,20 @@ def compare(a, b):
     return subprocess.call(['cmp', '-s', a, b]) == 0
 
 
+def timed_migration(cfg, vm, command, savefile, op, r):
+    """Run `command` (migrate / migrate-incoming) on the file until it
+    ends; record wall time, the VM's CPU seconds, page-cache growth and
+    how much of the file is cached as r[op + '_...']."""
+    c0, p0, t0 = cpu_seconds(vm.proc.pid), pagecache_bytes(), time.monotonic()
+    vm.qmp.cmd(command, uri='file:' + savefile)
+    info = vm.wait_migration(cfg.timeout)
+    r[op + '_s'] = time.monotonic() - t0
+    r[op + '_cpu_s'] = cpu_seconds(vm.proc.pid) - c0
+    r[op + '_cache_bytes'] = pagecache_bytes() - p0
+    r[op + '_file_cached_bytes'] = file_cached_bytes(savefile)
+    return info
+
+
 def one_rep(cfg, vm_kind, layout, case, srcmem):
     """Save then restore once; returns a dict of figures."""
     savefile = os.path.join(cfg.datadir, 'save.img')
@@ -291,16 +305,8 @@ def one_rep(cfg, vm_kind, layout, case, srcmem):
         src.setup(case, cfg)
         if case.live:
             time.sleep(cfg.live_warmup)
-        c0, p0, t0 = cpu_seconds(src.proc.pid), pagecache_bytes(), \
-            time.monotonic()
-        src.qmp.cmd('migrate', uri='file:' + savefile)
-        info = src.wait_migration(cfg.timeout)
-        t1 = time.monotonic()
-        r['save_s'] = t1 - t0
-        r['save_cpu_s'] = cpu_seconds(src.proc.pid) - c0
-        r['save_cache_bytes'] = pagecache_bytes() - p0
+        info = timed_migration(cfg, src, 'migrate', savefile, 'save', r)
         r['save_status'] = info.get('status')
-        r['save_file_cached_bytes'] = file_cached_bytes(savefile)
         if info.get('status') != 'completed':
             r['error'] = 'save: %s' % info.get('error-desc', info['status'])
             return r
@@ -315,15 +321,8 @@ def one_rep(cfg, vm_kind, layout, case, srcmem):
     dst = Vm(vm_kind, cfg, dstmem, incoming=True)
     try:
         dst.setup(case, cfg)
-        c0, p0, t0 = cpu_seconds(dst.proc.pid), pagecache_bytes(), \
-            time.monotonic()
-        dst.qmp.cmd('migrate-incoming', uri='file:' + savefile)
-        info = dst.wait_migration(cfg.timeout)
-        t1 = time.monotonic()
-        r['restore_s'] = t1 - t0
-        r['restore_cpu_s'] = cpu_seconds(dst.proc.pid) - c0
-        r['restore_cache_bytes'] = pagecache_bytes() - p0
-        r['restore_file_cached_bytes'] = file_cached_bytes(savefile)
+        info = timed_migration(cfg, dst, 'migrate-incoming', savefile,
+                               'restore', r)
         if info.get('status') != 'completed':
             r['error'] = 'restore: %s' % info.get('error-desc',
                                                    info['status'])
