@@ -15,6 +15,9 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from streamgen import Block, Stream  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'lib'))
+from mrtest import crc32c  # noqa: E402
 
 BUILD = os.environ.get('MAPRAM_BUILD_DIR', '.')
 MAPRAM = os.path.join(BUILD, 'src', 'cli', 'mapram')
@@ -28,15 +31,6 @@ def libvirt_prefix(big_endian, magic=b'LibvirtQemudSave', data_len=4004):
     fmt = '>' if big_endian else '<'
     hdr = magic + struct.pack(fmt + '5I', 2, data_len, 1, 6, 0) + bytes(56)
     return hdr + b'<domain/>\0'.ljust(data_len, b'\0')
-
-
-def crc32c(data):
-    crc = 0xffffffff
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82f63b78 if crc & 1 else 0)
-    return crc ^ 0xffffffff
 
 
 def mapram_prefix(state, stream_size):

@@ -7,7 +7,7 @@
   check_guest_ram() are the serial and RAM checks of spec/test-guest.md
   §2-§3.
 - Qemu: a real QEMU 10 process for the live interop tests, with
-  fill_pattern(), run_mapram(), read_header(), same_file() and main().
+  fill_pattern(), run_mapram(), read_header(), crc32c(), same_file() and main().
 - probe_o_direct(): spec/test-guest.md §5.
 
 Tests find this module with sys.path.insert(0, <tests>/lib).
@@ -388,6 +388,17 @@ def probe_o_direct(directory):
     finally:
         os.close(fd)
         os.unlink(path)
+
+
+def crc32c(data, crc=0):
+    """CRC32C (Castagnoli), bit by bit: slow, and independent of the C
+    implementation the tests check."""
+    crc ^= 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82f63b78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
 
 
 def same_file(a, b):

@@ -11,16 +11,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'lib'))
-from mrtest import Qemu, main, run_mapram, same_file  # noqa: E402
-
-
-def crc32c(data, crc=0):
-    crc ^= 0xffffffff
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82f63b78 if crc & 1 else 0)
-    return crc ^ 0xffffffff
+from mrtest import Qemu, crc32c, main, run_mapram, same_file  # noqa: E402
 
 
 def append_trailer(path, stream_offset):

@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', '..', 'lib'))
-from mrtest import (Qemu, run_mapram, read_header, probe_o_direct,  # noqa: E402
+from mrtest import (Qemu, crc32c, run_mapram, read_header, probe_o_direct,  # noqa: E402
                     same_file, main, mapram_bin, SKIP)
 
 STATE_DONE = 0x454E4F44
@@ -365,15 +365,6 @@ def case_err_bad_crc(workdir):
         check(res.returncode == 1 and "expected mapram header CRC32C" in res.stderr,
               res.stderr)
         check(dst.fdsets() == [], "fdsets left")
-
-
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
 
 
 def mount_fs(workdir, fstype, options=None):
