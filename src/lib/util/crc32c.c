@@ -1,14 +1,8 @@
 /*
- * CRC32C.  The file header needs it for 512 bytes, but the per-extent data
- * checksums (docs/file-format.md) run it over all of guest RAM on every
- * save and load, so speed matters: x86-64 CPUs with SSE4.2 have a CRC32C
- * instruction (8 bytes per step), checked once at run time, and long
- * buffers are folded with carry-less multiplication when the CPU has it
- * (PCLMULQDQ: 64 bytes per step; AVX-512 VPCLMULQDQ: 256 bytes per step,
- * which reads guest RAM at about memory speed, ~2x the CRC instruction
- * alone on the machine this was measured on); elsewhere a slice-by-8 table does 8
- * bytes per step in portable C.  Tables and folding constants are derived
- * here, once, thread-safely.
+ * CRC32C (Castagnoli), as the file header and the per-extent checksums use
+ * it: the fastest of carry-less-multiplication folding, the SSE4.2
+ * instruction and a portable slice-by-8 table, chosen once at run time.
+ * docs/file-format.md has the paths and their measured speeds.
  */
 #include <pthread.h>
 #include <stdbool.h>
