@@ -31,7 +31,8 @@ fi
 dump() {
     abidw --headers-dir include/mapram --drop-private-types \
         --no-corpus-path --no-comp-dir-path --short-locs \
-        --type-id-style hash --out-file "$1" "$lib"
+        --type-id-style hash --exported-interfaces-only \
+        --out-file "$1" "$lib"
 }
 
 if [ "$update" -eq 1 ]; then
