@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include "mapram/qmp.h"
-#include "migration/migration_int.h"
+#include "migration/facade.h"
+#include "migration/object.h"
+#include "migration/publish.h"
 
 /* Merge all requested states, check once, apply all or nothing (§3). */
 static int set_caps_json(struct mr_migration *mig, json_t *list,
@@ -427,9 +429,6 @@ int mr_migration_register_commands(struct mr_migration *mig,
                                    struct mr_error *err)
 {
     int rc = mr_qmp_server_register(srv, mig_commands, mig, err);
-
-    if (!mig->srv)
-        mig->srv = srv; /* events follow the monitor the commands live on */
 
     if (!rc)
         rc = mr_qmp_server_register_hmp(srv, mig_hmp_commands, mig, err);
