@@ -14,7 +14,6 @@
 
 #include "format/stream_defs.h"
 #include "format/vmdesc.h"
-#include "migration/events.h"
 #include "migration/load.h"
 #include "migration/load_job.h"
 #include "migration/load_mode.h"

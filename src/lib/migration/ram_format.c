@@ -1,6 +1,6 @@
 /*
- * The RAM format of a job, chosen once from the mapped-ram capability
- * (see ram_format.h).
+ * The RAM format of a job, chosen once from the mapped-ram capability,
+ * and the channel counts the formats share (see ram_format.h).
  */
 #include "migration/ram_format.h"
 
@@ -14,4 +14,17 @@ const struct mig_ram_load_ops *mig_ram_load_format(const struct mr_caps *c)
 {
     return c->on[MR_CAP_MAPPED_RAM] ? &mig_ram_load_mapped
                                     : &mig_ram_load_legacy;
+}
+
+unsigned mig_ram_no_channels(const struct mr_caps *c, const struct mr_params *p)
+{
+    (void)c;
+    (void)p;
+    return 0;
+}
+
+unsigned mig_ram_multifd_channels(const struct mr_caps *c,
+                                  const struct mr_params *p)
+{
+    return c->on[MR_CAP_MULTIFD] ? p->multifd_channels : 0;
 }

@@ -63,6 +63,11 @@ struct mig_ram_load_ops {
 extern const struct mig_ram_save_ops mig_ram_save_legacy, mig_ram_save_mapped;
 extern const struct mig_ram_load_ops mig_ram_load_legacy, mig_ram_load_mapped;
 
+/* The page channels of a format: none, or multifd-channels with multifd. */
+unsigned mig_ram_no_channels(const struct mr_caps *c, const struct mr_params *p);
+unsigned mig_ram_multifd_channels(const struct mr_caps *c,
+                                  const struct mr_params *p);
+
 /* The format of a job, chosen once from the capabilities. */
 const struct mig_ram_save_ops *mig_ram_save_format(const struct mr_caps *c);
 const struct mig_ram_load_ops *mig_ram_load_format(const struct mr_caps *c);

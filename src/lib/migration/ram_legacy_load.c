@@ -21,14 +21,6 @@
 #define LEGACY_READAHEAD_BYTES (1u << 20)
 #define LEGACY_BACKED_STEP (2u << 20)
 
-static unsigned legacy_nchannels(const struct mr_caps *c,
-                                 const struct mr_params *p)
-{
-    (void)c;
-    (void)p;
-    return 0;
-}
-
 /* A legacy stream is a page record after another: read it ahead in large
  * pieces and copy the pages out of them (4 KiB reads would cost two reads
  * per page). */
@@ -181,7 +173,7 @@ static void legacy_release(struct load_job *j)
 const struct mig_ram_load_ops mig_ram_load_legacy = {
     .name = "legacy",
     .wire_mapped = false,
-    .nchannels = legacy_nchannels,
+    .nchannels = mig_ram_no_channels,
     .begin = legacy_begin,
     .mem_size = legacy_mem_size,
     .block = legacy_block,

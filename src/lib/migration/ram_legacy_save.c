@@ -7,14 +7,6 @@
 #include "migration/save_job.h"
 #include "multifd/zero.h"
 
-static unsigned legacy_nchannels(const struct mr_caps *c,
-                                 const struct mr_params *p)
-{
-    (void)c;
-    (void)p;
-    return 0;
-}
-
 static int legacy_nothing(struct save_job *j)
 {
     (void)j;
@@ -71,7 +63,7 @@ static int legacy_stream_crc(struct save_job *j, uint64_t end)
 const struct mig_ram_save_ops mig_ram_save_legacy = {
     .name = "legacy",
     .wire_mapped = false,
-    .nchannels = legacy_nchannels,
+    .nchannels = mig_ram_no_channels,
     .alloc = legacy_nothing,
     .sink = legacy_sink,
     .start = legacy_nothing,

@@ -14,12 +14,6 @@
 #include "migration/ram_format.h"
 #include "multifd/multifd.h"
 
-static unsigned mapped_nchannels(const struct mr_caps *c,
-                                 const struct mr_params *p)
-{
-    return c->on[MR_CAP_MULTIFD] ? p->multifd_channels : 0;
-}
-
 static int mapped_begin(struct load_job *j)
 {
     (void)j;
@@ -258,7 +252,7 @@ static void mapped_release(struct load_job *j)
 const struct mig_ram_load_ops mig_ram_load_mapped = {
     .name = "mapped-ram",
     .wire_mapped = true,
-    .nchannels = mapped_nchannels,
+    .nchannels = mig_ram_multifd_channels,
     .begin = mapped_begin,
     .mem_size = mapped_mem_size,
     .block = mapped_block,

@@ -13,12 +13,6 @@
 #include "multifd/zero.h"
 #include "util/bitmap.h"
 
-static unsigned mapped_nchannels(const struct mr_caps *c,
-                                 const struct mr_params *p)
-{
-    return c->on[MR_CAP_MULTIFD] ? p->multifd_channels : 0;
-}
-
 static int mapped_alloc(struct save_job *j)
 {
     for (size_t b = 0; b < j->mig->nblocks; b++) {
@@ -180,7 +174,7 @@ static void mapped_free(struct save_job *j)
 const struct mig_ram_save_ops mig_ram_save_mapped = {
     .name = "mapped-ram",
     .wire_mapped = true,
-    .nchannels = mapped_nchannels,
+    .nchannels = mig_ram_multifd_channels,
     .alloc = mapped_alloc,
     .sink = mapped_sink,
     .start = mapped_start,
