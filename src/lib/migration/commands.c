@@ -1,10 +1,8 @@
 /*
- * The monitor's view of the migration object: QMP migrate-set-capabilities,
- * query-migrate-capabilities, migrate-set-parameters,
- * query-migrate-parameters, migrate, migrate-incoming, migrate_cancel,
- * migrate-continue, query-migrate (spec/qmp.md §3-§9), and the HMP forms
- * of §11.  Handlers only check arguments and call migration.c; the work
- * runs on the save and load threads.
+ * The commands layer over the facade: the QMP migration commands of
+ * spec/qmp.md §3-§9 and the HMP forms of §11.  Handlers only check
+ * arguments and call migration.c; the work runs on the save and load
+ * threads.
  */
 #include <errno.h>
 #include <stdio.h>

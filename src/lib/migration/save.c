@@ -1,15 +1,8 @@
 /*
- * The save thread: one per save, started by the facade (migration.c)
- * once the transport opened what it can without blocking; it writes the stream (spec/stream-format.md §5):
- * header, configuration, START ram with the block list (mapped-ram: a
- * header per block, pages at fixed offsets through the multifd channels),
- * passes over dirty pages as PART sections until the rest fits the
- * downtime limit, then the switchover: stop, SWITCHOVER_START, END with
- * the final pass and the bitmaps, device FULL sections, EOF and VMDESC.
- *
- * The thread only sequences: pages go through the job's RAM format
- * (ram_format.h), bytes through its transport (transport.h).  On failure
- * or cancel a VM this save stopped is restarted and everything is closed.
+ * The save thread (spec/stream-format.md §5): header, configuration, START
+ * ram, PART passes until the rest fits the downtime limit, switchover
+ * (END, devices, EOF, VMDESC, checksum trailer).  It only sequences: pages
+ * go through the job's RAM format, bytes through its transport.
  */
 #include <errno.h>
 #include <fcntl.h>
