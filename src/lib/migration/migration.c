@@ -6,13 +6,10 @@
  */
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "mapram/fdset.h"
 #include "migration/events.h"
 #include "migration/facade.h"
 #include "migration/load.h"
