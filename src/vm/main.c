@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mapram/migration.h"
+#include "mapram/qmp.h"
 #include "monitor.h"
 #include "options.h"
 #include "vmhost.h"
@@ -99,7 +100,13 @@ static bool load_autostart(void *vm)
     return vm_autostart(vm);
 }
 
-/* The migration engine: commands on the monitor, -incoming URI. */
+/* The engine's events go to the monitor's clients (data is borrowed). */
+static void forward_event(void *opaque, const char *name, json_t *data)
+{
+    mr_qmp_server_emit_event(opaque, name, json_incref(data));
+}
+
+/* The migration engine: commands and events on the monitor. */
 static struct mr_migration *migration_setup(struct vm *vm, struct monitor *mon,
                                             struct mr_error *load_error,
                                             struct mr_error *err)
@@ -107,14 +114,14 @@ static struct mr_migration *migration_setup(struct vm *vm, struct monitor *mon,
     struct mr_migration *mig = mr_migration_new(&vm_mr_ops, vm,
                                                 vm->machine.blocks,
                                                 MACHINE_NR_BLOCKS,
-                                                monitor_fdsets(mon),
-                                                monitor_server(mon), err);
+                                                monitor_fdsets(mon), err);
 
     if (mig && mr_migration_register_commands(mig, monitor_server(mon), err)) {
         mr_migration_free(mig);
         return NULL;
     }
     if (mig) {
+        mr_migration_on_event(mig, forward_event, monitor_server(mon));
         mr_migration_on_load_failed(mig, load_failed, load_error);
         mr_migration_autostart_from(mig, load_autostart, vm);
     }

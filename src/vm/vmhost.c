@@ -176,6 +176,14 @@ static int ops_load_devices(void *opaque, const struct mr_device_state *states,
     return rc;
 }
 
+/* The loader refuses other sections as soon as it reads them. */
+static bool ops_has_device(void *opaque, const char *idstr,
+                           uint32_t instance_id)
+{
+    (void)opaque;
+    return strcmp(idstr, GUEST_STATE_IDSTR) == 0 && instance_id == 0;
+}
+
 const struct mr_vm_ops vm_mr_ops = {
     .machine_type = "mapram-vm-1.0",
     .stop = ops_stop,
@@ -187,6 +195,7 @@ const struct mr_vm_ops vm_mr_ops = {
     .dirty_log_stop = ops_dirty_log_stop,
     .save_devices = ops_save_devices,
     .load_devices = ops_load_devices,
+    .has_device = ops_has_device,
 };
 
 static const struct vcpu_ops *accel_ops(enum vm_accel accel)

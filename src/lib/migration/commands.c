@@ -1,10 +1,8 @@
 /*
- * The monitor's view of the migration object: QMP migrate-set-capabilities,
- * query-migrate-capabilities, migrate-set-parameters,
- * query-migrate-parameters, migrate, migrate-incoming, migrate_cancel,
- * migrate-continue, query-migrate (spec/qmp.md §3-§9), and the HMP forms
- * of §11.  Handlers only check arguments and call migration.c; the work
- * runs on the save and load threads.
+ * The commands layer over the facade: the QMP migration commands of
+ * spec/qmp.md §3-§9 and the HMP forms of §11.  Handlers only check
+ * arguments and call migration.c; the work runs on the save and load
+ * threads.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +11,9 @@
 #include <unistd.h>
 
 #include "mapram/qmp.h"
-#include "migration/migration_int.h"
+#include "migration/facade.h"
+#include "migration/object.h"
+#include "migration/publish.h"
 
 /* Merge all requested states, check once, apply all or nothing (§3). */
 static int set_caps_json(struct mr_migration *mig, json_t *list,
@@ -427,9 +427,6 @@ int mr_migration_register_commands(struct mr_migration *mig,
                                    struct mr_error *err)
 {
     int rc = mr_qmp_server_register(srv, mig_commands, mig, err);
-
-    if (!mig->srv)
-        mig->srv = srv; /* events follow the monitor the commands live on */
 
     if (!rc)
         rc = mr_qmp_server_register_hmp(srv, mig_hmp_commands, mig, err);
