@@ -92,6 +92,20 @@ struct mr_qmp_server *mr_qmp_server_new(const struct mr_qmp_server_config *cfg,
 /* Stops the monitor thread if running, closes every connection and socket. */
 void mr_qmp_server_free(struct mr_qmp_server *srv);
 
+/*
+ * Shutdown, in two steps.  mr_qmp_server_quiesce() (any thread, also a
+ * handler): from now on every command but qmp_capabilities, query-version
+ * and query-commands answers MR_QMP_SHUTDOWN_DESC, so no client can start
+ * work.  mr_qmp_server_stop() (the owner, never a handler): quiesce, send
+ * what is queued if the socket takes it, join the monitor thread and close
+ * every connection and listening socket.  Afterwards no handler runs and
+ * events go nowhere, but the object stays valid (other threads may still
+ * emit) until mr_qmp_server_free().
+ */
+#define MR_QMP_SHUTDOWN_DESC "The monitor is shutting down"
+void mr_qmp_server_quiesce(struct mr_qmp_server *srv);
+void mr_qmp_server_stop(struct mr_qmp_server *srv);
+
 /* Listen on a UNIX socket (created mode 0600, a stale socket file replaced).
  * May be called several times for several sockets. */
 int mr_qmp_server_listen_unix(struct mr_qmp_server *srv, const char *path,

@@ -72,15 +72,21 @@ static json_t *qmp_cont(struct mr_qmp_call *call, json_t *args,
     return NULL;
 }
 
-/* The reply is queued before the monitor thread looks at anything else,
- * and main() only stops the monitor after receiving the signal. */
+/* Refuse what follows at once (a pipelined `migrate` must not start),
+ * then wake main(), which stops the monitor once it has the signal.  The
+ * reply is queued before the monitor thread looks at anything else. */
+static void request_quit(struct mr_qmp_call *call)
+{
+    mr_qmp_server_quiesce(mr_qmp_call_server(call));
+    kill(getpid(), MONITOR_QUIT_SIGNAL);
+}
+
 static json_t *qmp_quit(struct mr_qmp_call *call, json_t *args,
                         struct mr_error *err)
 {
-    (void)call;
     (void)args;
     (void)err;
-    kill(getpid(), MONITOR_QUIT_SIGNAL);
+    request_quit(call);
     return NULL;
 }
 
@@ -197,10 +203,9 @@ static void hmp_cont(struct mr_qmp_call *call, const char *args, FILE *out)
 
 static void hmp_quit(struct mr_qmp_call *call, const char *args, FILE *out)
 {
-    (void)call;
     (void)args;
     (void)out;
-    kill(getpid(), MONITOR_QUIT_SIGNAL);
+    request_quit(call);
 }
 
 static const struct mr_hmp_command vm_hmp_commands[] = {
@@ -258,20 +263,27 @@ int monitor_start(struct monitor *mon, struct mr_error *err)
     return mr_qmp_server_start(mon->srv, err);
 }
 
-void monitor_emit_shutdown(struct monitor *mon, const char *reason)
+void monitor_shutdown(struct monitor *mon, const char *reason)
 {
-    if (mon)
+    if (!mon)
+        return;
+    mr_qmp_server_quiesce(mon->srv);
+    if (reason)
         mr_qmp_server_emit_event(mon->srv, "SHUTDOWN",
                                  json_pack("{s:b, s:s}", "guest", 0,
                                            "reason", reason));
+    mr_qmp_server_stop(mon->srv);
 }
 
 void monitor_free(struct monitor *mon)
 {
     if (!mon)
         return;
+    /* vCPU and migration threads emit under vm->lock (vmhost.c). */
+    pthread_mutex_lock(&mon->vm->lock);
     if (mon->vm->emit_opaque == mon)
         mon->vm->emit = NULL;
+    pthread_mutex_unlock(&mon->vm->lock);
     mr_qmp_server_free(mon->srv);
     if (mon->fdsets)
         mr_fdset_registry_free(mon->fdsets);

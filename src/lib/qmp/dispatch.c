@@ -9,6 +9,7 @@
  * handler are closed when it finishes, so none is ever leaked.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -209,6 +210,14 @@ static int check_shape(json_t *req, const char **name, bool *oob,
     return 0;
 }
 
+/* The built-ins that touch nothing but the connection and the server's
+ * configuration: still served once the owner is shutting down. */
+static bool serves_in_shutdown(const char *name)
+{
+    return !strcmp(name, "qmp_capabilities") ||
+           !strcmp(name, "query-version") || !strcmp(name, "query-commands");
+}
+
 static json_t *run_command(struct mr_qmp_conn *conn, const char *name,
                            bool oob, json_t *args, const char **cls,
                            struct mr_error *err)
@@ -235,6 +244,10 @@ static json_t *run_command(struct mr_qmp_conn *conn, const char *name,
     }
     if (oob) {
         mr_error_set(err, -EINVAL, "The command %s does not support OOB", name);
+        return NULL;
+    }
+    if (atomic_load(&conn->srv->quiesced) && !serves_in_shutdown(name)) {
+        mr_error_set(err, -ESHUTDOWN, MR_QMP_SHUTDOWN_DESC);
         return NULL;
     }
     if (mr_qmp_args_check(cmd->args, args, err) < 0)

@@ -87,6 +87,7 @@ struct mr_qmp_server {
     pthread_t thread;
     bool running;
     bool stopping;             /* under lock */
+    _Atomic bool quiesced;     /* refuse commands that could start work */
     bool accept_backoff;       /* out of descriptors: pause accepting */
 };
 

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,30 +370,67 @@ int mr_qmp_server_start(struct mr_qmp_server *srv, struct mr_error *err)
     return 0;
 }
 
-void mr_qmp_server_free(struct mr_qmp_server *srv)
+void mr_qmp_server_quiesce(struct mr_qmp_server *srv)
+{
+    atomic_store(&srv->quiesced, true);
+}
+
+static void join_monitor_thread(struct mr_qmp_server *srv)
+{
+    if (!srv->running)
+        return;
+    pthread_mutex_lock(&srv->lock);
+    srv->stopping = true;
+    pthread_mutex_unlock(&srv->lock);
+    wake(srv);
+    pthread_join(srv->thread, NULL);
+    srv->running = false;
+}
+
+/* The last replies and events (the quit reply, SHUTDOWN) go out if the
+ * peer's socket has room; nobody waits for a peer that does not read. */
+static void close_connections(struct mr_qmp_server *srv)
 {
     struct mr_qmp_conn *c;
-    size_t i;
 
-    if (!srv)
-        return;
-    if (srv->running) {
-        pthread_mutex_lock(&srv->lock);
-        srv->stopping = true;
-        pthread_mutex_unlock(&srv->lock);
-        wake(srv);
-        pthread_join(srv->thread, NULL);
-    }
+    for (c = srv->conns; c; c = c->next)
+        if (!c->dead && c->fd >= 0)
+            write_conn(srv, c);
+    pthread_mutex_lock(&srv->lock);
     while ((c = srv->conns)) {
         srv->conns = c->next;
         mr_qmp_conn_free(c);
     }
+    srv->nr_conns = 0;
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static void close_listeners(struct mr_qmp_server *srv)
+{
+    size_t i;
+
     for (i = 0; i < srv->nr_listen; i++) {
         close(srv->listen_fds[i]);
         if (srv->listen_paths[i])
             unlink(srv->listen_paths[i]);
         free(srv->listen_paths[i]);
     }
+    srv->nr_listen = 0;
+}
+
+void mr_qmp_server_stop(struct mr_qmp_server *srv)
+{
+    mr_qmp_server_quiesce(srv);
+    join_monitor_thread(srv);
+    close_connections(srv);
+    close_listeners(srv);
+}
+
+void mr_qmp_server_free(struct mr_qmp_server *srv)
+{
+    if (!srv)
+        return;
+    mr_qmp_server_stop(srv);
     if (srv->wake_fd >= 0)
         close(srv->wake_fd);
     pthread_mutex_destroy(&srv->lock);

@@ -563,6 +563,45 @@ static void registration_rules(void **state)
                         "QMP command 'query-version' is already registered");
 }
 
+/* Once quiesced (shutdown begun), nothing that could start work runs:
+ * registered commands and HMP are refused, the passive built-ins answer,
+ * and a connection that had not negotiated yet still can. */
+static void quiesce_refuses_work(void **state)
+{
+    struct fixture *f = *state;
+    json_t *r;
+
+    taken_fd = -2;
+    mr_qmp_server_quiesce(f->srv);
+    negotiate(f);
+    r = one(f, "{\"execute\": \"test-take-fd\", \"id\": 7}");
+    expect_error(r, "GenericError", MR_QMP_SHUTDOWN_DESC);
+    assert_int_equal(json_integer_value(json_object_get(r, "id")), 7);
+    json_decref(r);
+    assert_int_equal(taken_fd, -2); /* the handler never ran */
+    r = one(f, "{\"execute\": \"human-monitor-command\", \"arguments\": "
+               "{\"command-line\": \"say x\"}}");
+    expect_error(r, "GenericError", MR_QMP_SHUTDOWN_DESC);
+    json_decref(r);
+    r = one(f, "{\"execute\": \"query-version\"}");
+    assert_non_null(json_object_get(r, "return"));
+    json_decref(r);
+    r = one(f, "{\"execute\": \"no-such\"}");
+    expect_error(r, "CommandNotFound", "The command no-such has not been found");
+    json_decref(r);
+}
+
+/* stop() on a server that never started, then events: nothing queued,
+ * nothing crashes; free() after stop() is fine. */
+static void stop_then_emit(void **state)
+{
+    struct fixture *f = *state;
+
+    mr_qmp_server_stop(f->srv);
+    mr_qmp_server_emit_event(f->srv, "STOP", NULL);
+    mr_qmp_server_stop(f->srv);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -585,6 +624,8 @@ int main(void)
         T(events_reach_negotiated_connections),
         T(output_cap_drops_the_client),
         T(registration_rules),
+        T(quiesce_refuses_work),
+        T(stop_then_emit),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
