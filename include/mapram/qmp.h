@@ -1,21 +1,8 @@
 /*
- * QMP monitor server: the protocol, not the commands.
- *
- * Speaks QMP (spec/qmp.md) over UNIX stream sockets: greeting, capabilities
- * negotiation, request-shape and argument validation with QEMU's messages,
- * `id` echo, descriptors received by SCM_RIGHTS, events with timestamps,
- * and the `human-monitor-command` bridge to HMP.  Built-in commands:
- * qmp_capabilities, query-version, query-commands, human-monitor-command.
- *
- * Commands live with the module that owns what they control (VM run state
- * in src/vm, fdsets in src/lib/fdset, migration in src/lib/migration) and
- * are registered here as tables.  Handlers run on the monitor thread, one
- * at a time, and must not block for long: long work runs on its own thread
- * and reports through events and query commands.
- *
- * Thread safety: mr_qmp_server_emit_event() may be called from any thread.
- * Everything else is for the owner (registration before start) or for
- * handlers (the mr_qmp_call_* accessors).
+ * QMP monitor server (spec/qmp.md, docs/monitor.md): QEMU's protocol and
+ * messages over UNIX sockets, command tables registered by the modules
+ * that own what they control, HMP through human-monitor-command, events.
+ * Handlers run one at a time on the monitor thread and must not block.
  */
 #ifndef MAPRAM_QMP_H
 #define MAPRAM_QMP_H
@@ -87,6 +74,9 @@ struct mr_qmp_server_config {
     const char *package;                             /* greeting "package" */
 };
 
+/* Thread safety: mr_qmp_server_emit_event() and mr_qmp_server_quiesce()
+ * may be called from any thread; everything else is for the owner
+ * (registration before start) or for handlers (mr_qmp_call_*). */
 struct mr_qmp_server *mr_qmp_server_new(const struct mr_qmp_server_config *cfg,
                                         struct mr_error *err);
 /* Stops the monitor thread if running, closes every connection and socket. */

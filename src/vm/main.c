@@ -2,7 +2,7 @@
  * mapram-vm: a KVM micro-VM host (or host-thread fallback) that runs the
  * migration test guest and serves a QMP monitor.  main() parses the
  * command line, builds the VM, optionally daemonizes, and waits for
- * SIGTERM/SIGINT or the monitor's `quit`; it is the only place that exits.
+ * SIGTERM/SIGINT/SIGHUP or `quit`, then tears down in order; it alone exits.
  */
 #include <errno.h>
 #include <fcntl.h>

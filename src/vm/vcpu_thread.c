@@ -1,12 +1,9 @@
 /*
- * The host-thread vCPU: a thread runs the guest program's loop in C over
- * the same memory, with the same serial protocol and pass counter, so
- * mapram-vm works where KVM is not available.  Its state *is* the neutral
- * guest_state; every page step is a safe point.  Dirty logging is a
- * software bitmap with an atomic bit set per guest write.  Memory is
- * populated before the guest first writes it, so RAM that cannot be backed
- * fails the vCPU (internal-error, as under KVM) instead of raising SIGBUS.
- */
+ * The host-thread vCPU: the guest program's loop in C on a host thread,
+ * over the same memory and serial protocol, where KVM is not available.
+ * Its state is the neutral guest_state (every page step a safe point);
+ * dirty logging is an atomic software bitmap; RAM is populated before the
+ * guest first writes it, so memory that cannot be backed fails the vCPU. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>

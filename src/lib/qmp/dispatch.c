@@ -1,12 +1,8 @@
 /*
- * The request-processing core of the QMP monitor: a connection is fed the
- * bytes (and descriptors) a client sent and queues its replies, without
- * knowing about sockets or threads, so it is unit-tested and fuzzed alone.
- *
- * Per request: shape checks, the negotiation/command mode rule, command
- * lookup, argument rules, the handler, the reply with `id` echoed.
- * Descriptors that arrive with a request and are not claimed by its
- * handler are closed when it finishes, so none is ever leaked.
+ * The request-processing core: a connection fed bytes and descriptors
+ * queues its replies, without sockets or threads (unit-tested, fuzzed).
+ * Per request: shape, negotiation and shutdown rules, lookup, argument
+ * rules, the handler, the reply with `id`; unclaimed descriptors closed.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -453,34 +449,4 @@ json_t *mr_qmp_event_new(const char *name, json_t *data)
     else
         json_decref(data);
     return ev;
-}
-
-/* --- handler accessors --- */
-
-void *mr_qmp_call_opaque(struct mr_qmp_call *call)
-{
-    return call->opaque;
-}
-
-struct mr_qmp_server *mr_qmp_call_server(struct mr_qmp_call *call)
-{
-    return call->srv;
-}
-
-int mr_qmp_call_take_fd(struct mr_qmp_call *call)
-{
-    struct mr_qmp_conn *conn = call->conn;
-    int fd;
-
-    if (!conn || conn->nr_fdq == 0)
-        return -1;
-    fd = conn->fdq[0];
-    memmove(conn->fdq, conn->fdq + 1, (conn->nr_fdq - 1) * sizeof(int));
-    conn->nr_fdq--;
-    return fd;
-}
-
-void mr_qmp_call_set_error_class(struct mr_qmp_call *call, const char *cls)
-{
-    call->error_class = cls;
 }

@@ -91,7 +91,13 @@ struct mr_qmp_server {
     bool accept_backoff;       /* out of descriptors: pause accepting */
 };
 
-/* --- connections (dispatch.c) --- */
+/*
+ * Calls go one way: server.c -> dispatch.c -> the tables (registry.c) and
+ * the built-in handlers (commands.c, hmp.c) -> the helpers (call.c,
+ * args.c, json_stream.c).  Nothing below calls up.
+ */
+
+/* --- connections (dispatch.c; called by server.c, tests, fuzzing) --- */
 struct mr_qmp_conn *mr_qmp_conn_new(struct mr_qmp_server *srv, int fd);
 /* Closes queued descriptors and the socket; not linked in the list. */
 void mr_qmp_conn_free(struct mr_qmp_conn *conn);
@@ -115,23 +121,30 @@ void mr_qmp_conn_append_locked(struct mr_qmp_conn *conn, const char *line,
                                size_t len);
 /* Copy out and clear the pending output (tests, fuzzing). */
 char *mr_qmp_conn_take_output(struct mr_qmp_conn *conn, size_t *len);
+/* A timestamped event object (new reference); `data` stolen. */
+json_t *mr_qmp_event_new(const char *name, json_t *data);
+
+/* --- the tables (registry.c; data only) --- */
+const struct mr_qmp_command *mr_qmp_find_command(struct mr_qmp_server *srv,
+                                                 const char *name,
+                                                 void **opaque);
+const struct mr_hmp_command *mr_hmp_find_command(struct mr_qmp_server *srv,
+                                                 const char *name,
+                                                 void **opaque);
+
+/* --- built-in handlers (commands.c, hmp.c) --- */
+extern const struct mr_qmp_command mr_qmp_builtin_commands[];
+/* human-monitor-command */
+json_t *mr_qmp_hmp_command(struct mr_qmp_call *call, json_t *args,
+                           struct mr_error *err);
+
+/* --- helpers (call.c: beside the public mr_qmp_call_* accessors) --- */
+bool mr_qmp_call_negotiated(struct mr_qmp_call *call);
+/* Command mode from now on, "oob" as negotiated. */
+void mr_qmp_call_negotiate(struct mr_qmp_call *call, bool oob);
 
 /* --- argument rules (args.c, pure) --- */
 int mr_qmp_args_check(const struct mr_qmp_arg *rules, json_t *args,
                       struct mr_error *err);
-
-/* --- commands --- */
-const struct mr_qmp_command *mr_qmp_find_command(struct mr_qmp_server *srv,
-                                                 const char *name,
-                                                 void **opaque);
-extern const struct mr_qmp_command mr_qmp_builtin_commands[];
-/* human-monitor-command (hmp.c) */
-json_t *mr_qmp_hmp_command(struct mr_qmp_call *call, json_t *args,
-                           struct mr_error *err);
-/* Run one HMP command line, return its output with "\r\n" line ends. */
-char *mr_hmp_run(struct mr_qmp_call *call, const char *line);
-
-/* A timestamped event object (new reference); `data` stolen. */
-json_t *mr_qmp_event_new(const char *name, json_t *data);
 
 #endif

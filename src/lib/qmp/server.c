@@ -1,10 +1,8 @@
 /*
- * The QMP monitor's sockets and thread: UNIX listeners created mode 0600,
- * one poll() loop over listeners, connections and a wakeup eventfd, reads
- * with SCM_RIGHTS descriptors (close-on-exec), non-blocking writes, and the
- * flow control that keeps a client from growing the server: a connection
- * whose replies are not read stops being read, and is dropped when events
- * pile up past MR_QMP_MAX_OUTPUT_BYTES.  Request processing is dispatch.c.
+ * The QMP monitor's sockets and thread (top of the monitor): 0600 UNIX
+ * listeners, one poll() loop, SCM_RIGHTS reads, non-blocking writes, flow
+ * control (unread output pauses reading, then drops the client), and the
+ * shutdown steps.  Request processing is dispatch.c.
  */
 #include <errno.h>
 #include <poll.h>
