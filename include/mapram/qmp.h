@@ -132,4 +132,18 @@ struct mr_qmp_server *mr_qmp_call_server(struct mr_qmp_call *call);
 int mr_qmp_call_take_fd(struct mr_qmp_call *call);
 void mr_qmp_call_set_error_class(struct mr_qmp_call *call, const char *cls);
 
+/*
+ * Answer later, for work that takes long (it runs on the caller's own
+ * thread): the handler takes its reply with mr_qmp_call_defer() and
+ * returns NULL (its err is ignored).  That connection processes no other
+ * request until mr_qmp_deferred_finish() (any thread) queues the reply,
+ * with a handler's rules for `ret` (stolen) and `err`; every other
+ * connection is served meanwhile.  The reply of a connection that closed
+ * is dropped.  Finish every deferred reply before mr_qmp_server_free().
+ */
+struct mr_qmp_deferred;
+struct mr_qmp_deferred *mr_qmp_call_defer(struct mr_qmp_call *call);
+void mr_qmp_deferred_finish(struct mr_qmp_deferred *d, json_t *ret,
+                            const struct mr_error *err);
+
 #endif

@@ -45,6 +45,10 @@ struct mr_qmp_conn {
     bool negotiated;           /* command mode; written under srv->lock */
     bool oob;                  /* "oob" enabled by qmp_capabilities */
     bool eof;                  /* peer shut down its writing side */
+    bool eof_done;             /* ... and everything before it processed */
+    /* A deferred reply not yet finished: no other request runs.  Under
+     * srv->lock (the finishing thread clears it). */
+    struct mr_qmp_deferred *deferred;
     _Atomic bool dead;         /* close as soon as possible; any thread */
     int fdq[MR_QMP_MAX_QUEUED_FDS];
     size_t nr_fdq;
@@ -64,6 +68,14 @@ struct mr_qmp_call {
     struct mr_qmp_conn *conn;
     void *opaque;
     const char *error_class; /* NULL: GenericError */
+    json_t *id;              /* the request's, borrowed */
+    struct mr_qmp_deferred *deferred;
+};
+
+struct mr_qmp_deferred {
+    struct mr_qmp_server *srv;
+    struct mr_qmp_conn *conn;  /* under srv->lock; NULL once it closed */
+    json_t *id;                /* own reference, or NULL */
 };
 
 struct mr_qmp_server {
@@ -106,13 +118,18 @@ void mr_qmp_conn_greet(struct mr_qmp_conn *conn);
 /* Bytes received with the descriptors that came with them (taken over). */
 void mr_qmp_conn_feed(struct mr_qmp_conn *conn, const char *data, size_t len,
                       const int *fds, size_t nr_fds);
-/* Process stashed input (the output backlog went down). */
+/* Process stashed input and a pending EOF (the output backlog went down,
+ * or a deferred reply was finished). */
 void mr_qmp_conn_resume(struct mr_qmp_conn *conn);
+/* Whether mr_qmp_conn_resume() has work it may do now. */
+bool mr_qmp_conn_can_resume(struct mr_qmp_conn *conn);
+/* Whether the connection has nothing left to process or send after EOF. */
+bool mr_qmp_conn_finished(struct mr_qmp_conn *conn);
+/* Wake the monitor thread (its eventfd). */
+void mr_qmp_server_wake(struct mr_qmp_server *srv);
 /* The peer closed its side: process the stash, finish a pending scalar,
  * drop queued fds. */
 void mr_qmp_conn_feed_eof(struct mr_qmp_conn *conn);
-/* Process one parsed request: the reply object (new reference). */
-json_t *mr_qmp_dispatch(struct mr_qmp_conn *conn, json_t *req);
 /* Serialise `msg` (stolen) as one line + "\r\n" into the output buffer;
  * past MR_QMP_MAX_OUTPUT_BYTES the connection is marked dead instead. */
 void mr_qmp_conn_send(struct mr_qmp_conn *conn, json_t *msg);

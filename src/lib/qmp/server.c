@@ -115,15 +115,6 @@ int mr_qmp_server_listen_unix(struct mr_qmp_server *srv, const char *path,
     return 0;
 }
 
-static void wake(struct mr_qmp_server *srv)
-{
-    uint64_t one = 1;
-
-    if (write(srv->wake_fd, &one, sizeof(one)) < 0) {
-        /* EAGAIN: the counter is already non-zero, the thread will wake. */
-    }
-}
-
 void mr_qmp_server_emit_event(struct mr_qmp_server *srv, const char *name,
                               json_t *data)
 {
@@ -143,7 +134,7 @@ void mr_qmp_server_emit_event(struct mr_qmp_server *srv, const char *name,
     }
     pthread_mutex_unlock(&srv->lock);
     free(text);
-    wake(srv);
+    mr_qmp_server_wake(srv);
 }
 
 static void accept_all(struct mr_qmp_server *srv, int lfd)
@@ -246,16 +237,6 @@ static void write_conn(struct mr_qmp_server *srv, struct mr_qmp_conn *conn)
     pthread_mutex_unlock(&srv->lock);
 }
 
-static size_t pending_bytes(struct mr_qmp_server *srv, struct mr_qmp_conn *c)
-{
-    size_t n;
-
-    pthread_mutex_lock(&srv->lock);
-    n = c->out_len - c->out_off;
-    pthread_mutex_unlock(&srv->lock);
-    return n;
-}
-
 /* Close connections that are dead or finished (EOF, output drained). */
 static void sweep(struct mr_qmp_server *srv)
 {
@@ -264,7 +245,7 @@ static void sweep(struct mr_qmp_server *srv)
 
     pthread_mutex_lock(&srv->lock);
     while ((c = *pp)) {
-        if (c->dead || (c->eof && c->out_len == c->out_off)) {
+        if (mr_qmp_conn_finished(c)) {
             *pp = c->next;
             srv->nr_conns--;
             mr_qmp_conn_free(c);
@@ -340,10 +321,10 @@ static void *monitor_thread(void *arg)
             }
             if (!conns[i]->dead && conns[i]->fd >= 0)
                 write_conn(srv, conns[i]);
-            /* Either the stash empties here or the backlog is big enough
-             * that POLLOUT brings us back. */
-            if (conns[i]->stash && !conns[i]->dead &&
-                pending_bytes(srv, conns[i]) < MR_QMP_OUTPUT_PAUSE_BYTES) {
+            /* Either the stash empties here, or the backlog is big enough
+             * that POLLOUT brings us back, or a deferred reply's finish
+             * wakes us. */
+            if (mr_qmp_conn_can_resume(conns[i])) {
                 mr_qmp_conn_resume(conns[i]);
                 write_conn(srv, conns[i]);
             }
@@ -380,7 +361,7 @@ static void join_monitor_thread(struct mr_qmp_server *srv)
     pthread_mutex_lock(&srv->lock);
     srv->stopping = true;
     pthread_mutex_unlock(&srv->lock);
-    wake(srv);
+    mr_qmp_server_wake(srv);
     pthread_join(srv->thread, NULL);
     srv->running = false;
 }

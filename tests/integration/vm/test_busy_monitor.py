@@ -117,6 +117,72 @@ def test_quit_during_long_command():
         vm.kill()
 
 
+def stalled_pmemsave(vm, q):
+    """pmemsave of 32 MiB into a FIFO nobody reads yet: the copy cannot
+    finish until the test reads, however fast the machine is.  Returns
+    the read end."""
+    fifo = os.path.join(vm.dir, 'fifo')
+    os.mkfifo(fifo)
+    rd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    send(q, 'pmemsave', {'val': 1 << 20, 'size': 32 << 20,
+                         'filename': fifo})
+    return rd
+
+
+def drain(rd, size):
+    os.set_blocking(rd, True)
+    got = 0
+    while got < size:
+        chunk = os.read(rd, 1 << 20)
+        if not chunk:
+            break
+        got += len(chunk)
+    os.close(rd)
+    return got
+
+
+def test_pmemsave_into_a_stalled_reader():
+    """The copy waits for its reader; another client is served meanwhile,
+    and the requester's own replies stay in order."""
+    vm = VM(ACCEL, ram='64M', test_range='1M,64M')
+    try:
+        rd = stalled_pmemsave(vm, vm.qmp)
+        send(vm.qmp, 'query-status')          # queued behind pmemsave
+        other = QMP(vm.sock)
+        other.negotiate()
+        t0 = time.monotonic()
+        st = other.cmd('query-status')['status']
+        print('pmemsave: second client answered in %.1f ms'
+              % ((time.monotonic() - t0) * 1000))
+        assert st == 'running', st
+        other.close()
+        assert drain(rd, 32 << 20) == 32 << 20
+        r = reply(vm.qmp)
+        assert r == {'return': {}, 'id': 'pmemsave'}, r
+        r = reply(vm.qmp)
+        assert r['id'] == 'query-status' and 'return' in r, r
+        assert vm.quit() == 0
+    finally:
+        vm.kill()
+
+
+def test_quit_during_stalled_pmemsave():
+    """quit while a pmemsave waits for its reader: exit 0, no hang."""
+    vm = VM(ACCEL, ram='64M', test_range='1M,64M')
+    try:
+        rd = stalled_pmemsave(vm, vm.qmp)
+        other = QMP(vm.sock)
+        other.negotiate()
+        other.cmd('quit')
+        rc = vm.proc.wait(20)
+        other.close()
+        os.close(rd)
+        if rc != 0:
+            fail('exit status %d' % rc)
+    finally:
+        vm.kill()
+
+
 def main():
     if ACCEL == 'kvm' and not have_kvm():
         print('no usable /dev/kvm: skipped')
