@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The teardown race (issue 16): clients keep hammering mapram-vm's monitor
-(migrate, migrate_cancel, query-migrate, cont, HMP, garbage) while it quits
-by quit, SIGTERM, SIGINT or SIGHUP.  test_teardown.py kvm|thread.
+(migrate, migrate_cancel, query-migrate, cont, pmemsave, HMP, garbage)
+while it quits by quit, SIGTERM, SIGINT or SIGHUP.
+test_teardown.py kvm|thread.
 
 Every way out must exit 0 with nothing on stderr from a sanitizer; a
 handler running on a freed migration object crashes (SIGSEGV) in a normal
@@ -34,7 +35,10 @@ def requests(path):
          'arguments': {'command-line': 'info migrate'}},
         {'execute': 'human-monitor-command',
          'arguments': {'command-line': 'migrate -d file:' + path}},
-        {'execute': 'migrate_cancel'})] + [b'{"execute": oops}\n',
+        {'execute': 'migrate_cancel'},
+        {'execute': 'pmemsave', 'arguments': {'val': 1 << 20, 'size': 8 << 20,
+                                              'filename': path + '.mem'}})
+    ] + [b'{"execute": oops}\n',
                                            b'\x00\xff garbage\n']
 
 
