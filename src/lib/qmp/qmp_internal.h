@@ -111,7 +111,8 @@ struct mr_qmp_server {
 
 /* --- connections (dispatch.c; called by server.c, tests, fuzzing) --- */
 struct mr_qmp_conn *mr_qmp_conn_new(struct mr_qmp_server *srv, int fd);
-/* Closes queued descriptors and the socket; not linked in the list. */
+/* Closes queued descriptors and the socket; not linked in the list.  With
+ * srv->lock held (or no other thread): a deferred reply is detached. */
 void mr_qmp_conn_free(struct mr_qmp_conn *conn);
 /* Queue the greeting. */
 void mr_qmp_conn_greet(struct mr_qmp_conn *conn);
@@ -123,7 +124,7 @@ void mr_qmp_conn_feed(struct mr_qmp_conn *conn, const char *data, size_t len,
 void mr_qmp_conn_resume(struct mr_qmp_conn *conn);
 /* Whether mr_qmp_conn_resume() has work it may do now. */
 bool mr_qmp_conn_can_resume(struct mr_qmp_conn *conn);
-/* Whether the connection has nothing left to process or send after EOF. */
+/* Dead, or nothing left to process or send after EOF (srv->lock held). */
 bool mr_qmp_conn_finished(struct mr_qmp_conn *conn);
 /* Wake the monitor thread (its eventfd). */
 void mr_qmp_server_wake(struct mr_qmp_server *srv);
