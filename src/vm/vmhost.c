@@ -340,39 +340,3 @@ bool vm_autostart(struct vm *vm)
     pthread_mutex_unlock(&vm->lock);
     return autostart;
 }
-
-static int write_all(int fd, const uint8_t *p, uint64_t size)
-{
-    while (size) {
-        ssize_t n = write(fd, p, size > (1u << 30) ? (1u << 30) : size);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -errno : -ENOSPC;
-        p += n;
-        size -= (uint64_t)n;
-    }
-    return 0;
-}
-
-int vm_save_phys(struct vm *vm, uint64_t gpa, uint64_t size, const char *path,
-                 struct mr_error *err)
-{
-    int fd, rc;
-
-    if (gpa > vm->machine.ram_bytes || size > vm->machine.ram_bytes - gpa)
-        return mr_error_set(err, -EINVAL, "Invalid addr 0x%016llx/size %lld "
-                            "specified", (unsigned long long)gpa,
-                            (long long)size);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0)
-        return mr_error_set(err, -errno, "Could not open '%s': %s", path,
-                            strerror(errno));
-    rc = write_all(fd, vm->machine.ram + gpa, size);
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc < 0)
-        return mr_error_set(err, rc, "writing memory to '%s' failed", path);
-    return 0;
-}

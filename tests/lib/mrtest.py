@@ -163,9 +163,9 @@ class VM:
     socket in a private temporary directory."""
 
     def __init__(self, accel, ram='150M', extra=(), test_range='1M,100M',
-                 prefill=None):
+                 prefill=None, mem_dir=None):
         self.dir = tempfile.mkdtemp(prefix='mapram-vm-test-')
-        self.mem = os.path.join(self.dir, 'mem')
+        self.mem = os.path.join(mem_dir or self.dir, 'mem')
         if prefill is not None:  # a backing file that already has content
             with open(self.mem, 'wb') as f:
                 f.write(bytes([prefill]) * parse_size(ram))

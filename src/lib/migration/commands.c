@@ -351,6 +351,10 @@ static void hmp_info_migrate(struct mr_qmp_call *call, const char *args,
     json_decref(q);
 }
 
+/* Without -d QEMU suspends an interactive monitor until the end; a
+ * monitor reached through human-monitor-command cannot be suspended, so
+ * it says so and the migration goes on detached.  Ours never waits: the
+ * monitor thread keeps serving every client (query, cancel, quit). */
 static void hmp_migrate(struct mr_qmp_call *call, const char *args, FILE *out)
 {
     struct mr_migration *mig = mr_qmp_call_opaque(call);
@@ -373,15 +377,9 @@ static void hmp_migrate(struct mr_qmp_call *call, const char *args, FILE *out)
         fprintf(out, "Error: %s\n", err.msg);
         return;
     }
-    if (detach)
-        return;
-    /* Like QEMU's HMP: wait for the end, report a failure. */
-    while (!mr_mig_status_is_terminal(mr_migration_state(mig)))
-        usleep(10000);
-    if (mr_migration_state(mig) == MR_MIG_FAILED) {
-        mr_migration_last_error(mig, &err);
-        fprintf(out, "Error: %s\n", err.msg);
-    }
+    if (!detach)
+        fprintf(out, "terminal does not allow synchronous migration, "
+                "continuing detached\n");
 }
 
 static void hmp_migrate_incoming(struct mr_qmp_call *call, const char *args,
