@@ -85,7 +85,8 @@ class Kinds:
     def intact(self):
         check(stat.S_ISFIFO(os.lstat(self.fifo).st_mode), 'FIFO gone')
         check(os.path.isdir(self.dir), 'directory gone')
-        check(not self.chr or stat.S_ISCHR(os.lstat(self.chr).st_mode),
+        check(not self.chr or (os.path.lexists(self.chr) and
+                               stat.S_ISCHR(os.lstat(self.chr).st_mode)),
               'device node gone')
         check(os.path.islink(self.link), 'symlink gone')
         check(os.path.samefile(self.hard, self.good), 'hard link gone')
