@@ -612,3 +612,90 @@ class FakeQMP:
             for fd in fds:
                 os.close(fd)
         self.fdsets = {}
+
+
+# ---- a QMP proxy in front of a real monitor ----------------------------------
+
+def _recv_line(sock, buf, fds):
+    """One newline-terminated message from `sock` (descriptors received
+    with it are appended to `fds`); returns (line, rest) or (None, b'')."""
+    while b'\n' not in buf:
+        data, anc, _, _ = sock.recvmsg(65536, socket.CMSG_SPACE(64))
+        if not data:
+            return None, b''
+        for level, kind, raw in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                a = array.array('i')
+                a.frombytes(raw[:len(raw) - len(raw) % a.itemsize])
+                fds += list(a)
+        buf += data
+    line, rest = buf.split(b'\n', 1)
+    return line, rest
+
+
+class QMPProxy:
+    """Relays one client at a time to the monitor at `upstream` (QEMU
+    serves one client per socket), descriptors included, and runs
+    `hooks[command](proxy, args)` before forwarding a command: the test's
+    step between two steps of the tool, against a real VM.  A hook may
+    return a reply to answer in the VM's place, or None to forward."""
+
+    def __init__(self, path, upstream, hooks=None):
+        import threading
+        self.path, self.upstream = path, upstream
+        self.hooks = dict(hooks or {})
+        self.log = []
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(1)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                client, _ = self.srv.accept()
+            except OSError:
+                return
+            up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                up.connect(self.upstream)
+                self._relay(client, up)
+            except OSError:
+                pass
+            up.close()
+            client.close()
+
+    def _relay(self, client, up):
+        cbuf, ubuf = b'', b''
+        greeting, ubuf = _recv_line(up, ubuf, [])
+        client.sendall(greeting + b'\n')
+        while True:
+            fds = []
+            line, cbuf = _recv_line(client, cbuf, fds)
+            if line is None:
+                return
+            req = json.loads(line)
+            self.log.append(req.get('execute'))
+            hook = self.hooks.get(req.get('execute'))
+            reply = hook(self, req.get('arguments') or {}) if hook else None
+            if reply is not None:
+                for fd in fds:
+                    os.close(fd)
+                reply['id'] = req.get('id')
+                client.sendall(json.dumps(reply).encode() + b'\n')
+                continue
+            anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                    array.array('i', fds))] if fds else []
+            up.sendmsg([line + b'\n'], anc)
+            for fd in fds:
+                os.close(fd)
+            while True:     # events first, then the reply
+                msg, ubuf = _recv_line(up, ubuf, [])
+                if msg is None:
+                    return
+                client.sendall(msg + b'\n')
+                if 'event' not in json.loads(msg):
+                    break
+
+    def close(self):
+        self.srv.close()
