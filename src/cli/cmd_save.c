@@ -7,9 +7,8 @@
  * PART at offset 0, hands both descriptors to the VM in a fresh fdset and
  * asks it to migrate to file:/dev/fdset/N,offset=<header size>.  Only when
  * the VM reported "completed", the fdset is gone and the data is durable
- * does the header flip to DONE, as the very last write.  Any failure
- * cancels the migration, removes the fdset and puts the VM back in the run
- * state it had.
+ * does the header flip to DONE, as the very last write.  A failure undoes
+ * only what this run did (roll_back()); path rules in docs/save-restore.md.
  */
 #include <errno.h>
 #include <fcntl.h>
