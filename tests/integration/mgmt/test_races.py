@@ -251,6 +251,31 @@ def case_two_vms(work):
             vm.kill()
 
 
+def case_two_files(work):
+    """Two tools save one mapram-vm to two files at once: whatever the
+    interleaving, the loser undoes only its own steps, so exactly one
+    save succeeds and its file verifies (both used to fail: the loser
+    cancelled the winner's migration)."""
+    paths = [os.path.join(work, 'a.sav'), os.path.join(work, 'b.sav')]
+    vm = VM('thread', ram='64M', test_range='1M,60M')
+    try:
+        procs = [subprocess.Popen([mapram_bin(), 'save', '--qmp', vm.sock,
+                                   p], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+                 for p in paths]
+        outs = [p.communicate(timeout=60) for p in procs]
+        rcs = [p.returncode for p in procs]
+        print('rcs %r: %r' % (rcs, outs))
+        check(sorted(rcs) == [0, 1], 'expected one winner, got %r' % rcs)
+        win = rcs.index(0)
+        check(mapram('verify', paths[win]).returncode == 0,
+              'the winning file does not verify')
+        check(not os.path.exists(paths[1 - win]), 'the loser left a file')
+        check(vm.qmp.cmd('query-fdsets') == [], 'fdsets left')
+    finally:
+        vm.kill()
+
+
 CASES = {
     'save-appears': case_appears,
     'save-force-fifo': case_force_fifo,
@@ -261,6 +286,7 @@ CASES = {
     'save-other-migration-before-stop': case_other_migration_before_stop,
     'save-other-migration-migrate': case_other_migration_migrate,
     'save-two-vms': case_two_vms,
+    'save-two-files': case_two_files,
 }
 
 if __name__ == '__main__':
