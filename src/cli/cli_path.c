@@ -44,19 +44,35 @@ static int check_regular(int fd, struct mr_error *err)
     return 0;
 }
 
+/* Refuse by name what is plainly not a regular file, so a device is not
+ * even opened (opening one can act: a tape rewinds); the descriptor is
+ * checked again after the open, which is what counts. */
+static int refuse_by_name(int dirfd, const char *path, int flags,
+                          struct mr_error *err)
+{
+    struct stat st;
+
+    if (fstatat(dirfd, path, &st, flags & O_NOFOLLOW ? AT_SYMLINK_NOFOLLOW
+                                                     : 0) < 0 ||
+        S_ISREG(st.st_mode))
+        return 0;
+    return mr_error_set(err, -EINVAL, "not a regular file (it is %s)",
+                        cli_file_kind(st.st_mode));
+}
+
 int cli_openat_regular(int dirfd, const char *path, int flags, mode_t mode,
                        struct mr_error *err)
 {
-    int fd = openat(dirfd, path, flags | O_NONBLOCK | O_CLOEXEC, mode);
-    int saved = errno;
-    struct stat st;
+    int fd, saved;
 
-    /* a FIFO without a reader (ENXIO), a directory opened for writing
-     * (EISDIR): say what it is */
-    if (fd < 0 && fstatat(dirfd, path, &st, flags & O_NOFOLLOW ?
-                          AT_SYMLINK_NOFOLLOW : 0) == 0 && !S_ISREG(st.st_mode))
-        return mr_error_set(err, -EINVAL, "not a regular file (it is %s)",
-                            cli_file_kind(st.st_mode));
+    if (refuse_by_name(dirfd, path, flags, err) < 0)
+        return err->code;
+    fd = openat(dirfd, path, flags | O_NONBLOCK | O_CLOEXEC, mode);
+    saved = errno;
+    /* replaced since: a FIFO without a reader (ENXIO), a directory opened
+     * for writing (EISDIR); say what it is */
+    if (fd < 0 && refuse_by_name(dirfd, path, flags, err) < 0)
+        return err->code;
     if (fd < 0)
         return mr_error_set(err, -saved, "%s", strerror(saved));
     if (check_regular(fd, err) < 0) {
