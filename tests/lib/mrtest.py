@@ -9,6 +9,8 @@
 - Qemu: a real QEMU 10 process for the live interop tests, with
   fill_pattern(), run_mapram(), read_header(), crc32c(), same_file() and main().
 - probe_o_direct(): spec/test-guest.md §5.
+- FakeQMP: a scriptable fake monitor for the tool's save and restore, to
+  put a step of the test between two steps of the tool.
 
 Tests find this module with sys.path.insert(0, <tests>/lib).
 """
@@ -428,3 +430,272 @@ def main(cases):
         return 0 if rc is None else rc
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ---- a fake QMP monitor ------------------------------------------------------
+
+class FakeQMPError(Exception):
+    """Raised by a FakeQMP command: becomes a GenericError reply."""
+
+
+class FakeQMP:
+    """A scriptable stand-in for a VM's monitor on a UNIX socket, enough
+    for `mapram save` and `mapram restore`: run state, query-migrate,
+    fdsets (descriptors really received), and a `migrate` that writes a
+    small stream through the fdset.  `hooks[command](fake, args)` runs
+    before the default; it may change the fake's state or files (to win
+    a race between two of the tool's steps deterministically) and return
+    a reply ({'return': ...} or {'error': {...}}) or None for the default.
+    `log` lists the commands received; `peer_pid` is the client's pid."""
+
+    def __init__(self, path, status='running', ram=64 << 20, hooks=None):
+        import threading
+        self.path = path
+        self.status = status
+        self.mig = 'none'
+        self.ram = ram
+        self.hooks = dict(hooks or {})
+        self.log = []
+        self.fdsets = {}
+        self.peer_pid = None
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(4)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def running(self):
+        return self.status == 'running'
+
+    def error(self, desc):
+        return {'error': {'class': 'GenericError', 'desc': desc}}
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                   struct.calcsize('3i'))
+            self.peer_pid = struct.unpack('3i', cred)[0]
+            try:
+                self._session(conn)
+            except OSError:
+                pass
+            conn.close()
+
+    def _session(self, conn):
+        conn.sendall(b'{"QMP": {"version": {"qemu": {"major": 10, "minor": '
+                     b'0, "micro": 2}, "package": ""}, "capabilities": []}}\n')
+        buf, fds = b'', []
+        while True:
+            while b'\n' not in buf:
+                data, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(64))
+                if not data:
+                    return
+                for level, kind, raw in anc:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                        a = array.array('i')
+                        a.frombytes(raw[:len(raw) - len(raw) % a.itemsize])
+                        fds += list(a)
+                buf += data
+            line, buf = buf.split(b'\n', 1)
+            req = json.loads(line)
+            cmd, args = req.get('execute'), req.get('arguments') or {}
+            self.log.append(cmd)
+            taken = fds if cmd == 'add-fd' else []
+            if taken:
+                fds = []
+            reply = self._reply(cmd, args, taken)
+            reply['id'] = req.get('id')
+            conn.sendall(json.dumps(reply).encode() + b'\n')
+
+    def _reply(self, cmd, args, fds):
+        hook = self.hooks.get(cmd)
+        reply = hook(self, args) if hook else None
+        if reply is not None:
+            for fd in fds:
+                os.close(fd)
+            return reply
+        fn = getattr(self, 'cmd_' + cmd.replace('-', '_'), None)
+        if fn is None:
+            return self.error("The command %s has not been found" % cmd)
+        try:
+            return {'return': fn(args, fds) if cmd == 'add-fd' else fn(args)}
+        except FakeQMPError as e:
+            return self.error(str(e))
+
+    def busy(self):
+        return self.mig not in ('none', 'completed', 'failed', 'cancelled')
+
+    def cmd_qmp_capabilities(self, args):
+        return {}
+
+    def cmd_query_status(self, args):
+        return {'status': self.status, 'running': self.running}
+
+    def cmd_query_migrate(self, args):
+        return {} if self.mig == 'none' else {'status': self.mig}
+
+    def cmd_query_memory_size_summary(self, args):
+        return {'base-memory': self.ram}
+
+    def cmd_query_version(self, args):
+        return {'qemu': {'major': 10, 'minor': 0, 'micro': 2}, 'package': ''}
+
+    def cmd_query_name(self, args):
+        return {'name': 'fake'}
+
+    def cmd_migrate_set_capabilities(self, args):
+        if self.busy():
+            raise FakeQMPError("There's a migration process in progress")
+        return {}
+
+    cmd_migrate_set_parameters = cmd_migrate_set_capabilities
+
+    def cmd_stop(self, args):
+        if self.status == 'running':
+            self.status = 'paused'
+        return {}
+
+    def cmd_cont(self, args):
+        self.status = 'running'
+        return {}
+
+    def cmd_add_fd(self, args, fds):
+        sid = args.get('fdset-id')
+        if sid is None:
+            sid = 0
+            while sid in self.fdsets:
+                sid += 1
+        self.fdsets.setdefault(sid, []).extend(fds)
+        return {'fdset-id': sid, 'fd': fds[0] if fds else -1}
+
+    def cmd_remove_fd(self, args):
+        for fd in self.fdsets.pop(args['fdset-id'], []):
+            os.close(fd)
+        return {}
+
+    def cmd_query_fdsets(self, args):
+        return [{'fdset-id': k, 'fds': [{'fd': f} for f in v]}
+                for k, v in self.fdsets.items()]
+
+    def _fdset_fd(self, uri):
+        spec = uri.split('/dev/fdset/', 1)[1]
+        sid, _, off = spec.partition(',offset=')
+        return self.fdsets[int(sid)][0], int(off or 0)
+
+    def cmd_migrate(self, args):
+        if self.busy():
+            raise FakeQMPError("There's a migration process in progress")
+        fd, off = self._fdset_fd(args['uri'])
+        os.pwrite(fd, b'QEVM\0\0\0\3' + bytes(4088), off)
+        self.mig = 'completed'
+        self.status = 'postmigrate'
+        return {}
+
+    def cmd_migrate_incoming(self, args):
+        self.mig = 'completed'
+        self.status = 'paused'
+        return {}
+
+    def cmd_migrate_cancel(self, args):
+        if self.busy():
+            self.mig = 'cancelled'
+        return {}
+
+    def close(self):
+        self.srv.close()
+        for fds in self.fdsets.values():
+            for fd in fds:
+                os.close(fd)
+        self.fdsets = {}
+
+
+# ---- a QMP proxy in front of a real monitor ----------------------------------
+
+def _recv_line(sock, buf, fds):
+    """One newline-terminated message from `sock` (descriptors received
+    with it are appended to `fds`); returns (line, rest) or (None, b'')."""
+    while b'\n' not in buf:
+        data, anc, _, _ = sock.recvmsg(65536, socket.CMSG_SPACE(64))
+        if not data:
+            return None, b''
+        for level, kind, raw in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                a = array.array('i')
+                a.frombytes(raw[:len(raw) - len(raw) % a.itemsize])
+                fds += list(a)
+        buf += data
+    line, rest = buf.split(b'\n', 1)
+    return line, rest
+
+
+class QMPProxy:
+    """Relays one client at a time to the monitor at `upstream` (QEMU
+    serves one client per socket), descriptors included, and runs
+    `hooks[command](proxy, args)` before forwarding a command: the test's
+    step between two steps of the tool, against a real VM.  A hook may
+    return a reply to answer in the VM's place, or None to forward."""
+
+    def __init__(self, path, upstream, hooks=None):
+        import threading
+        self.path, self.upstream = path, upstream
+        self.hooks = dict(hooks or {})
+        self.log = []
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(1)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                client, _ = self.srv.accept()
+            except OSError:
+                return
+            up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                up.connect(self.upstream)
+                self._relay(client, up)
+            except OSError:
+                pass
+            up.close()
+            client.close()
+
+    def _relay(self, client, up):
+        cbuf, ubuf = b'', b''
+        greeting, ubuf = _recv_line(up, ubuf, [])
+        client.sendall(greeting + b'\n')
+        while True:
+            fds = []
+            line, cbuf = _recv_line(client, cbuf, fds)
+            if line is None:
+                return
+            req = json.loads(line)
+            self.log.append(req.get('execute'))
+            hook = self.hooks.get(req.get('execute'))
+            reply = hook(self, req.get('arguments') or {}) if hook else None
+            if reply is not None:
+                for fd in fds:
+                    os.close(fd)
+                reply['id'] = req.get('id')
+                client.sendall(json.dumps(reply).encode() + b'\n')
+                continue
+            anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                    array.array('i', fds))] if fds else []
+            up.sendmsg([line + b'\n'], anc)
+            for fd in fds:
+                os.close(fd)
+            while True:     # events first, then the reply
+                msg, ubuf = _recv_line(up, ubuf, [])
+                if msg is None:
+                    return
+                client.sendall(msg + b'\n')
+                if 'event' not in json.loads(msg):
+                    break
+
+    def close(self):
+        self.srv.close()
