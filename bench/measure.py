@@ -148,7 +148,7 @@ def measured_rep(cfg, peer, layout, case, srcmem, i):
     try:
         r = one_rep(cfg, peer, layout, case, srcmem)
     except Exception as e:      # a broken case must not stop the run
-        r = {'error': str(e)}
+        r = {'error': ' '.join(str(e).split())}   # one line, for the tables
     log('%s/%s/%s #%d: %s' % (peer.name, layout, case.name, i + 1, ' '.join(
         '%s=%s' % (k, ('%.3f' % v) if isinstance(v, float) else v)
         for k, v in r.items())))
