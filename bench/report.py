@@ -406,9 +406,9 @@ def ab_table(pairs, op):
         r = (ab_ratio(b, a, 'min'), ab_ratio(b, a, 'median'))
         if r[0] is not None:
             ratios.append(r)
-        cells = [fmt(t and t[k]) for t in (a, b) for k in ('min', 'median')]
-        cells += [fmt(x, '%.3f') for x in r]
-        cells += [fmt(q and q[k]) for k in ('min', 'median')]
+        cells = [fmt(t and t[k], '%.3f') for t in (a, b, q)
+                 for k in ('min', 'median')]
+        cells[4:4] = [fmt(x, '%.3f') for x in r]
         lines.append('| %s | %s | %s |' % (layout, case, ' | '.join(cells)))
     return '\n'.join(lines), ratios
 
