@@ -166,7 +166,8 @@ def write_json(cfg, data, final=False):
 
 def run_data(cfg, mode, keys):
     data = {'started': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
-            'host': os.uname().nodename, 'results': [],
+            'host': os.uname().nodename, 'cpus': os.cpu_count(),
+            'results': [],
             'cfg': {k: getattr(cfg, k) for k in keys}}
     if mode != 'matrix':
         data['mode'] = mode
@@ -251,17 +252,12 @@ def ab_order(rep, peers):
 def ab_plan(cfg):
     """(layout, Case, [vm names]) in run order: mapram cases become A and
     B, a selected QEMU case the peer."""
-    plan = []
+    plan = {}
     for vm, layout, case in selected(cfg):
-        names = ['A', 'B'] if vm == 'mapram' else ['qemu']
-        for p in plan:
-            if p[0] == layout and p[1].name == case.name:
-                p[2].extend(names)
-                break
-        else:
-            plan.append((layout, case, names))
+        names = plan.setdefault((layout, case.name), (layout, case, []))[2]
+        names.extend(['A', 'B'] if vm == 'mapram' else ['qemu'])
     return [(layout, case, sorted(names, key=['A', 'B', 'qemu'].index))
-            for layout, case, names in plan]
+            for layout, case, names in plan.values()]
 
 
 AB_KEYS = ('size', 'reps', 'cases', 'vms', 'layouts', 'channels', 'live_range',

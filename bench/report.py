@@ -326,7 +326,7 @@ def matrix_report(cfg, data):
                   data['started'], data['host'], human(cfg.size), cfg.reps,
                   ', '.join(cfg.layouts), ','.join(cfg.cases),
                   lim['load_avg_start'], data['load_avg_end'],
-                  os.cpu_count()))
+                  data.get('cpus', os.cpu_count())))
     md.append('')
     md.append(limits_text(cfg, lim))
     md.append('')
@@ -445,7 +445,7 @@ def ab_report(cfg, data):
           % (data['started'], data['host'], human(cfg.size), cfg.reps,
              ', '.join(cfg.layouts), ','.join(cfg.cases),
              data['load_avg_start'], data.get('load_avg_end', '?'),
-             os.cpu_count()), '', ab_builds(cfg), '',
+             data.get('cpus', os.cpu_count())), '', ab_builds(cfg), '',
           'In every repetition of a case A and B run back to back (A first '
           'in odd repetitions, B first in even ones), then QEMU 10 as the '
           'peer, each a save and a restore on the same prefilled memory.  '
