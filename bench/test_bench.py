@@ -85,6 +85,8 @@ def test_ab_plan_and_order(tmp):
     cfg = ab_cfg(VMS='mapram', CASES='*/scattered/mf4-dio*', LIVE='1')
     assert [(c.name, n) for _, c, n in measure.ab_plan(cfg)] == [
         ('mf4-dio', ['A', 'B']), ('mf4-dio-live', ['A', 'B'])]
+    assert [measure.parse_size(t) for t in ('1.5G', '4GiB', '256m')] == [
+        3 << 29, 4 << 30, 256 << 20]
     c = cases.Case('mf4-dio-live')
     assert (c.live, c.dio, c.mapped_ram, c.channels) == (True, True, True, 4)
 

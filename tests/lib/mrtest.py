@@ -153,9 +153,10 @@ def have_kvm():
 
 
 def parse_size(text):
-    units = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}
+    """'150M' -> bytes; K, M, G, T; a fraction such as '1.5G' too."""
+    units = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}
     if text[-1] in units:
-        return int(text[:-1]) * units[text[-1]]
+        return int(float(text[:-1]) * units[text[-1]])
     return int(text)
 
 
