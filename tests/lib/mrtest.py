@@ -6,8 +6,9 @@
 - VM: a mapram-vm process in a private temp dir; wait_for_serial() and
   check_guest_ram() are the serial and RAM checks of spec/test-guest.md
   §2-§3.
-- Qemu: a real QEMU 10 process for the live interop tests, with
-  fill_pattern(), run_mapram(), read_header(), crc32c(), same_file() and main().
+- Qemu: a real QEMU 10 process for the live interop tests (and, like VM,
+  the benchmark's VMs), with fill_pattern(), run_mapram(), read_header(),
+  crc32c(), same_file() and main().
 - probe_o_direct(): spec/test-guest.md §5.
 - FakeQMP: a scriptable fake monitor for the tool's save and restore, to
   put a step of the test between two steps of the tool.
@@ -154,38 +155,68 @@ def have_kvm():
 
 
 def parse_size(text):
-    units = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}
+    """'150M' -> bytes; K, M, G, T; a fraction such as '1.5G' too."""
+    units = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}
     if text[-1] in units:
-        return int(text[:-1]) * units[text[-1]]
+        return int(float(text[:-1]) * units[text[-1]])
     return int(text)
 
 
 class VM:
     """mapram-vm with a file-backed shared RAM, a serial file and a QMP
-    socket in a private temporary directory."""
+    socket in a private temporary directory.
+
+    The benchmark's options: `mem` an existing backing file to use (the
+    caller keeps it), `vm_binary` instead of MAPRAM_BUILD_DIR's,
+    `prealloc` the backend's prealloc=on, `test_range=None` no -test-range,
+    `workdir` where the private directory goes, `log` a file for stderr
+    instead of a pipe."""
 
     def __init__(self, accel, ram='150M', extra=(), test_range='1M,100M',
-                 prefill=None, mem_dir=None):
-        self.dir = tempfile.mkdtemp(prefix='mapram-vm-test-')
-        self.mem = os.path.join(mem_dir or self.dir, 'mem')
+                 prefill=None, mem_dir=None, mem=None, vm_binary=None,
+                 prealloc=False, workdir=None, log=None):
+        self.dir = tempfile.mkdtemp(prefix='mapram-vm-test-', dir=workdir)
+        self.mem = mem or os.path.join(mem_dir or self.dir, 'mem')
         if prefill is not None:  # a backing file that already has content
             with open(self.mem, 'wb') as f:
                 f.write(bytes([prefill]) * parse_size(ram))
         self.serial = os.path.join(self.dir, 'serial')
         self.sock = os.path.join(self.dir, 'qmp.sock')
-        self.args = [binary(), '-accel', accel, '-m', ram,
-                     '-object', 'memory-backend-file,id=mem,size=%s,'
-                     'mem-path=%s,share=on' % (ram, self.mem),
+        backend = 'memory-backend-file,id=mem,size=%s,mem-path=%s,share=on' % (
+            ram, self.mem)
+        if prealloc:
+            backend += ',prealloc=on'
+        self.args = [vm_binary or binary(), '-accel', accel, '-m', ram,
+                     '-object', backend,
                      '-machine', 'memory-backend=mem',
                      '-serial', 'file:' + self.serial,
-                     '-qmp', 'unix:%s,server=on,wait=off' % self.sock,
-                     '-test-range', test_range, '-display', 'none']
-        self.args += list(extra)
-        start, end = test_range.split(',')
-        self.start, self.end = parse_size(start), parse_size(end)
-        self.proc = subprocess.Popen(self.args, stderr=subprocess.PIPE)
-        self.qmp = connect_qmp(self.sock, self.proc, lambda: (
-            'mapram-vm exited: %s' % self.proc.stderr.read().decode()))
+                     '-qmp', 'unix:%s,server=on,wait=off' % self.sock]
+        self.start = self.end = None
+        if test_range is not None:
+            self.args += ['-test-range', test_range]
+            start, end = test_range.split(',')
+            self.start, self.end = parse_size(start), parse_size(end)
+        self.args += ['-display', 'none'] + list(extra)
+        self.log_path = log
+        err = open(log, 'wb') if log else subprocess.PIPE
+        try:
+            self.proc = subprocess.Popen(self.args, stderr=err,
+                                         stdout=err if log else None)
+        finally:
+            if log:
+                err.close()
+        try:
+            self.qmp = connect_qmp(self.sock, self.proc, lambda: (
+                'mapram-vm exited: %s' % self._stderr()))
+        except BaseException:
+            self.kill()
+            raise
+
+    def _stderr(self):
+        if self.log_path:
+            with open(self.log_path, errors='replace') as f:
+                return f.read()
+        return self.proc.stderr.read().decode()
 
     def counter(self):
         with open(self.mem, 'rb') as f:
@@ -203,7 +234,7 @@ class VM:
 
     def wait(self):
         rc = self.proc.wait(TIMEOUT)
-        self.stderr = self.proc.stderr.read().decode()
+        self.stderr = self._stderr()
         self.qmp.close()
         return rc
 
@@ -282,13 +313,15 @@ def fill_pattern(path, ram_bytes):
 
 
 class Qemu:
-    """One QEMU process; use as a context manager so it is always killed."""
+    """One QEMU process; use as a context manager so it is always killed.
+    The benchmark's options: `ram_path` an existing memory file instead of
+    WORKDIR/NAME.ram, `prealloc` the backend's prealloc=on."""
 
     def __init__(self, workdir, name, ram_mib=64, incoming=False,
-                 paused=True, prefill=False):
+                 paused=True, prefill=False, ram_path=None, prealloc=False):
         self.name = name
         self.ram_mib = ram_mib
-        self.ram_path = os.path.join(workdir, name + '.ram')
+        self.ram_path = ram_path or os.path.join(workdir, name + '.ram')
         self.sock_path = os.path.join(workdir, name + '.sock')
         # QEMU serves one client per monitor socket: the test keeps its
         # own, mapram gets sock_path.
@@ -299,7 +332,8 @@ class Qemu:
         args = [QEMU, '-machine', 'q35', '-accel', accel(),
                 '-m', '%dM' % ram_mib,
                 '-object', 'memory-backend-file,id=mem,size=%dM,mem-path=%s,'
-                'share=on' % (ram_mib, self.ram_path),
+                'share=on%s' % (ram_mib, self.ram_path,
+                                ',prealloc=on' if prealloc else ''),
                 '-machine', 'memory-backend=mem',
                 '-nographic', '-nodefaults',
                 '-qmp', 'unix:%s,server=on,wait=off' % self.sock_path,
