@@ -226,13 +226,13 @@ static int workers_init(struct mr_pool *p, const struct mr_pool_config *cfg,
 
     p->w = calloc(n, sizeof(*p->w));
     if (!p->w)
-        return mr_error_set(err, -ENOMEM, "pool: out of memory");
+        return mr_error_set(err, -ENOMEM, "out of memory");
     for (unsigned i = 0; i < n; i++) {
         p->w[i].p = p;
         p->w[i].id = i;
         p->w[i].ctx = cfg->workers[i];
         if (pthread_cond_init(&p->w[i].wake, NULL))
-            return mr_error_set(err, -ENOMEM, "pool: cannot create condvar");
+            return mr_error_set(err, -ENOMEM, "cannot create condvar");
         p->w[i].wake_ok = true;
     }
     return 0;
@@ -256,7 +256,7 @@ static int threads_start(struct mr_pool *p, const struct mr_pool_config *cfg,
         int r = pthread_create(&w->thread, NULL, worker_main, w);
 
         if (r)
-            return mr_error_set(err, -r, "pool: cannot start thread %u: %s",
+            return mr_error_set(err, -r, "cannot start thread %u: %s",
                                 i, strerror(r));
         w->started = true;
         thread_name(w, cfg->thread_name);
@@ -270,12 +270,12 @@ struct mr_pool *mr_pool_new(const struct mr_pool_config *cfg,
     struct mr_pool *p;
 
     if (!cfg->workers) {
-        mr_error_set(err, -EINVAL, "pool: no worker contexts");
+        mr_error_set(err, -EINVAL, "no worker contexts");
         return NULL;
     }
     p = calloc(1, sizeof(*p));
     if (!p) {
-        mr_error_set(err, -ENOMEM, "pool: out of memory");
+        mr_error_set(err, -ENOMEM, "out of memory");
         return NULL;
     }
     pthread_mutex_init(&p->lock, NULL);

@@ -50,6 +50,7 @@ struct mr_pool_config {
     const char *thread_name;     /* "mr/send" names threads mr/send_0, ... */
 };
 
+/* Errors of the pool's own carry no prefix; its owner adds one. */
 struct mr_pool *mr_pool_new(const struct mr_pool_config *cfg,
                             struct mr_error *err);
 /* Stops and joins the threads: a running job finishes, one handed over
