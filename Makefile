@@ -6,7 +6,7 @@
 #   make demo     a VM saved live and restored, memory verified
 #   make check    every suite, in a normal and an ASan+UBSan build
 #   make fuzz     the libFuzzer targets, longer (FUZZ_SECONDS=600)
-#   make bench    the performance benchmark (bench/README.md)
+#   make bench    the performance benchmark (bench/README.md; AB=DIR: A/B)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -68,9 +68,10 @@ check-fast: build
 demo: build
 	@scripts/demo.sh $(BUILD)
 
+# AB=OTHER_BUILD_DIR: the A/B comparison, OTHER as A against $(BUILD) as B.
 bench: build
 	@scripts/setup-deps.sh --bench
-	@bench/run.sh $(BUILD)
+	@bench/run.sh $(if $(AB),--ab $(AB)) $(BUILD)
 
 fuzz: fuzz-build
 	@scripts/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)

@@ -55,14 +55,13 @@ const char *mr_mig_status_name(enum mr_mig_status st);
 /*
  * Create the migration context of one VM.  `blocks` is copied (the names
  * and host mappings must outlive the object).  `fdsets` may be NULL (then
- * /dev/fdset paths fail as unknown sets).  `events_or_NULL` receives the
- * MIGRATION and MIGRATION_PASS events.
+ * /dev/fdset paths fail as unknown sets).  Events reach the embedder only
+ * through mr_migration_on_event().
  */
 struct mr_migration *mr_migration_new(const struct mr_vm_ops *ops, void *vm,
                                       const struct mr_ram_block *blocks,
                                       size_t nblocks,
                                       struct mr_fdset_registry *fdsets,
-                                      struct mr_qmp_server *events_or_NULL,
                                       struct mr_error *err);
 /* Cancels and joins a running save or load, then frees everything. */
 void mr_migration_free(struct mr_migration *mig);
@@ -99,9 +98,9 @@ void mr_migration_set_autostart(struct mr_migration *mig, bool autostart);
 void mr_migration_autostart_from(struct mr_migration *mig,
                                  bool (*fn)(void *opaque), void *opaque);
 
-/* An extra event observer (tests, embedders without a QMP server): called
- * with the event name and its data (borrowed) for every event the `events`
- * capability lets through. */
+/* The event observer (a QMP server's emitter, tests): called on the save or
+ * load thread with the event name and its data (borrowed) for every event
+ * the `events` capability lets through. */
 typedef void (*mr_migration_event_fn)(void *opaque, const char *name,
                                       json_t *data);
 void mr_migration_on_event(struct mr_migration *mig, mr_migration_event_fn fn,

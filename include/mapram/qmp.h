@@ -1,21 +1,8 @@
 /*
- * QMP monitor server: the protocol, not the commands.
- *
- * Speaks QMP (spec/qmp.md) over UNIX stream sockets: greeting, capabilities
- * negotiation, request-shape and argument validation with QEMU's messages,
- * `id` echo, descriptors received by SCM_RIGHTS, events with timestamps,
- * and the `human-monitor-command` bridge to HMP.  Built-in commands:
- * qmp_capabilities, query-version, query-commands, human-monitor-command.
- *
- * Commands live with the module that owns what they control (VM run state
- * in src/vm, fdsets in src/lib/fdset, migration in src/lib/migration) and
- * are registered here as tables.  Handlers run on the monitor thread, one
- * at a time, and must not block for long: long work runs on its own thread
- * and reports through events and query commands.
- *
- * Thread safety: mr_qmp_server_emit_event() may be called from any thread.
- * Everything else is for the owner (registration before start) or for
- * handlers (the mr_qmp_call_* accessors).
+ * QMP monitor server (spec/qmp.md, docs/monitor.md): QEMU's protocol and
+ * messages over UNIX sockets, command tables registered by the modules
+ * that own what they control, HMP through human-monitor-command, events.
+ * Handlers run one at a time on the monitor thread and must not block.
  */
 #ifndef MAPRAM_QMP_H
 #define MAPRAM_QMP_H
@@ -87,10 +74,27 @@ struct mr_qmp_server_config {
     const char *package;                             /* greeting "package" */
 };
 
+/* Thread safety: mr_qmp_server_emit_event() and mr_qmp_server_quiesce()
+ * may be called from any thread; everything else is for the owner
+ * (registration before start) or for handlers (mr_qmp_call_*). */
 struct mr_qmp_server *mr_qmp_server_new(const struct mr_qmp_server_config *cfg,
                                         struct mr_error *err);
 /* Stops the monitor thread if running, closes every connection and socket. */
 void mr_qmp_server_free(struct mr_qmp_server *srv);
+
+/*
+ * Shutdown, in two steps.  mr_qmp_server_quiesce() (any thread, also a
+ * handler): from now on every command but qmp_capabilities, query-version
+ * and query-commands answers MR_QMP_SHUTDOWN_DESC, so no client can start
+ * work.  mr_qmp_server_stop() (the owner, never a handler): quiesce, send
+ * what is queued if the socket takes it, join the monitor thread and close
+ * every connection and listening socket.  Afterwards no handler runs and
+ * events go nowhere, but the object stays valid (other threads may still
+ * emit) until mr_qmp_server_free().
+ */
+#define MR_QMP_SHUTDOWN_DESC "The monitor is shutting down"
+void mr_qmp_server_quiesce(struct mr_qmp_server *srv);
+void mr_qmp_server_stop(struct mr_qmp_server *srv);
 
 /* Listen on a UNIX socket (created mode 0600, a stale socket file replaced).
  * May be called several times for several sockets. */
@@ -127,5 +131,19 @@ struct mr_qmp_server *mr_qmp_call_server(struct mr_qmp_call *call);
  * claimed; the caller owns it.  -1 when there is none. */
 int mr_qmp_call_take_fd(struct mr_qmp_call *call);
 void mr_qmp_call_set_error_class(struct mr_qmp_call *call, const char *cls);
+
+/*
+ * Answer later, for work that takes long (it runs on the caller's own
+ * thread): the handler takes its reply with mr_qmp_call_defer() and
+ * returns NULL (its err is ignored).  That connection processes no other
+ * request until mr_qmp_deferred_finish() (any thread) queues the reply,
+ * with a handler's rules for `ret` (stolen) and `err`; every other
+ * connection is served meanwhile.  The reply of a connection that closed
+ * is dropped.  Finish every deferred reply before mr_qmp_server_free().
+ */
+struct mr_qmp_deferred;
+struct mr_qmp_deferred *mr_qmp_call_defer(struct mr_qmp_call *call);
+void mr_qmp_deferred_finish(struct mr_qmp_deferred *d, json_t *ret,
+                            const struct mr_error *err);
 
 #endif

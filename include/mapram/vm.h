@@ -91,6 +91,9 @@ struct mr_vm_ops {
                         size_t *count, struct mr_error *err);
     int (*load_devices)(void *vm, const struct mr_device_state *states,
                         size_t count, struct mr_error *err);
+    /* Optional: whether load_devices accepts a section of this device.
+     * With it, a load refuses an unknown section as soon as it is read. */
+    bool (*has_device)(void *vm, const char *idstr, uint32_t instance_id);
 };
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "format/stream_walk.h"
 
@@ -49,5 +50,34 @@ const char *cli_human_bytes(uint64_t bytes, char *buf, size_t len);
 
 /* The one-line reason an incomplete image is incomplete, or NULL. */
 const char *cli_incomplete_reason(const struct mr_walk *w);
+
+/* Text from a file, safe for a terminal: control bytes become '?'.  The
+ * one filter for everything inspect and extract print from a file. */
+const char *cli_printable(const char *s, char *buf, size_t buf_bytes);
+
+/* ---- paths the tool opens, creates or removes (cli_path.c) ---- */
+
+/* "a FIFO", "a directory", ... for messages. */
+const char *cli_file_kind(mode_t mode);
+
+/* open(path, flags | O_NONBLOCK | O_CLOEXEC) that never blocks on a FIFO,
+ * then refuse anything but a regular file ("not a regular file (it is a
+ * FIFO)") and clear O_NONBLOCK.  Returns the fd or -errno; err's message
+ * does not name the path (callers put it in their own form). */
+int cli_open_regular(const char *path, int flags, struct mr_error *err);
+int cli_openat_regular(int dirfd, const char *path, int flags, mode_t mode,
+                       struct mr_error *err);
+
+/* A second, independent open of the file `fd` refers to (never of what
+ * `path` names by then): through /proc/self/fd, else by path with an
+ * inode check.  Returns the fd or -errno (errno kept for O_DIRECT). */
+int cli_reopen(int fd, const char *path, int flags, struct mr_error *err);
+
+/* Do `a` and `b` name the same file? */
+bool cli_same_inode(const struct stat *a, const struct stat *b);
+
+/* Remove dirfd/name only if it still is the file `fd` refers to (a file
+ * put there by someone else since is left alone).  true if removed. */
+bool cli_unlink_if_ours(int dirfd, const char *name, int fd);
 
 #endif

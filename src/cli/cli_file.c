@@ -1,6 +1,7 @@
 /*
- * Helpers for the commands that read save files (inspect, extract):
- * opening, walking, number parsing and human-readable sizes.
+ * Helpers for the commands that read save files (inspect, extract,
+ * verify): opening, walking, number parsing, human-readable sizes and the
+ * filter for text taken from a file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,9 +16,10 @@ int cli_file_open(struct cli_file *f, const char *path, int64_t offset)
 {
     memset(f, 0, sizeof(*f));
     f->path = path;
-    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    f->fd = cli_open_regular(path, O_RDONLY, &f->err);
     if (f->fd < 0) {
-        fprintf(stderr, "mapram: %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "mapram: %s: %s\n", path, f->err.msg);
+        mr_error_clear(&f->err);
         return 1;
     }
     if (mr_source_init_fd(&f->src, f->fd, &f->err) < 0) {
@@ -93,15 +95,20 @@ const char *cli_incomplete_reason(const struct mr_walk *w)
            "never finished)";
 }
 
-/* Messages quote names from the file; keep the report on one line. */
-static const char *one_line(const char *msg, char buf[MR_ERROR_MSG_MAX])
+const char *cli_printable(const char *s, char *buf, size_t buf_bytes)
 {
     size_t n = 0;
 
-    for (; *msg && n + 1 < MR_ERROR_MSG_MAX; msg++)
-        buf[n++] = (unsigned char)*msg < 0x20 || *msg == 0x7f ? '?' : *msg;
+    for (; *s && n + 1 < buf_bytes; s++)
+        buf[n++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
     buf[n] = '\0';
     return buf;
+}
+
+/* Messages quote names from the file; keep the report on one line. */
+static const char *one_line(const char *msg, char buf[MR_ERROR_MSG_MAX])
+{
+    return cli_printable(msg, buf, MR_ERROR_MSG_MAX);
 }
 
 int cli_file_report(const struct cli_file *f)

@@ -1,19 +1,21 @@
 /*
- * mapram extract FILE --block NAME -o OUT | --all -d DIR: RAM blocks of a
- * save file as raw images of used_length bytes, sparse where pages are
- * absent.  Output files are created next to nothing else: with --all every
- * name is derived from the block name without '/', opened relative to DIR
- * with O_NOFOLLOW, so nothing is written outside DIR.  Existing files are
- * kept unless --force.
+ * mapram extract FILE --block NAME -o OUT | --all -d DIR: RAM blocks as
+ * raw images of used_length bytes, sparse where pages are absent.  --all
+ * names come from block_names.h, opened in DIR with O_NOFOLLOW.  Outputs
+ * are regular files other than the input, kept unless --force, and never
+ * removed unless created here (docs/inspect.md).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "block_names.h"
 #include "cli.h"
 #include "format/extract.h"
 
@@ -57,57 +59,139 @@ static int fd_sink_write(void *opaque, const void *buf, size_t len,
     return 0;
 }
 
-/* Create dirfd/name (dirfd may be AT_FDCWD), fill it, remove it on error. */
-static int write_block(struct cli_file *f, size_t idx, int dirfd,
-                       const char *name, bool force)
+/* Where a block goes: `created` says the file did not exist before. */
+struct output {
+    int fd;
+    bool created;
+};
+
+/* An existing OUT (--force): a regular file, never followed through a
+ * symlink, never the input itself; checked on the descriptor before
+ * anything is written or truncated. */
+static int open_existing(int dirfd, const char *name, const struct stat *input,
+                         struct output *o, struct mr_error *err)
+{
+    struct stat st;
+
+    o->fd = cli_openat_regular(dirfd, name, O_WRONLY | O_NOFOLLOW, 0, err);
+    if (o->fd < 0)
+        return err->code;
+    if (fstat(o->fd, &st) == 0 && !cli_same_inode(&st, input))
+        return 0;
+    close(o->fd);
+    o->fd = -1;
+    return mr_error_set(err, -EINVAL, "is the input file itself (the same "
+                        "inode); refusing to overwrite it");
+}
+
+static int open_output(int dirfd, const char *name, bool force,
+                       const struct stat *input, struct output *o,
+                       struct mr_error *err)
+{
+    o->created = false;
+    for (int tries = 0; tries < 3; tries++) {
+        o->fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                       O_CLOEXEC, 0644);
+        if (o->fd >= 0) {
+            o->created = true;
+            return 0;
+        }
+        if (errno != EEXIST)
+            return mr_error_set(err, -errno, "%s", strerror(errno));
+        if (!force)
+            return mr_error_set(err, -EEXIST, "%s (use --force to overwrite)",
+                                strerror(EEXIST));
+        if (open_existing(dirfd, name, input, o, err) != -ENOENT)
+            return err->code;
+        mr_error_clear(err); /* gone again: claim the name once more */
+    }
+    return mr_error_set(err, -EAGAIN, "keeps appearing and disappearing");
+}
+
+static int fill_output(struct cli_file *f, size_t idx, int fd,
+                       struct mr_error *err)
 {
     const struct mr_walk_block *b = &f->walk.blocks[idx];
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
-                (force ? O_TRUNC : O_EXCL);
-    struct mr_error err = MR_ERROR_INIT;
-    struct mr_sink sink;
-    int fd = openat(dirfd, name, flags, 0644);
+    struct mr_sink sink = { .write = fd_sink_write, .opaque = &fd };
 
-    if (fd < 0) {
-        fprintf(stderr, "mapram: %s: %s%s\n", name, strerror(errno),
-                errno == EEXIST ? " (use --force to overwrite)" : "");
+    if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)b->entry.used_length) < 0)
+        return mr_error_set(err, -errno, "cannot size the output: %s",
+                            strerror(errno));
+    return mr_extract_block(&f->src, &f->walk, idx, &sink, err);
+}
+
+/* Write block idx to dirfd/name (dirfd may be AT_FDCWD).  On error a file
+ * we created is removed (if it still is ours); one that existed before is
+ * never removed. */
+static int write_block(struct cli_file *f, size_t idx, int dirfd,
+                       const char *name, bool force, const char *note)
+{
+    const struct mr_walk_block *b = &f->walk.blocks[idx];
+    struct mr_error err = MR_ERROR_INIT;
+    char shown[MR_STREAM_NAME_MAX];
+    struct output o;
+    struct stat input;
+
+    if (fstat(f->fd, &input) < 0 ||
+        open_output(dirfd, name, force, &input, &o, &err) < 0) {
+        fprintf(stderr, "mapram: %s: %s\n", name, err.msg);
         return 1;
     }
-    sink.write = fd_sink_write;
-    sink.opaque = &fd;
-    if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)b->entry.used_length) < 0)
-        mr_error_set(&err, -errno, "cannot size the output: %s",
-                     strerror(errno));
-    else
-        mr_extract_block(&f->src, &f->walk, idx, &sink, &err);
-    if (close(fd) < 0)
+    cli_printable(b->entry.idstr, shown, sizeof(shown));
+    fill_output(f, idx, o.fd, &err);
+    if (mr_error_is_set(&err) && o.created)
+        cli_unlink_if_ours(dirfd, name, o.fd);
+    if (close(o.fd) < 0)
         mr_error_set(&err, -errno, "close failed: %s", strerror(errno));
     if (mr_error_is_set(&err)) {
-        fprintf(stderr, "mapram: %s: block '%s': %s\n", f->path,
-                b->entry.idstr, err.msg);
-        unlinkat(dirfd, name, 0);
+        fprintf(stderr, "mapram: %s: block '%s': %s%s\n", f->path, shown,
+                err.msg, o.created ? "" : " (the existing output is left "
+                "as far as it was written)");
         return 1;
     }
-    printf("%s: %s, %" PRIu64 " of %" PRIu64 " pages present\n", name,
-           b->entry.idstr, b->pages_present, b->num_pages);
+    printf("%s: %s, %" PRIu64 " of %" PRIu64 " pages present%s\n", name,
+           shown, b->pages_present, b->num_pages, note);
     return 0;
+}
+
+static const char *const kind_notes[] = {
+    [BLOCK_NAME_PLAIN] = "",
+    [BLOCK_NAME_SUFFIXED] = " (suffixed: another block maps to the same name)",
+    [BLOCK_NAME_SHORTENED] = " (shortened: the name is too long for a file)",
+};
+
+static int write_all(struct cli_file *f, int dirfd, bool force)
+{
+    size_t n = f->walk.nr_blocks;
+    const char **ids = calloc(n ? n : 1, sizeof(*ids));
+    struct block_file_name *names = calloc(n ? n : 1, sizeof(*names));
+    struct mr_error err = MR_ERROR_INIT;
+    int status = 0;
+
+    for (size_t i = 0; ids && i < n; i++)
+        ids[i] = f->walk.blocks[i].entry.idstr;
+    if (!ids || !names || block_file_names(ids, n, names, &err) < 0) {
+        fprintf(stderr, "mapram: %s: out of memory\n", f->path);
+        status = 1;
+    }
+    for (size_t i = 0; i < n && !status; i++)
+        status = write_block(f, i, dirfd, names[i].file, force,
+                             kind_notes[names[i].kind]);
+    free(ids);
+    free(names);
+    return status;
 }
 
 static int extract_all(struct cli_file *f, const struct extract_opts *o)
 {
     int dirfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int status = 0;
+    int status;
 
     if (dirfd < 0) {
         fprintf(stderr, "mapram: %s: %s\n", o->dir, strerror(errno));
         return 1;
     }
-    for (size_t i = 0; i < f->walk.nr_blocks && !status; i++) {
-        char name[261];
-
-        mr_extract_file_name(f->walk.blocks[i].entry.idstr, name);
-        status = write_block(f, i, dirfd, name, o->force);
-    }
+    status = write_all(f, dirfd, o->force);
     close(dirfd);
     return status;
 }
@@ -142,7 +226,7 @@ static int run(const char *path, const struct extract_opts *o)
                 "%zu other blocks (see mapram inspect)\n", path, o->block,
                 f.walk.nr_blocks);
     } else {
-        status = write_block(&f, (size_t)idx, AT_FDCWD, o->out, o->force);
+        status = write_block(&f, (size_t)idx, AT_FDCWD, o->out, o->force, "");
     }
     cli_file_close(&f);
     return status;

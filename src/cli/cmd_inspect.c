@@ -60,15 +60,10 @@ static json_t *json_text(const char *s)
     return json_string(buf);
 }
 
-/* Names from the file, safe for a terminal: control bytes become '?'. */
+/* Text from the file, for a terminal (cli_printable). */
 static const char *printable(const char *s, char buf[MR_STREAM_NAME_MAX])
 {
-    size_t n = 0;
-
-    for (; *s && n + 1 < MR_STREAM_NAME_MAX; s++)
-        buf[n++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
-    buf[n] = '\0';
-    return buf;
+    return cli_printable(s, buf, MR_STREAM_NAME_MAX);
 }
 
 static json_t *container_json(const struct mr_walk *w)
@@ -226,6 +221,8 @@ static json_t *model_json(const struct cli_file *f)
 static void print_container(const struct mr_walk *w)
 {
     const struct mr_location *l = &w->loc;
+    char name[MR_STREAM_NAME_MAX], vm[MR_STREAM_NAME_MAX],
+         tool[MR_STREAM_NAME_MAX];
 
     printf("  container     %s, stream at offset 0x%" PRIx64 "\n",
            mr_container_name(l->kind), l->stream_offset);
@@ -238,9 +235,10 @@ static void print_container(const struct mr_walk *w)
     if (l->kind == MR_CONTAINER_MAPRAM)
         printf("  mapram header %s, vm '%s' (%s), written by %s, %u "
                "channels\n", mr_file_header_is_complete(&l->mapram)
-               ? "complete (DONE)" : "INCOMPLETE (PART)", l->mapram.vm_name,
-               l->mapram.vm_version, l->mapram.tool_version,
-               l->mapram.channels);
+               ? "complete (DONE)" : "INCOMPLETE (PART)",
+               printable(l->mapram.vm_name, name),
+               printable(l->mapram.vm_version, vm),
+               printable(l->mapram.tool_version, tool), l->mapram.channels);
     if (l->kind == MR_CONTAINER_PROBED)
         printf("  prefix        0x%" PRIx64 " bytes of unknown data before "
                "the stream (starts \"%s\")\n", l->stream_offset,
@@ -353,13 +351,14 @@ static void print_sections(const struct mr_walk *w)
 static void print_human(const struct cli_file *f)
 {
     const struct mr_walk *w = &f->walk;
+    char line[MR_ERROR_MSG_MAX];
 
     print_summary(f);
     print_blocks(w);
     print_sections(w);
     printf("\nProblems:%s\n", w->nr_problems ? "" : " none");
     for (size_t i = 0; i < w->nr_problems; i++)
-        printf("  %s\n", w->problems[i]);
+        printf("  %s\n", cli_printable(w->problems[i], line, sizeof(line)));
 }
 
 int cmd_inspect(int argc, char **argv)

@@ -112,10 +112,9 @@ static int read_header(struct restore_run *r, struct mr_error *err)
     struct stat st;
     ssize_t n;
 
-    r->fd_main = open(r->o.path, O_RDONLY | O_CLOEXEC);
+    r->fd_main = cli_open_regular(r->o.path, O_RDONLY, err);
     if (r->fd_main < 0)
-        return mr_error_set(err, -errno, "Could not open '%s': %s",
-                            r->o.path, strerror(errno));
+        return mr_error_prefix(err, "Could not open '%s': ", r->o.path);
     if (fstat(r->fd_main, &st) < 0)
         return mr_error_set(err, -errno, "cannot stat '%s': %s", r->o.path,
                             strerror(errno));
@@ -168,20 +167,23 @@ static int check_vm(struct restore_run *r, struct mr_error *err)
     return 0;
 }
 
+/* The second descriptor is of the file already checked, never of
+ * whatever the name points to by now (cli_reopen). */
 static int open_second(struct restore_run *r, struct mr_error *err)
 {
-    int flags = O_RDONLY | O_CLOEXEC | (r->o.direct_io ? O_DIRECT : 0);
+    int flags = O_RDONLY | (r->o.direct_io ? O_DIRECT : 0);
 
-    r->fd_second = open(r->o.path, flags);
+    r->fd_second = cli_reopen(r->fd_main, r->o.path, flags, err);
     if (r->fd_second >= 0 &&
         (!r->o.direct_io || mgmt_probe_direct_read(r->fd_second)))
         return 0;
-    if (r->o.direct_io && (r->fd_second >= 0 || errno == EINVAL))
+    if (r->o.direct_io && (r->fd_second >= 0 || err->code == -EINVAL)) {
+        mr_error_clear(err);
         return mr_error_set(err, -EINVAL,
                             "Could not open '%s': filesystem does not support O_DIRECT",
                             r->o.path);
-    return mr_error_set(err, -errno, "Could not open '%s': %s", r->o.path,
-                        strerror(errno));
+    }
+    return mr_error_prefix(err, "Could not open '%s': ", r->o.path);
 }
 
 static int start_incoming(struct restore_run *r, struct mr_error *err)

@@ -7,9 +7,8 @@
  * PART at offset 0, hands both descriptors to the VM in a fresh fdset and
  * asks it to migrate to file:/dev/fdset/N,offset=<header size>.  Only when
  * the VM reported "completed", the fdset is gone and the data is durable
- * does the header flip to DONE, as the very last write.  Any failure
- * cancels the migration, removes the fdset and puts the VM back in the run
- * state it had.
+ * does the header flip to DONE, as the very last write.  A failure undoes
+ * only what this run did (roll_back()); path rules in docs/save-restore.md.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +58,8 @@ struct save_run {
                                   beside it renamed over FILE at the end */
     bool created;              /* work_path is ours: remove it on failure */
     bool direct_io;            /* effective */
-    bool stopped_by_us;
+    bool stopped_by_us;        /* our `stop` paused a running VM */
+    bool migration_started;    /* our `migrate` was accepted */
     int64_t fdset_id;
 };
 
@@ -124,23 +124,35 @@ static int parse_save_args(int argc, char **argv, struct save_opts *o)
     return -1;
 }
 
-static int check_target(struct save_run *r, struct mr_error *err)
+static int refuse_existing(struct save_run *r, struct mr_error *err)
+{
+    return mr_error_set(err, -EEXIST, "'%s' exists; use --force to overwrite it",
+                        r->o.path);
+}
+
+/* What --force may replace: a regular file, not what a symlink points
+ * to, nor a device, FIFO or directory. */
+static int check_replaceable(struct save_run *r, struct mr_error *err)
 {
     struct stat st;
 
-    if (stat(r->o.path, &st) == 0) {
-        if (!r->o.force)
-            return mr_error_set(err, -EEXIST,
-                                "'%s' exists; use --force to overwrite it",
-                                r->o.path);
-        if (!S_ISREG(st.st_mode))
-            return mr_error_set(err, -EINVAL, "'%s' is not a regular file",
-                                r->o.path);
-    } else if (errno != ENOENT) {
-        return mr_error_set(err, -errno, "cannot access '%s': %s", r->o.path,
-                            strerror(errno));
-    }
-    return 0;
+    if (lstat(r->o.path, &st) < 0)
+        return errno == ENOENT ? 0 :
+               mr_error_set(err, -errno, "cannot access '%s': %s",
+                            r->o.path, strerror(errno));
+    if (!r->o.force)
+        return refuse_existing(r, err);
+    if (!S_ISREG(st.st_mode))
+        return mr_error_set(err, -EINVAL,
+                            "'%s' is not a regular file (it is %s)",
+                            r->o.path, cli_file_kind(st.st_mode));
+    return 1;
+}
+
+/* An early answer before the VM is contacted; open_file() decides. */
+static int check_target(struct save_run *r, struct mr_error *err)
+{
+    return check_replaceable(r, err) < 0 ? err->code : 0;
 }
 
 static int check_space(struct save_run *r, struct mr_error *err)
@@ -200,7 +212,12 @@ static int inspect_vm(struct save_run *r, struct mr_error *err)
 
 static int open_direct(struct save_run *r, struct mr_error *err)
 {
-    r->fd_direct = open(r->work_path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    struct mr_error ignore = MR_ERROR_INIT;
+
+    r->fd_direct = cli_reopen(r->fd_main, r->work_path, O_WRONLY | O_DIRECT,
+                              &ignore);
+    if (r->fd_direct == -ESTALE)
+        return mr_error_set(err, -ESTALE, "'%s': %s", r->work_path, ignore.msg);
     if (r->fd_direct >= 0 &&
         mgmt_probe_direct_write(r->fd_direct, 1 << 20) &&
         ftruncate(r->fd_main, 0) == 0) {
@@ -219,41 +236,70 @@ static int open_direct(struct save_run *r, struct mr_error *err)
     return 0;
 }
 
-/*
- * Create the file we write.  An existing FILE (--force) is replaced only
- * at the very end, by renaming a sibling over it, so a failed save never
- * destroys the previous one.
- */
-static int open_file(struct save_run *r, struct mr_error *err)
+static int create_exclusive(struct save_run *r)
 {
-    int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
-    bool existed = access(r->o.path, F_OK) == 0;
-    int n;
+    r->fd_main = open(r->work_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                      O_CLOEXEC, 0600);
+    if (r->fd_main >= 0) {
+        r->created = true;
+        return 0;
+    }
+    return -errno;
+}
 
-    n = existed ? snprintf(r->work_path, sizeof(r->work_path),
-                           "%s.mapram-partial.%d", r->o.path, (int)getpid())
-                : snprintf(r->work_path, sizeof(r->work_path), "%s", r->o.path);
+/*
+ * Create the file we write, exclusively: the name is claimed here, before
+ * the VM is paused, so of two saves to one FILE exactly one goes on.  An
+ * existing FILE (--force only) is replaced at the very end, by renaming a
+ * sibling over it, so a failed save never destroys the previous one.
+ */
+static int create_work_file(struct save_run *r, struct mr_error *err)
+{
+    int rc = -EEXIST, replace = 0, n;
+
+    snprintf(r->work_path, sizeof(r->work_path), "%s", r->o.path);
+    /* FILE there: refuse, or (--force) write a sibling; FILE gone again
+     * in between: try to claim it once more */
+    for (int tries = 0; tries < 3 && rc == -EEXIST && !replace; tries++) {
+        rc = create_exclusive(r);
+        if (rc == -EEXIST && (replace = check_replaceable(r, err)) < 0)
+            return err->code;
+    }
+    if (rc != -EEXIST)
+        return rc < 0 ? mr_error_set(err, rc, "Could not create '%s': %s",
+                                     r->o.path, strerror(-rc)) : 0;
+    if (!replace)
+        return refuse_existing(r, err);
+    n = snprintf(r->work_path, sizeof(r->work_path), "%s.mapram-partial.%d",
+                 r->o.path, (int)getpid());
     if (n < 0 || n >= (int)sizeof(r->work_path))
         return mr_error_set(err, -ENAMETOOLONG, "'%s': path too long",
                             r->o.path);
-    r->fd_main = open(r->work_path, flags, 0600);
-    if (r->fd_main < 0)
-        return mr_error_set(err, -errno, "Could not create '%s': %s",
-                            r->work_path, strerror(errno));
-    r->created = true;
+    rc = create_exclusive(r);
+    return rc < 0 ? mr_error_set(err, rc, "Could not create '%s': %s",
+                                 r->work_path, strerror(-rc)) : 0;
+}
+
+static int open_file(struct save_run *r, struct mr_error *err)
+{
+    struct mr_error local = MR_ERROR_INIT;
+
+    if (create_work_file(r, err) < 0)
+        return err->code;
     if (r->o.dio != DIO_OFF && open_direct(r, err) < 0)
         return err->code;
     if (r->fd_direct < 0) {
         /* QEMU asks for two independent opens whenever multifd is on. */
-        r->fd_direct = open(r->work_path, O_WRONLY | O_CLOEXEC);
+        r->fd_direct = cli_reopen(r->fd_main, r->work_path, O_WRONLY, &local);
         if (r->fd_direct < 0)
-            return mr_error_set(err, -errno, "Could not open '%s': %s",
-                                r->work_path, strerror(errno));
+            return mr_error_set(err, local.code, "Could not open '%s': %s",
+                                r->work_path, local.msg);
     }
     return 0;
 }
 
-/* Put the finished file in place and make the rename durable. */
+/* Put the finished file in place and make the rename durable.  Only
+ * --force gets here with a sibling: replacing FILE is what it asked for. */
 static int publish(struct save_run *r, struct mr_error *err)
 {
     char *copy;
@@ -323,6 +369,28 @@ static void fill_header(struct save_run *r)
              MAPRAM_VERSION);
 }
 
+/* Look again right before `stop`: another client may have started a
+ * migration or paused the VM since inspect_vm(); only a VM we pause
+ * ourselves is ours to resume. */
+static int pause_vm(struct save_run *r, struct mr_error *err)
+{
+    struct mgmt_vm_status now;
+    char mig[32];
+
+    if (mgmt_query_migrate_status(r->qmp, mig, sizeof(mig), err) < 0 ||
+        mgmt_query_status(r->qmp, &now, err) < 0)
+        return err->code;
+    if (mgmt_migration_is_running(mig))
+        return mr_error_set(err, -EBUSY,
+                            "There's a migration process in progress");
+    if (!now.running)
+        return 0;
+    if (mgmt_exec(r->qmp, "stop", NULL, err) < 0)
+        return mr_error_prefix(err, "cannot pause the VM: ");
+    r->stopped_by_us = true;
+    return 0;
+}
+
 static int start_migration(struct save_run *r, struct mr_error *err)
 {
     int fds[2] = { r->fd_main, r->fd_direct };
@@ -335,16 +403,16 @@ static int start_migration(struct save_run *r, struct mr_error *err)
     fill_header(r);
     if (write_header(r, err) < 0)
         return err->code;
-    if (r->before.running && !r->o.live) {
-        if (mgmt_exec(r->qmp, "stop", NULL, err) < 0)
-            return mr_error_prefix(err, "cannot pause the VM: ");
-        r->stopped_by_us = true;
-    }
+    if (!r->o.live && pause_vm(r, err) < 0)
+        return err->code;
     if (mgmt_add_fds(r->qmp, fds, 2, &r->fdset_id, err) < 0)
         return err->code;
     snprintf(uri, sizeof(uri), "file:/dev/fdset/%" PRId64 ",offset=%" PRIu64,
              r->fdset_id, r->hdr.stream_offset);
-    return mgmt_exec(r->qmp, "migrate", json_pack("{s:s}", "uri", uri), err);
+    if (mgmt_exec(r->qmp, "migrate", json_pack("{s:s}", "uri", uri), err) < 0)
+        return err->code;
+    r->migration_started = true;
+    return 0;
 }
 
 /* After "completed": drop the fdset, make the data durable, flip to DONE. */
@@ -371,17 +439,22 @@ static int finish_file(struct save_run *r, struct mr_error *err)
     return publish(r, err);
 }
 
-/* Undo what a failed save changed on the VM; keep the first error. */
+/* Undo what this failed save changed on the VM, and nothing else: cancel
+ * only the migration it started, resume only a VM it paused (by `stop`,
+ * or by its migration's switchover with --live); keep the first error. */
 static void roll_back(struct save_run *r)
 {
     struct mr_error ignore = MR_ERROR_INIT;
     struct mgmt_vm_status now;
+    bool paused_by_us = r->stopped_by_us ||
+                        (r->migration_started && r->before.running);
     char mig[32];
 
     if (!r->qmp)
         return;
-    if (mgmt_query_migrate_status(r->qmp, mig, sizeof(mig), &ignore) == 0 &&
-        mgmt_migration_is_running(mig) && r->fdset_id >= 0) {
+    if (r->migration_started &&
+        mgmt_query_migrate_status(r->qmp, mig, sizeof(mig), &ignore) == 0 &&
+        mgmt_migration_is_running(mig)) {
         mgmt_exec(r->qmp, "migrate_cancel", NULL, &ignore);
         for (int i = 0; i < 500; i++) {
             if (mgmt_query_migrate_status(r->qmp, mig, sizeof(mig), &ignore) < 0 ||
@@ -391,7 +464,7 @@ static void roll_back(struct save_run *r)
         }
     }
     mgmt_remove_fdset(r->qmp, r->fdset_id, &ignore);
-    if (r->before.running &&
+    if (paused_by_us &&
         mgmt_query_status(r->qmp, &now, &ignore) == 0 && !now.running)
         mgmt_exec(r->qmp, "cont", NULL, &ignore);
 }
@@ -465,12 +538,13 @@ int cmd_save(int argc, char **argv)
         roll_back(&r);
     else
         report_done(&r);
+    /* a file put at our name since we created it is not ours to remove */
+    if (rc < 0 && r.created)
+        cli_unlink_if_ours(AT_FDCWD, r.work_path, r.fd_main);
     if (r.fd_direct >= 0)
         close(r.fd_direct);
     if (r.fd_main >= 0)
         close(r.fd_main);
-    if (rc < 0 && r.created)
-        unlink(r.work_path);
     if (r.qmp)
         mr_qmp_client_close(r.qmp);
     json_decref(r.meta);

@@ -80,6 +80,7 @@ int cmd_verify(int argc, char **argv)
     struct cli_file f;
     struct mr_verify_report rep;
     struct mr_error err = MR_ERROR_INIT;
+    char line[MR_ERROR_MSG_MAX];
     int status = parse_args(argc, argv, &offset);
 
     if (status >= 0)
@@ -88,11 +89,13 @@ int cmd_verify(int argc, char **argv)
         return 1;
     status = cli_file_report(&f);
     if (!status && f.walk.nr_problems) {
-        fprintf(stderr, "mapram: %s: %s\n", f.path, f.walk.problems[0]);
+        fprintf(stderr, "mapram: %s: %s\n", f.path,
+                cli_printable(f.walk.problems[0], line, sizeof(line)));
         status = 1;
     }
     if (!status && mr_verify_file(&f.src, &f.walk, &rep, &err)) {
-        fprintf(stderr, "mapram: %s: %s\n", f.path, err.msg);
+        fprintf(stderr, "mapram: %s: %s\n", f.path,
+                cli_printable(err.msg, line, sizeof(line)));
         status = 1;
     }
     if (!status)

@@ -2,7 +2,7 @@
  * mapram-vm: a KVM micro-VM host (or host-thread fallback) that runs the
  * migration test guest and serves a QMP monitor.  main() parses the
  * command line, builds the VM, optionally daemonizes, and waits for
- * SIGTERM/SIGINT or the monitor's `quit`; it is the only place that exits.
+ * SIGTERM/SIGINT/SIGHUP or `quit`, then tears down in order; it alone exits.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mapram/migration.h"
+#include "mapram/qmp.h"
 #include "monitor.h"
 #include "options.h"
 #include "vmhost.h"
@@ -99,7 +100,13 @@ static bool load_autostart(void *vm)
     return vm_autostart(vm);
 }
 
-/* The migration engine: commands on the monitor, -incoming URI. */
+/* The engine's events go to the monitor's clients (data is borrowed). */
+static void forward_event(void *opaque, const char *name, json_t *data)
+{
+    mr_qmp_server_emit_event(opaque, name, json_incref(data));
+}
+
+/* The migration engine: commands and events on the monitor. */
 static struct mr_migration *migration_setup(struct vm *vm, struct monitor *mon,
                                             struct mr_error *load_error,
                                             struct mr_error *err)
@@ -107,18 +114,35 @@ static struct mr_migration *migration_setup(struct vm *vm, struct monitor *mon,
     struct mr_migration *mig = mr_migration_new(&vm_mr_ops, vm,
                                                 vm->machine.blocks,
                                                 MACHINE_NR_BLOCKS,
-                                                monitor_fdsets(mon),
-                                                monitor_server(mon), err);
+                                                monitor_fdsets(mon), err);
 
     if (mig && mr_migration_register_commands(mig, monitor_server(mon), err)) {
         mr_migration_free(mig);
         return NULL;
     }
     if (mig) {
+        mr_migration_on_event(mig, forward_event, monitor_server(mon));
         mr_migration_on_load_failed(mig, load_failed, load_error);
         mr_migration_autostart_from(mig, load_autostart, vm);
     }
     return mig;
+}
+
+static const char *shutdown_reason(int sig)
+{
+    return sig == MONITOR_QUIT_SIGNAL ? "host-qmp-quit" : "host-signal";
+}
+
+/* Users before what they use: no monitor handler may run once the
+ * migration is freed, and no save or load thread once the monitor (its
+ * event sink) and the VM are. */
+static void teardown(struct vm *vm, struct monitor *mon,
+                     struct mr_migration *mig, const char *reason)
+{
+    monitor_shutdown(mon, reason);
+    mr_migration_free(mig);
+    monitor_free(mon);
+    vm_destroy(vm);
 }
 
 static int run(const struct vm_config *cfg, struct mr_error *err)
@@ -162,14 +186,10 @@ static int run(const struct vm_config *cfg, struct mr_error *err)
         do {
             sig = sigwaitinfo(&set, NULL);
         } while (sig < 0 && errno == EINTR);
-        monitor_emit_shutdown(mon, sig == MONITOR_QUIT_SIGNAL
-                                       ? "host-qmp-quit" : "host-signal");
-        if (mr_error_is_set(&load_error))
-            rc = mr_error_propagate(err, &load_error);
     }
-    mr_migration_free(mig);
-    monitor_free(mon);
-    vm_destroy(&vm);
+    teardown(&vm, mon, mig, rc == 0 ? shutdown_reason(sig) : NULL);
+    if (rc == 0 && mr_error_is_set(&load_error))
+        rc = mr_error_propagate(err, &load_error);
     if (rc == 0 && cfg->pidfile)
         unlink(cfg->pidfile);
     return rc;

@@ -10,17 +10,24 @@
 
 #include "mapram/fdset.h"
 #include "mapram/qmp.h"
+#include "memsave.h"
 #include "monitor.h"
 
 struct monitor {
     struct vm *vm;
     struct mr_qmp_server *srv;
     struct mr_fdset_registry *fdsets;
+    struct memsave *memsave;   /* NULL once shut down */
 };
+
+static struct monitor *call_monitor(struct mr_qmp_call *call)
+{
+    return mr_qmp_call_opaque(call);
+}
 
 static struct vm *call_vm(struct mr_qmp_call *call)
 {
-    return ((struct monitor *)mr_qmp_call_opaque(call))->vm;
+    return call_monitor(call)->vm;
 }
 
 static json_t *qmp_query_status(struct mr_qmp_call *call, json_t *args,
@@ -72,15 +79,21 @@ static json_t *qmp_cont(struct mr_qmp_call *call, json_t *args,
     return NULL;
 }
 
-/* The reply is queued before the monitor thread looks at anything else,
- * and main() only stops the monitor after receiving the signal. */
+/* Refuse what follows at once (a pipelined `migrate` must not start),
+ * then wake main(), which stops the monitor once it has the signal.  The
+ * reply is queued before the monitor thread looks at anything else. */
+static void request_quit(struct mr_qmp_call *call)
+{
+    mr_qmp_server_quiesce(mr_qmp_call_server(call));
+    kill(getpid(), MONITOR_QUIT_SIGNAL);
+}
+
 static json_t *qmp_quit(struct mr_qmp_call *call, json_t *args,
                         struct mr_error *err)
 {
-    (void)call;
     (void)args;
     (void)err;
-    kill(getpid(), MONITOR_QUIT_SIGNAL);
+    request_quit(call);
     return NULL;
 }
 
@@ -89,7 +102,9 @@ static int64_t arg_int(json_t *args, const char *name)
     return json_integer_value(json_object_get(args, name));
 }
 
-static int save_range(struct vm *vm, json_t *args, struct mr_error *err)
+/* The copy runs on its own thread; the reply comes when it is done. */
+static int save_range(struct mr_qmp_call *call, json_t *args,
+                      struct mr_error *err)
 {
     int64_t val = arg_int(args, "val"), size = arg_int(args, "size");
 
@@ -97,15 +112,16 @@ static int save_range(struct vm *vm, json_t *args, struct mr_error *err)
         return mr_error_set(err, -EINVAL, "Invalid addr 0x%016llx/size %lld "
                             "specified", (unsigned long long)val,
                             (long long)size);
-    return vm_save_phys(vm, (uint64_t)val, (uint64_t)size,
-                        json_string_value(json_object_get(args, "filename")),
-                        err);
+    return memsave_start(call_monitor(call)->memsave, call, call_vm(call),
+                         (uint64_t)val, (uint64_t)size,
+                         json_string_value(json_object_get(args, "filename")),
+                         err);
 }
 
 static json_t *qmp_pmemsave(struct mr_qmp_call *call, json_t *args,
                             struct mr_error *err)
 {
-    save_range(call_vm(call), args, err);
+    save_range(call, args, err);
     return NULL;
 }
 
@@ -120,7 +136,7 @@ static json_t *qmp_memsave(struct mr_qmp_call *call, json_t *args,
                      "number");
         return NULL;
     }
-    save_range(call_vm(call), args, err);
+    save_range(call, args, err);
     return NULL;
 }
 
@@ -197,10 +213,9 @@ static void hmp_cont(struct mr_qmp_call *call, const char *args, FILE *out)
 
 static void hmp_quit(struct mr_qmp_call *call, const char *args, FILE *out)
 {
-    (void)call;
     (void)args;
     (void)out;
-    kill(getpid(), MONITOR_QUIT_SIGNAL);
+    request_quit(call);
 }
 
 static const struct mr_hmp_command vm_hmp_commands[] = {
@@ -234,7 +249,8 @@ struct monitor *monitor_new(struct vm *vm, struct mr_error *err)
     mon->vm = vm;
     mon->srv = mr_qmp_server_new(&cfg, err);
     mon->fdsets = mr_fdset_registry_new();
-    if (!mon->srv || !mon->fdsets)
+    mon->memsave = memsave_new(err);
+    if (!mon->srv || !mon->fdsets || !mon->memsave)
         rc = mr_error_set(err, -ENOMEM, "cannot create the monitor");
     for (size_t i = 0; rc == 0 && i < vm->cfg->nr_qmp; i++)
         rc = mr_qmp_server_listen_unix(mon->srv, vm->cfg->qmp_paths[i], err);
@@ -258,20 +274,33 @@ int monitor_start(struct monitor *mon, struct mr_error *err)
     return mr_qmp_server_start(mon->srv, err);
 }
 
-void monitor_emit_shutdown(struct monitor *mon, const char *reason)
+void monitor_shutdown(struct monitor *mon, const char *reason)
 {
-    if (mon)
+    if (!mon || !mon->srv)
+        return;
+    mr_qmp_server_quiesce(mon->srv);
+    if (reason)
         mr_qmp_server_emit_event(mon->srv, "SHUTDOWN",
                                  json_pack("{s:b, s:s}", "guest", 0,
                                            "reason", reason));
+    mr_qmp_server_stop(mon->srv);
+    /* No handler runs now, so no copy starts; the running ones answer
+     * into closed connections, which the server drops. */
+    memsave_free(mon->memsave);
+    mon->memsave = NULL;
 }
 
 void monitor_free(struct monitor *mon)
 {
     if (!mon)
         return;
+    /* vCPU and migration threads emit under vm->lock (vmhost.c). */
+    pthread_mutex_lock(&mon->vm->lock);
     if (mon->vm->emit_opaque == mon)
         mon->vm->emit = NULL;
+    pthread_mutex_unlock(&mon->vm->lock);
+    monitor_shutdown(mon, NULL); /* the copies finish before the server goes */
+    memsave_free(mon->memsave);
     mr_qmp_server_free(mon->srv);
     if (mon->fdsets)
         mr_fdset_registry_free(mon->fdsets);

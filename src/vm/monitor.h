@@ -21,9 +21,13 @@ struct monitor;
  * wire STOP/RESUME events to the VM.  Nothing runs until monitor_start. */
 struct monitor *monitor_new(struct vm *vm, struct mr_error *err);
 int monitor_start(struct monitor *mon, struct mr_error *err);
-/* Best-effort SHUTDOWN event (QEMU's reasons: host-qmp-quit,
- * host-signal). */
-void monitor_emit_shutdown(struct monitor *mon, const char *reason);
+/* The first step of teardown: refuse new commands, emit SHUTDOWN (QEMU's
+ * reasons: host-qmp-quit, host-signal; NULL: none) as far as the sockets
+ * take it, then stop and join the monitor thread and close every
+ * connection.  After it no handler runs, so the migration object the
+ * commands use may be freed; events emitted later go nowhere. */
+void monitor_shutdown(struct monitor *mon, const char *reason);
+/* After monitor_shutdown() and after everything that emits (migration). */
 void monitor_free(struct monitor *mon);
 
 /* For the migration engine's registration (main.c). */

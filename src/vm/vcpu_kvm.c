@@ -35,8 +35,6 @@ struct vcpu {
     pthread_t thread;
     bool thread_started;
     struct vcpu_park park;
-    int failed;                    /* negative errno once KVM_RUN failed */
-    struct mr_error fail_err;
     unsigned long *scratch;        /* KVM_GET_DIRTY_LOG buffer */
     size_t nr_words;
 };
@@ -244,19 +242,8 @@ static void *thread_main(void *opaque)
         struct mr_error err = MR_ERROR_INIT;
         int rc = run_until_stop(cpu, &err);
         pthread_mutex_lock(&cpu->park.lock);
-        if (rc < 0) {
-            /* the guest cannot continue: park for good, tell the VM
-             * outside our lock (it may be waiting in pause()) */
-            cpu->failed = rc;
-            cpu->fail_err = err;
-            cpu->park.run_wanted = false;
-            cpu->park.parked = true;
-            pthread_cond_broadcast(&cpu->park.cond);
-            pthread_mutex_unlock(&cpu->park.lock);
-            if (cpu->m->on_vcpu_fatal)
-                cpu->m->on_vcpu_fatal(cpu->m->fatal_opaque, &err);
-            pthread_mutex_lock(&cpu->park.lock);
-        }
+        if (rc < 0)
+            vcpu_park_fail(&cpu->park, cpu->m, &err);
     }
     pthread_mutex_unlock(&cpu->park.lock);
     return NULL;
@@ -344,9 +331,7 @@ static int kvm_pause(struct vcpu *cpu, struct mr_error *err)
     if (!cpu->park.parked)
         *stop_flag(cpu) = 1;
     vcpu_park_wait_parked(&cpu->park);
-    rc = cpu->failed;
-    if (rc < 0)
-        mr_error_propagate(err, &cpu->fail_err);
+    rc = vcpu_park_failure(&cpu->park, err);
     pthread_mutex_unlock(&cpu->park.lock);
     return rc;
 }
@@ -376,10 +361,8 @@ static int kvm_resume(struct vcpu *cpu, struct mr_error *err)
     int rc;
 
     pthread_mutex_lock(&cpu->park.lock);
-    rc = cpu->failed;
-    if (rc < 0) {
-        mr_error_propagate(err, &cpu->fail_err);
-    } else {
+    rc = vcpu_park_failure(&cpu->park, err);
+    if (rc == 0) {
         cpu->park.run_wanted = true;
         pthread_cond_broadcast(&cpu->park.cond);
     }

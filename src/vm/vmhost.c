@@ -176,6 +176,14 @@ static int ops_load_devices(void *opaque, const struct mr_device_state *states,
     return rc;
 }
 
+/* The loader refuses other sections as soon as it reads them. */
+static bool ops_has_device(void *opaque, const char *idstr,
+                           uint32_t instance_id)
+{
+    (void)opaque;
+    return strcmp(idstr, GUEST_STATE_IDSTR) == 0 && instance_id == 0;
+}
+
 const struct mr_vm_ops vm_mr_ops = {
     .machine_type = "mapram-vm-1.0",
     .stop = ops_stop,
@@ -187,6 +195,7 @@ const struct mr_vm_ops vm_mr_ops = {
     .dirty_log_stop = ops_dirty_log_stop,
     .save_devices = ops_save_devices,
     .load_devices = ops_load_devices,
+    .has_device = ops_has_device,
 };
 
 static const struct vcpu_ops *accel_ops(enum vm_accel accel)
@@ -330,40 +339,4 @@ bool vm_autostart(struct vm *vm)
     autostart = vm->autostart;
     pthread_mutex_unlock(&vm->lock);
     return autostart;
-}
-
-static int write_all(int fd, const uint8_t *p, uint64_t size)
-{
-    while (size) {
-        ssize_t n = write(fd, p, size > (1u << 30) ? (1u << 30) : size);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -errno : -ENOSPC;
-        p += n;
-        size -= (uint64_t)n;
-    }
-    return 0;
-}
-
-int vm_save_phys(struct vm *vm, uint64_t gpa, uint64_t size, const char *path,
-                 struct mr_error *err)
-{
-    int fd, rc;
-
-    if (gpa > vm->machine.ram_bytes || size > vm->machine.ram_bytes - gpa)
-        return mr_error_set(err, -EINVAL, "Invalid addr 0x%016llx/size %lld "
-                            "specified", (unsigned long long)gpa,
-                            (long long)size);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0)
-        return mr_error_set(err, -errno, "Could not open '%s': %s", path,
-                            strerror(errno));
-    rc = write_all(fd, vm->machine.ram + gpa, size);
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc < 0)
-        return mr_error_set(err, rc, "writing memory to '%s' failed", path);
-    return 0;
 }

@@ -45,8 +45,4 @@ int vm_qmp_stop(struct vm *vm, struct mr_error *err);
 int vm_qmp_cont(struct vm *vm, struct mr_error *err);
 bool vm_autostart(struct vm *vm);
 
-/* Copy guest-physical [gpa, gpa + size) of pc.ram to `path`. */
-int vm_save_phys(struct vm *vm, uint64_t gpa, uint64_t size, const char *path,
-                 struct mr_error *err);
-
 #endif

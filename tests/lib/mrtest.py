@@ -6,9 +6,12 @@
 - VM: a mapram-vm process in a private temp dir; wait_for_serial() and
   check_guest_ram() are the serial and RAM checks of spec/test-guest.md
   §2-§3.
-- Qemu: a real QEMU 10 process for the live interop tests, with
-  fill_pattern(), run_mapram(), read_header(), crc32c(), same_file() and main().
+- Qemu: a real QEMU 10 process for the live interop tests (and, like VM,
+  the benchmark's VMs), with fill_pattern(), run_mapram(), read_header(),
+  crc32c(), same_file() and main().
 - probe_o_direct(): spec/test-guest.md §5.
+- FakeQMP: a scriptable fake monitor for the tool's save and restore, to
+  put a step of the test between two steps of the tool.
 
 Tests find this module with sys.path.insert(0, <tests>/lib).
 """
@@ -152,38 +155,68 @@ def have_kvm():
 
 
 def parse_size(text):
-    units = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}
+    """'150M' -> bytes; K, M, G, T; a fraction such as '1.5G' too."""
+    units = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}
     if text[-1] in units:
-        return int(text[:-1]) * units[text[-1]]
+        return int(float(text[:-1]) * units[text[-1]])
     return int(text)
 
 
 class VM:
     """mapram-vm with a file-backed shared RAM, a serial file and a QMP
-    socket in a private temporary directory."""
+    socket in a private temporary directory.
+
+    The benchmark's options: `mem` an existing backing file to use (the
+    caller keeps it), `vm_binary` instead of MAPRAM_BUILD_DIR's,
+    `prealloc` the backend's prealloc=on, `test_range=None` no -test-range,
+    `workdir` where the private directory goes, `log` a file for stderr
+    instead of a pipe."""
 
     def __init__(self, accel, ram='150M', extra=(), test_range='1M,100M',
-                 prefill=None):
-        self.dir = tempfile.mkdtemp(prefix='mapram-vm-test-')
-        self.mem = os.path.join(self.dir, 'mem')
+                 prefill=None, mem_dir=None, mem=None, vm_binary=None,
+                 prealloc=False, workdir=None, log=None):
+        self.dir = tempfile.mkdtemp(prefix='mapram-vm-test-', dir=workdir)
+        self.mem = mem or os.path.join(mem_dir or self.dir, 'mem')
         if prefill is not None:  # a backing file that already has content
             with open(self.mem, 'wb') as f:
                 f.write(bytes([prefill]) * parse_size(ram))
         self.serial = os.path.join(self.dir, 'serial')
         self.sock = os.path.join(self.dir, 'qmp.sock')
-        self.args = [binary(), '-accel', accel, '-m', ram,
-                     '-object', 'memory-backend-file,id=mem,size=%s,'
-                     'mem-path=%s,share=on' % (ram, self.mem),
+        backend = 'memory-backend-file,id=mem,size=%s,mem-path=%s,share=on' % (
+            ram, self.mem)
+        if prealloc:
+            backend += ',prealloc=on'
+        self.args = [vm_binary or binary(), '-accel', accel, '-m', ram,
+                     '-object', backend,
                      '-machine', 'memory-backend=mem',
                      '-serial', 'file:' + self.serial,
-                     '-qmp', 'unix:%s,server=on,wait=off' % self.sock,
-                     '-test-range', test_range, '-display', 'none']
-        self.args += list(extra)
-        start, end = test_range.split(',')
-        self.start, self.end = parse_size(start), parse_size(end)
-        self.proc = subprocess.Popen(self.args, stderr=subprocess.PIPE)
-        self.qmp = connect_qmp(self.sock, self.proc, lambda: (
-            'mapram-vm exited: %s' % self.proc.stderr.read().decode()))
+                     '-qmp', 'unix:%s,server=on,wait=off' % self.sock]
+        self.start = self.end = None
+        if test_range is not None:
+            self.args += ['-test-range', test_range]
+            start, end = test_range.split(',')
+            self.start, self.end = parse_size(start), parse_size(end)
+        self.args += ['-display', 'none'] + list(extra)
+        self.log_path = log
+        err = open(log, 'wb') if log else subprocess.PIPE
+        try:
+            self.proc = subprocess.Popen(self.args, stderr=err,
+                                         stdout=err if log else None)
+        finally:
+            if log:
+                err.close()
+        try:
+            self.qmp = connect_qmp(self.sock, self.proc, lambda: (
+                'mapram-vm exited: %s' % self._stderr()))
+        except BaseException:
+            self.kill()
+            raise
+
+    def _stderr(self):
+        if self.log_path:
+            with open(self.log_path, errors='replace') as f:
+                return f.read()
+        return self.proc.stderr.read().decode()
 
     def counter(self):
         with open(self.mem, 'rb') as f:
@@ -201,7 +234,7 @@ class VM:
 
     def wait(self):
         rc = self.proc.wait(TIMEOUT)
-        self.stderr = self.proc.stderr.read().decode()
+        self.stderr = self._stderr()
         self.qmp.close()
         return rc
 
@@ -280,13 +313,15 @@ def fill_pattern(path, ram_bytes):
 
 
 class Qemu:
-    """One QEMU process; use as a context manager so it is always killed."""
+    """One QEMU process; use as a context manager so it is always killed.
+    The benchmark's options: `ram_path` an existing memory file instead of
+    WORKDIR/NAME.ram, `prealloc` the backend's prealloc=on."""
 
     def __init__(self, workdir, name, ram_mib=64, incoming=False,
-                 paused=True, prefill=False):
+                 paused=True, prefill=False, ram_path=None, prealloc=False):
         self.name = name
         self.ram_mib = ram_mib
-        self.ram_path = os.path.join(workdir, name + '.ram')
+        self.ram_path = ram_path or os.path.join(workdir, name + '.ram')
         self.sock_path = os.path.join(workdir, name + '.sock')
         # QEMU serves one client per monitor socket: the test keeps its
         # own, mapram gets sock_path.
@@ -297,7 +332,8 @@ class Qemu:
         args = [QEMU, '-machine', 'q35', '-accel', accel(),
                 '-m', '%dM' % ram_mib,
                 '-object', 'memory-backend-file,id=mem,size=%dM,mem-path=%s,'
-                'share=on' % (ram_mib, self.ram_path),
+                'share=on%s' % (ram_mib, self.ram_path,
+                                ',prealloc=on' if prealloc else ''),
                 '-machine', 'memory-backend=mem',
                 '-nographic', '-nodefaults',
                 '-qmp', 'unix:%s,server=on,wait=off' % self.sock_path,
@@ -428,3 +464,272 @@ def main(cases):
         return 0 if rc is None else rc
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ---- a fake QMP monitor ------------------------------------------------------
+
+class FakeQMPError(Exception):
+    """Raised by a FakeQMP command: becomes a GenericError reply."""
+
+
+class FakeQMP:
+    """A scriptable stand-in for a VM's monitor on a UNIX socket, enough
+    for `mapram save` and `mapram restore`: run state, query-migrate,
+    fdsets (descriptors really received), and a `migrate` that writes a
+    small stream through the fdset.  `hooks[command](fake, args)` runs
+    before the default; it may change the fake's state or files (to win
+    a race between two of the tool's steps deterministically) and return
+    a reply ({'return': ...} or {'error': {...}}) or None for the default.
+    `log` lists the commands received; `peer_pid` is the client's pid."""
+
+    def __init__(self, path, status='running', ram=64 << 20, hooks=None):
+        import threading
+        self.path = path
+        self.status = status
+        self.mig = 'none'
+        self.ram = ram
+        self.hooks = dict(hooks or {})
+        self.log = []
+        self.fdsets = {}
+        self.peer_pid = None
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(4)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def running(self):
+        return self.status == 'running'
+
+    def error(self, desc):
+        return {'error': {'class': 'GenericError', 'desc': desc}}
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                   struct.calcsize('3i'))
+            self.peer_pid = struct.unpack('3i', cred)[0]
+            try:
+                self._session(conn)
+            except OSError:
+                pass
+            conn.close()
+
+    def _session(self, conn):
+        conn.sendall(b'{"QMP": {"version": {"qemu": {"major": 10, "minor": '
+                     b'0, "micro": 2}, "package": ""}, "capabilities": []}}\n')
+        buf, fds = b'', []
+        while True:
+            while b'\n' not in buf:
+                data, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(64))
+                if not data:
+                    return
+                for level, kind, raw in anc:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                        a = array.array('i')
+                        a.frombytes(raw[:len(raw) - len(raw) % a.itemsize])
+                        fds += list(a)
+                buf += data
+            line, buf = buf.split(b'\n', 1)
+            req = json.loads(line)
+            cmd, args = req.get('execute'), req.get('arguments') or {}
+            self.log.append(cmd)
+            taken = fds if cmd == 'add-fd' else []
+            if taken:
+                fds = []
+            reply = self._reply(cmd, args, taken)
+            reply['id'] = req.get('id')
+            conn.sendall(json.dumps(reply).encode() + b'\n')
+
+    def _reply(self, cmd, args, fds):
+        hook = self.hooks.get(cmd)
+        reply = hook(self, args) if hook else None
+        if reply is not None:
+            for fd in fds:
+                os.close(fd)
+            return reply
+        fn = getattr(self, 'cmd_' + cmd.replace('-', '_'), None)
+        if fn is None:
+            return self.error("The command %s has not been found" % cmd)
+        try:
+            return {'return': fn(args, fds) if cmd == 'add-fd' else fn(args)}
+        except FakeQMPError as e:
+            return self.error(str(e))
+
+    def busy(self):
+        return self.mig not in ('none', 'completed', 'failed', 'cancelled')
+
+    def cmd_qmp_capabilities(self, args):
+        return {}
+
+    def cmd_query_status(self, args):
+        return {'status': self.status, 'running': self.running}
+
+    def cmd_query_migrate(self, args):
+        return {} if self.mig == 'none' else {'status': self.mig}
+
+    def cmd_query_memory_size_summary(self, args):
+        return {'base-memory': self.ram}
+
+    def cmd_query_version(self, args):
+        return {'qemu': {'major': 10, 'minor': 0, 'micro': 2}, 'package': ''}
+
+    def cmd_query_name(self, args):
+        return {'name': 'fake'}
+
+    def cmd_migrate_set_capabilities(self, args):
+        if self.busy():
+            raise FakeQMPError("There's a migration process in progress")
+        return {}
+
+    cmd_migrate_set_parameters = cmd_migrate_set_capabilities
+
+    def cmd_stop(self, args):
+        if self.status == 'running':
+            self.status = 'paused'
+        return {}
+
+    def cmd_cont(self, args):
+        self.status = 'running'
+        return {}
+
+    def cmd_add_fd(self, args, fds):
+        sid = args.get('fdset-id')
+        if sid is None:
+            sid = 0
+            while sid in self.fdsets:
+                sid += 1
+        self.fdsets.setdefault(sid, []).extend(fds)
+        return {'fdset-id': sid, 'fd': fds[0] if fds else -1}
+
+    def cmd_remove_fd(self, args):
+        for fd in self.fdsets.pop(args['fdset-id'], []):
+            os.close(fd)
+        return {}
+
+    def cmd_query_fdsets(self, args):
+        return [{'fdset-id': k, 'fds': [{'fd': f} for f in v]}
+                for k, v in self.fdsets.items()]
+
+    def _fdset_fd(self, uri):
+        spec = uri.split('/dev/fdset/', 1)[1]
+        sid, _, off = spec.partition(',offset=')
+        return self.fdsets[int(sid)][0], int(off or 0)
+
+    def cmd_migrate(self, args):
+        if self.busy():
+            raise FakeQMPError("There's a migration process in progress")
+        fd, off = self._fdset_fd(args['uri'])
+        os.pwrite(fd, b'QEVM\0\0\0\3' + bytes(4088), off)
+        self.mig = 'completed'
+        self.status = 'postmigrate'
+        return {}
+
+    def cmd_migrate_incoming(self, args):
+        self.mig = 'completed'
+        self.status = 'paused'
+        return {}
+
+    def cmd_migrate_cancel(self, args):
+        if self.busy():
+            self.mig = 'cancelled'
+        return {}
+
+    def close(self):
+        self.srv.close()
+        for fds in self.fdsets.values():
+            for fd in fds:
+                os.close(fd)
+        self.fdsets = {}
+
+
+# ---- a QMP proxy in front of a real monitor ----------------------------------
+
+def _recv_line(sock, buf, fds):
+    """One newline-terminated message from `sock` (descriptors received
+    with it are appended to `fds`); returns (line, rest) or (None, b'')."""
+    while b'\n' not in buf:
+        data, anc, _, _ = sock.recvmsg(65536, socket.CMSG_SPACE(64))
+        if not data:
+            return None, b''
+        for level, kind, raw in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                a = array.array('i')
+                a.frombytes(raw[:len(raw) - len(raw) % a.itemsize])
+                fds += list(a)
+        buf += data
+    line, rest = buf.split(b'\n', 1)
+    return line, rest
+
+
+class QMPProxy:
+    """Relays one client at a time to the monitor at `upstream` (QEMU
+    serves one client per socket), descriptors included, and runs
+    `hooks[command](proxy, args)` before forwarding a command: the test's
+    step between two steps of the tool, against a real VM.  A hook may
+    return a reply to answer in the VM's place, or None to forward."""
+
+    def __init__(self, path, upstream, hooks=None):
+        import threading
+        self.path, self.upstream = path, upstream
+        self.hooks = dict(hooks or {})
+        self.log = []
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(1)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                client, _ = self.srv.accept()
+            except OSError:
+                return
+            up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                up.connect(self.upstream)
+                self._relay(client, up)
+            except OSError:
+                pass
+            up.close()
+            client.close()
+
+    def _relay(self, client, up):
+        cbuf, ubuf = b'', b''
+        greeting, ubuf = _recv_line(up, ubuf, [])
+        client.sendall(greeting + b'\n')
+        while True:
+            fds = []
+            line, cbuf = _recv_line(client, cbuf, fds)
+            if line is None:
+                return
+            req = json.loads(line)
+            self.log.append(req.get('execute'))
+            hook = self.hooks.get(req.get('execute'))
+            reply = hook(self, req.get('arguments') or {}) if hook else None
+            if reply is not None:
+                for fd in fds:
+                    os.close(fd)
+                reply['id'] = req.get('id')
+                client.sendall(json.dumps(reply).encode() + b'\n')
+                continue
+            anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                    array.array('i', fds))] if fds else []
+            up.sendmsg([line + b'\n'], anc)
+            for fd in fds:
+                os.close(fd)
+            while True:     # events first, then the reply
+                msg, ubuf = _recv_line(up, ubuf, [])
+                if msg is None:
+                    return
+                client.sendall(msg + b'\n')
+                if 'event' not in json.loads(msg):
+                    break
+
+    def close(self):
+        self.srv.close()

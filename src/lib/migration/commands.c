@@ -1,10 +1,8 @@
 /*
- * The monitor's view of the migration object: QMP migrate-set-capabilities,
- * query-migrate-capabilities, migrate-set-parameters,
- * query-migrate-parameters, migrate, migrate-incoming, migrate_cancel,
- * migrate-continue, query-migrate (spec/qmp.md §3-§9), and the HMP forms
- * of §11.  Handlers only check arguments and call migration.c; the work
- * runs on the save and load threads.
+ * The commands layer over the facade: the QMP migration commands of
+ * spec/qmp.md §3-§9 and the HMP forms of §11.  Handlers only check
+ * arguments and call migration.c; the work runs on the save and load
+ * threads.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +11,9 @@
 #include <unistd.h>
 
 #include "mapram/qmp.h"
-#include "migration/migration_int.h"
+#include "migration/facade.h"
+#include "migration/object.h"
+#include "migration/publish.h"
 
 /* Merge all requested states, check once, apply all or nothing (§3). */
 static int set_caps_json(struct mr_migration *mig, json_t *list,
@@ -351,6 +351,10 @@ static void hmp_info_migrate(struct mr_qmp_call *call, const char *args,
     json_decref(q);
 }
 
+/* Without -d QEMU suspends an interactive monitor until the end; a
+ * monitor reached through human-monitor-command cannot be suspended, so
+ * it says so and the migration goes on detached.  Ours never waits: the
+ * monitor thread keeps serving every client (query, cancel, quit). */
 static void hmp_migrate(struct mr_qmp_call *call, const char *args, FILE *out)
 {
     struct mr_migration *mig = mr_qmp_call_opaque(call);
@@ -373,15 +377,9 @@ static void hmp_migrate(struct mr_qmp_call *call, const char *args, FILE *out)
         fprintf(out, "Error: %s\n", err.msg);
         return;
     }
-    if (detach)
-        return;
-    /* Like QEMU's HMP: wait for the end, report a failure. */
-    while (!mr_mig_status_is_terminal(mr_migration_state(mig)))
-        usleep(10000);
-    if (mr_migration_state(mig) == MR_MIG_FAILED) {
-        mr_migration_last_error(mig, &err);
-        fprintf(out, "Error: %s\n", err.msg);
-    }
+    if (!detach)
+        fprintf(out, "terminal does not allow synchronous migration, "
+                "continuing detached\n");
 }
 
 static void hmp_migrate_incoming(struct mr_qmp_call *call, const char *args,
@@ -427,9 +425,6 @@ int mr_migration_register_commands(struct mr_migration *mig,
                                    struct mr_error *err)
 {
     int rc = mr_qmp_server_register(srv, mig_commands, mig, err);
-
-    if (!mig->srv)
-        mig->srv = srv; /* events follow the monitor the commands live on */
 
     if (!rc)
         rc = mr_qmp_server_register_hmp(srv, mig_hmp_commands, mig, err);

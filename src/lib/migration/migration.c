@@ -1,123 +1,27 @@
 /*
- * The migration object: one per VM.  Holds the settings (capabilities and
- * parameters with their checks), both state machines, the recorded errors
- * and the statistics, and runs the argument checks of `migrate` and
- * `migrate-incoming` in QEMU's order before handing over to save.c or
- * load.c, which own the threads.
+ * The facade (include/mapram/migration.h): the per-VM object, its settings
+ * with their checks, the argument checks of `migrate` / `migrate-incoming`
+ * in QEMU's order, job start and control, query-migrate.  The jobs run on
+ * the save and load threads (save.c, load.c), below this file.
  */
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "io/sys.h"
-#include "mapram/fdset.h"
-#include "mapram/qmp.h"
-#include "migration/fdset_rules.h"
-#include "migration/migration_int.h"
-
-int64_t mig_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void mig_emit(struct mr_migration *mig, const char *name, json_t *data)
-{
-    bool on;
-
-    pthread_mutex_lock(&mig->lock);
-    on = mig->caps.on[MR_CAP_EVENTS];
-    pthread_mutex_unlock(&mig->lock);
-    if (!on) {
-        json_decref(data);
-        return;
-    }
-    if (mig->event_fn)
-        mig->event_fn(mig->event_opaque, name, data);
-    if (mig->srv)
-        mr_qmp_server_emit_event(mig->srv, name, data);
-    else
-        json_decref(data);
-}
-
-static void state_changed(void *opaque, enum mr_mig_status to)
-{
-    mig_emit(opaque, "MIGRATION",
-             json_pack("{s:s}", "status", mr_mig_status_name(to)));
-}
-
-void mig_set_out_error(struct mr_migration *mig, const struct mr_error *e)
-{
-    pthread_mutex_lock(&mig->lock);
-    mr_error_propagate(&mig->out_err, e);
-    pthread_mutex_unlock(&mig->lock);
-}
-
-void mig_set_in_error(struct mr_migration *mig, const struct mr_error *e)
-{
-    pthread_mutex_lock(&mig->lock);
-    mr_error_propagate(&mig->in_err, e);
-    pthread_mutex_unlock(&mig->lock);
-}
-
-void mig_snapshot(struct mr_migration *mig, struct mr_caps *caps,
-                  struct mr_params *params)
-{
-    pthread_mutex_lock(&mig->lock);
-    *caps = mig->caps;
-    mr_params_copy(params, &mig->params);
-    pthread_mutex_unlock(&mig->lock);
-}
-
-void mig_close_fd(struct mr_migration *mig, int fd)
-{
-    if (fd < 0)
-        return;
-    if (mig->fdsets)
-        mr_fdset_close(mig->fdsets, fd);
-    else
-        close(fd);
-}
-
-int mig_open(struct mr_migration *mig, const char *path, int flags,
-             struct mr_error *err)
-{
-    int fd, e;
-
-    if (mr_fdset_path_is_fdset(path)) {
-        if (!mig->fdsets)
-            return mr_error_set(err, -ENOENT, "Failed to find fdset %s", path);
-        return mr_fdset_open(mig->fdsets, path, flags, err);
-    }
-    /* Through the mr_sys table, so fault-injection builds can fail it. */
-    fd = mr_sys_default()->open(path, flags | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        return fd;
-    e = errno;
-    if ((flags & O_DIRECT) && e == EINVAL) {
-        int probe = open(path, (flags & ~O_DIRECT) | O_CLOEXEC, 0600);
-        if (probe >= 0) {
-            close(probe);
-            return mr_error_set(err, -EINVAL, "Could not open '%s': "
-                                "filesystem does not support O_DIRECT", path);
-        }
-    }
-    return mr_error_set(err, -e, "Could not %s '%s': %s",
-                        (flags & O_CREAT) ? "create" : "open", path,
-                        strerror(e));
-}
+#include "migration/events.h"
+#include "migration/facade.h"
+#include "migration/load.h"
+#include "migration/object.h"
+#include "migration/publish.h"
+#include "migration/save.h"
+#include "migration/transport.h"
 
 struct mr_migration *mr_migration_new(const struct mr_vm_ops *ops, void *vm,
                                       const struct mr_ram_block *blocks,
                                       size_t nblocks,
                                       struct mr_fdset_registry *fdsets,
-                                      struct mr_qmp_server *events_or_NULL,
                                       struct mr_error *err)
 {
     struct mr_migration *mig = calloc(1, sizeof(*mig));
@@ -142,15 +46,14 @@ struct mr_migration *mr_migration_new(const struct mr_vm_ops *ops, void *vm,
     mig->vm = vm;
     mig->nblocks = nblocks;
     mig->fdsets = fdsets;
-    mig->srv = events_or_NULL;
     pthread_mutex_init(&mig->lock, NULL);
     pthread_cond_init(&mig->cond, NULL);
     mr_params_init(&mig->params);
     atomic_init(&mig->autostart, true);
     atomic_init(&mig->cancel_req, false);
     atomic_init(&mig->load_cancel, false);
-    mr_mig_state_init(&mig->out, false, state_changed, mig);
-    mr_mig_state_init(&mig->in, true, state_changed, mig);
+    mr_mig_state_init(&mig->out, false, mig_state_changed, mig);
+    mr_mig_state_init(&mig->in, true, mig_state_changed, mig);
     return mig;
 }
 
@@ -261,7 +164,16 @@ int mr_migration_set_parameters(struct mr_migration *mig, json_t *members,
     return rc;
 }
 
-/* migrate checks 4-6 (spec/qmp.md §6) plus the fdset rules. */
+/* The transport of an address that passed mr_transport_check. */
+static const struct mig_transport_ops *transport(const struct mr_mig_addr *a)
+{
+    const struct mig_transport_ops *t = mig_transport_for(a);
+
+    assert(t);
+    return t;
+}
+
+/* migrate checks 4-6 (spec/qmp.md §6) plus the transport's own. */
 static int check_migrate(struct mr_migration *mig, const struct mr_mig_addr *a,
                          struct mr_error *err)
 {
@@ -288,10 +200,9 @@ static int check_migrate(struct mr_migration *mig, const struct mr_mig_addr *a,
                           "mapped-ram");
     if (!rc && p.mode == MR_MODE_CPR_REBOOT && c.on[MR_CAP_POSTCOPY_RAM])
         rc = mr_error_set(err, -EINVAL, "Cannot use postcopy with CPR");
-    if (!rc && mr_fdset_path_is_fdset(a->path))
-        rc = mr_fdset_rules_probe(mig->fdsets, a->path, true,
-                                  c.on[MR_CAP_MULTIFD],
-                                  mr_direct_io_effective(&c, &p), err);
+    if (!rc)
+        rc = transport(a)->check(mig->fdsets, a, true, c.on[MR_CAP_MULTIFD],
+                                 mr_direct_io_effective(&c, &p), err);
     mr_params_release(&p);
     return rc;
 }
@@ -305,7 +216,16 @@ int mig_migrate_addr(struct mr_migration *mig, const struct mr_mig_addr *a,
         return rc;
     /* The previous thread (if any) has finished: its state is terminal. */
     mr_migration_join(mig, true);
-    return mig_start_outgoing(mig, a, err);
+    mr_mig_state_reset(&mig->out);
+    pthread_mutex_lock(&mig->lock);
+    memset(&mig->out_stats, 0, sizeof(mig->out_stats));
+    mr_error_clear(&mig->out_err);
+    mig->continue_req = false;
+    mig->out_start_ms = mig_now_ms();
+    pthread_mutex_unlock(&mig->lock);
+    atomic_store(&mig->cancel_req, false);
+    mr_mig_state_cas(&mig->out, MR_MIG_NONE, MR_MIG_SETUP);
+    return mig_save_start(mig, a, transport(a), err);
 }
 
 int mr_migration_start(struct mr_migration *mig, const char *uri,
@@ -344,7 +264,12 @@ int mig_incoming_args(struct mr_migration *mig, json_t *uri, json_t *channels,
     if (st != MR_MIG_NONE)
         return mr_error_set(err, -EINVAL, "Illegal migration incoming state: "
                             "%s", mr_mig_status_name(st));
-    rc = mig_start_incoming(mig, &a, exit_on_error, err);
+    pthread_mutex_lock(&mig->lock);
+    memset(&mig->in_stats, 0, sizeof(mig->in_stats));
+    mr_error_clear(&mig->in_err);
+    pthread_mutex_unlock(&mig->lock);
+    mr_mig_state_cas(&mig->in, MR_MIG_NONE, MR_MIG_SETUP);
+    rc = mig_load_start(mig, &a, transport(&a), exit_on_error, err);
     if (!rc)
         mig->incoming_started = true;
     return rc;

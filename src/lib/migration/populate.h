@@ -1,15 +1,8 @@
 /*
- * Populate-ahead for loads: fresh destination memory is expensive to touch
- * the first time (a page fault per 4 KiB page, and on a virtualised host a
- * second-level fault too).  Left to the channels, that cost is paid inside
- * each preadv, in series with the I/O.  A helper thread instead
- * pre-faults (MADV_POPULATE_WRITE) the ranges the channels are about to
- * read, in the same order, so the faults overlap the device time (for a
- * legacy stream: every block, ahead of the thread parsing it).
- *
- * It only touches ranges that will be written anyway, never changes the
- * content of a page already present, and stops quietly where the kernel
- * lacks MADV_POPULATE_WRITE (Linux < 5.14).
+ * Populate-ahead for loads: a helper thread pre-faults
+ * (MADV_POPULATE_WRITE) the ranges a load is about to write, in order, so
+ * first-touch faults overlap the I/O (docs/performance.md).  It never
+ * changes a page's content and stops quietly without kernel support.
  */
 #ifndef MAPRAM_MIGRATION_POPULATE_H
 #define MAPRAM_MIGRATION_POPULATE_H

@@ -1,32 +1,7 @@
 /*
- * Migration states and who moves between them.
- *
- * Source (outgoing) side:
- *
- *            migrate (monitor thread, start_outgoing)
- *   none ───────────────────────────────► setup ──────────────┐
- *    ▲                                     │ save thread,      │ open of main file
- *    │ reset by the next migrate           │ after START       │ or channels fails
- *    │ (terminal -> none, silent)          ▼ (save_setup)      ▼ (save_fail)
- *  completed ◄── device ◄─────────────── active ───────────► failed
- *      ▲ save thread │ save thread,      │  pause-before-switchover (save thread)
- *      │ (save_run)  │ after the stop    ▼
- *      └─────────────┘           pre-switchover ──migrate-continue──► device
- *
- *   setup|active|pre-switchover|device ──migrate_cancel (monitor)──► cancelling
- *   cancelling ──save thread notices, cleans up (save_fail)──► cancelled
- *   setup ──migrate_cancel before the thread attached──► cancelled
- *   active|pre-switchover|device ──error (save thread)──► failed
- *
- * Destination (incoming) side:
- *
- *   none ──migrate-incoming (monitor, start_incoming)──► setup
- *   setup ──load thread starts parsing (load_run)──► active
- *   active ──load thread, after the run state was set──► completed
- *   setup|active ──load error (load thread)──► failed
- *
- * Every transition is a compare-and-swap from the state the caller expects,
- * so a cancel racing with completion loses cleanly instead of overwriting.
+ * The migration state machines: a const table of allowed transitions,
+ * compare-and-swap moves, one MIGRATION event each.  Who performs each
+ * transition: docs/migration.md, "States".
  */
 #include "migration/state.h"
 

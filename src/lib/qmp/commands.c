@@ -1,8 +1,8 @@
 /*
- * Command tables and the built-in QMP commands: qmp_capabilities,
- * query-version, query-commands (human-monitor-command lives in hmp.c).
- * The built-ins are the server's first table, so a module cannot register
- * a command that shadows them.
+ * The built-in QMP commands: qmp_capabilities, query-version,
+ * query-commands, and the table that adds human-monitor-command (hmp.c).
+ * The server registers it first, so a module cannot shadow a built-in.
+ * Handlers: they use the call helpers (call.c) and the tables' data.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,7 +17,7 @@ static json_t *cmd_qmp_capabilities(struct mr_qmp_call *call, json_t *args,
     bool oob = false;
     size_t i;
 
-    if (call->conn->negotiated) {
+    if (mr_qmp_call_negotiated(call)) {
         mr_qmp_call_set_error_class(call, "CommandNotFound");
         mr_error_set(err, -EINVAL,
                      "Capabilities negotiation is already complete, command ignored");
@@ -39,11 +39,7 @@ static json_t *cmd_qmp_capabilities(struct mr_qmp_call *call, json_t *args,
         }
         oob = true;
     }
-    call->conn->oob = oob;
-    /* Events go to negotiated connections; emitters read this locked. */
-    pthread_mutex_lock(&call->srv->lock);
-    call->conn->negotiated = true;
-    pthread_mutex_unlock(&call->srv->lock);
+    mr_qmp_call_negotiate(call, oob);
     return NULL;
 }
 
@@ -96,88 +92,3 @@ const struct mr_qmp_command mr_qmp_builtin_commands[] = {
     { "human-monitor-command", mr_qmp_hmp_command, hmp_args },
     { NULL },
 };
-
-const struct mr_qmp_command *mr_qmp_find_command(struct mr_qmp_server *srv,
-                                                 const char *name,
-                                                 void **opaque)
-{
-    size_t t;
-
-    for (t = 0; t < srv->nr_tables; t++) {
-        const struct mr_qmp_command *c;
-
-        for (c = srv->tables[t].cmds; c->name; c++) {
-            if (!strcmp(c->name, name)) {
-                if (opaque)
-                    *opaque = srv->tables[t].opaque;
-                return c;
-            }
-        }
-    }
-    return NULL;
-}
-
-int mr_qmp_server_register(struct mr_qmp_server *srv,
-                           const struct mr_qmp_command *cmds, void *opaque,
-                           struct mr_error *err)
-{
-    const struct mr_qmp_command *c, *d;
-    struct mr_qmp_table *t;
-
-    if (srv->running)
-        return mr_error_set(err, -EBUSY,
-                            "QMP commands must be registered before the monitor starts");
-    for (c = cmds; c->name; c++) {
-        if (!c->handler)
-            return mr_error_set(err, -EINVAL, "QMP command '%s' has no handler",
-                                c->name);
-        for (d = cmds; d != c; d++)
-            if (!strcmp(d->name, c->name))
-                break;
-        if (d != c || mr_qmp_find_command(srv, c->name, NULL))
-            return mr_error_set(err, -EEXIST,
-                                "QMP command '%s' is already registered",
-                                c->name);
-    }
-    t = realloc(srv->tables, (srv->nr_tables + 1) * sizeof(*t));
-    if (!t)
-        return mr_error_set(err, -ENOMEM, "Out of memory");
-    srv->tables = t;
-    t[srv->nr_tables].cmds = cmds;
-    t[srv->nr_tables].opaque = opaque;
-    srv->nr_tables++;
-    return 0;
-}
-
-int mr_qmp_server_register_hmp(struct mr_qmp_server *srv,
-                               const struct mr_hmp_command *cmds, void *opaque,
-                               struct mr_error *err)
-{
-    struct mr_hmp_table *t;
-
-    if (srv->running)
-        return mr_error_set(err, -EBUSY,
-                            "HMP commands must be registered before the monitor starts");
-    t = realloc(srv->hmp_tables, (srv->nr_hmp_tables + 1) * sizeof(*t));
-    if (!t)
-        return mr_error_set(err, -ENOMEM, "Out of memory");
-    srv->hmp_tables = t;
-    t[srv->nr_hmp_tables].cmds = cmds;
-    t[srv->nr_hmp_tables].opaque = opaque;
-    srv->nr_hmp_tables++;
-    return 0;
-}
-
-void mr_qmp_server_on_disconnect(struct mr_qmp_server *srv,
-                                 void (*cb)(void *opaque), void *opaque)
-{
-    struct mr_qmp_disconnect_cb *d;
-
-    d = realloc(srv->disc, (srv->nr_disc + 1) * sizeof(*d));
-    if (!d)
-        return;
-    srv->disc = d;
-    d[srv->nr_disc].cb = cb;
-    d[srv->nr_disc].opaque = opaque;
-    srv->nr_disc++;
-}

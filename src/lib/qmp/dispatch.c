@@ -1,14 +1,12 @@
 /*
- * The request-processing core of the QMP monitor: a connection is fed the
- * bytes (and descriptors) a client sent and queues its replies, without
- * knowing about sockets or threads, so it is unit-tested and fuzzed alone.
- *
- * Per request: shape checks, the negotiation/command mode rule, command
- * lookup, argument rules, the handler, the reply with `id` echoed.
- * Descriptors that arrive with a request and are not claimed by its
- * handler are closed when it finishes, so none is ever leaked.
+ * The request-processing core: a connection fed bytes and descriptors
+ * queues its replies, without sockets or threads (unit-tested, fuzzed).
+ * Per request: shape, negotiation and shutdown rules, lookup, argument
+ * rules, the handler, the reply with `id`; unclaimed descriptors closed.
  */
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,10 +34,13 @@ static void close_queued_fds(struct mr_qmp_conn *conn)
 
 static void close_stash(struct mr_qmp_conn *conn);
 
+/* With srv->lock held (or no other thread). */
 void mr_qmp_conn_free(struct mr_qmp_conn *conn)
 {
     if (!conn)
         return;
+    if (conn->deferred)
+        conn->deferred->conn = NULL; /* its reply will be dropped */
     close_queued_fds(conn);
     close_stash(conn);
     if (conn->fd >= 0)
@@ -209,12 +210,21 @@ static int check_shape(json_t *req, const char **name, bool *oob,
     return 0;
 }
 
+/* The built-ins that touch nothing but the connection and the server's
+ * configuration: still served once the owner is shutting down. */
+static bool serves_in_shutdown(const char *name)
+{
+    return !strcmp(name, "qmp_capabilities") ||
+           !strcmp(name, "query-version") || !strcmp(name, "query-commands");
+}
+
 static json_t *run_command(struct mr_qmp_conn *conn, const char *name,
-                           bool oob, json_t *args, const char **cls,
+                           bool oob, json_t *args, json_t *id,
+                           const char **cls, bool *deferred,
                            struct mr_error *err)
 {
     const struct mr_qmp_command *cmd;
-    struct mr_qmp_call call = { conn->srv, conn, NULL, NULL };
+    struct mr_qmp_call call = { conn->srv, conn, NULL, NULL, id, NULL };
     json_t *ret;
 
     if (oob && !conn->oob) {
@@ -237,9 +247,19 @@ static json_t *run_command(struct mr_qmp_conn *conn, const char *name,
         mr_error_set(err, -EINVAL, "The command %s does not support OOB", name);
         return NULL;
     }
+    if (atomic_load(&conn->srv->quiesced) && !serves_in_shutdown(name)) {
+        mr_error_set(err, -ESHUTDOWN, MR_QMP_SHUTDOWN_DESC);
+        return NULL;
+    }
     if (mr_qmp_args_check(cmd->args, args, err) < 0)
         return NULL;
     ret = cmd->handler(&call, args, err);
+    if (call.deferred) {
+        json_decref(ret);
+        mr_error_clear(err);
+        *deferred = true;
+        return NULL;
+    }
     if (mr_error_is_set(err)) {
         json_decref(ret);
         *cls = call.error_class;
@@ -248,27 +268,42 @@ static json_t *run_command(struct mr_qmp_conn *conn, const char *name,
     return ret ? ret : json_object();
 }
 
-json_t *mr_qmp_dispatch(struct mr_qmp_conn *conn, json_t *req)
+/* The reply object: {"return": ret} or the error, with `id`. */
+static json_t *make_reply(json_t *ret, const char *cls,
+                          const struct mr_error *err, json_t *id)
 {
-    struct mr_error err = MR_ERROR_INIT;
-    const char *name = NULL, *cls = NULL;
-    json_t *args = NULL, *ret = NULL, *reply, *id;
-    bool oob = false;
+    json_t *reply;
 
-    if (check_shape(req, &name, &oob, &args, &err) == 0) {
-        json_t *empty = args ? NULL : json_object();
-
-        ret = run_command(conn, name, oob, args ? args : empty, &cls, &err);
-        json_decref(empty);
+    if (mr_error_is_set(err)) {
+        json_decref(ret);
+        reply = error_reply(cls, err->msg);
+    } else {
+        reply = json_pack("{s:o}", "return", ret ? ret : json_object());
     }
-    if (mr_error_is_set(&err))
-        reply = error_reply(cls, err.msg);
-    else
-        reply = json_pack("{s:o}", "return", ret);
-    id = json_is_object(req) ? json_object_get(req, "id") : NULL;
     if (reply && id)
         json_object_set(reply, "id", id);
     return reply;
+}
+
+/* NULL with *deferred set: the handler answers later. */
+static json_t *dispatch(struct mr_qmp_conn *conn, json_t *req, bool *deferred)
+{
+    struct mr_error err = MR_ERROR_INIT;
+    const char *name = NULL, *cls = NULL;
+    json_t *args = NULL, *ret = NULL, *id;
+    bool oob = false;
+
+    id = json_is_object(req) ? json_object_get(req, "id") : NULL;
+    if (check_shape(req, &name, &oob, &args, &err) == 0) {
+        json_t *empty = args ? NULL : json_object();
+
+        ret = run_command(conn, name, oob, args ? args : empty, id, &cls,
+                          deferred, &err);
+        json_decref(empty);
+        if (*deferred)
+            return NULL;
+    }
+    return make_reply(ret, cls, &err, id);
 }
 
 static void queue_fds(struct mr_qmp_conn *conn, const int *fds, size_t n)
@@ -293,30 +328,34 @@ static bool only_space(const char *p, size_t n)
 
 static void handle_item(struct mr_qmp_conn *conn, struct mr_json_item *item)
 {
+    bool deferred = false;
     json_t *reply;
 
     if (item->kind == MR_JSON_VALUE) {
-        reply = mr_qmp_dispatch(conn, item->value);
+        reply = dispatch(conn, item->value, &deferred);
         json_decref(item->value);
     } else {
         reply = error_reply(NULL, item->error);
     }
     if (reply)
         mr_qmp_conn_send(conn, reply);
-    else
+    else if (!deferred)
         conn->dead = true;
     /* Descriptors that came with this request and were not claimed. */
     close_queued_fds(conn);
 }
 
-static size_t pending_output(struct mr_qmp_conn *conn)
+/* A deferred reply is outstanding, or (before EOF) too much output is
+ * unread: further input waits. */
+static bool must_wait(struct mr_qmp_conn *conn)
 {
-    size_t n;
+    bool wait;
 
     pthread_mutex_lock(&conn->srv->lock);
-    n = conn->out_len - conn->out_off;
+    wait = conn->deferred || (!conn->eof && conn->out_len - conn->out_off >=
+                                                MR_QMP_OUTPUT_PAUSE_BYTES);
     pthread_mutex_unlock(&conn->srv->lock);
-    return n;
+    return wait;
 }
 
 static void close_stash(struct mr_qmp_conn *conn)
@@ -367,7 +406,7 @@ static void feed_chunk(struct mr_qmp_conn *conn, const char *data, size_t len,
     size_t off = 0;
 
     while (off < len && !conn->dead) {
-        if (!conn->eof && pending_output(conn) >= MR_QMP_OUTPUT_PAUSE_BYTES) {
+        if (must_wait(conn)) {
             stash(conn, data + off, len - off, fds_queued ? NULL : fds,
                   fds_queued ? 0 : nr_fds);
             return;
@@ -385,7 +424,7 @@ static void feed_chunk(struct mr_qmp_conn *conn, const char *data, size_t len,
         queue_fds(conn, fds, nr_fds);
 }
 
-void mr_qmp_conn_resume(struct mr_qmp_conn *conn)
+static void resume_stash(struct mr_qmp_conn *conn)
 {
     int fds[MR_QMP_MAX_QUEUED_FDS];
     size_t len = conn->stash_len, n = conn->nr_stash_fds;
@@ -398,6 +437,40 @@ void mr_qmp_conn_resume(struct mr_qmp_conn *conn)
     conn->stash_len = conn->nr_stash_fds = 0;
     feed_chunk(conn, data, len, fds, n);
     free(data);
+}
+
+/* After EOF, once everything before it ran: a pending scalar, then drop
+ * what is queued. */
+static void finish_input(struct mr_qmp_conn *conn)
+{
+    struct mr_json_item item;
+
+    conn->eof_done = true;
+    mr_json_stream_finish(&conn->in, &item);
+    if (item.kind != MR_JSON_NONE && !conn->dead)
+        handle_item(conn, &item);
+    close_queued_fds(conn);
+    close_stash(conn);
+}
+
+void mr_qmp_conn_resume(struct mr_qmp_conn *conn)
+{
+    resume_stash(conn);
+    if (conn->eof && !conn->eof_done && !conn->stash && !must_wait(conn))
+        finish_input(conn);
+}
+
+bool mr_qmp_conn_can_resume(struct mr_qmp_conn *conn)
+{
+    bool pending_input = conn->stash || (conn->eof && !conn->eof_done);
+
+    return pending_input && !conn->dead && !must_wait(conn);
+}
+
+bool mr_qmp_conn_finished(struct mr_qmp_conn *conn)
+{
+    return conn->dead || (conn->eof_done && !conn->deferred &&
+                          conn->out_len == conn->out_off);
 }
 
 void mr_qmp_conn_feed(struct mr_qmp_conn *conn, const char *data, size_t len,
@@ -415,15 +488,62 @@ void mr_qmp_conn_feed(struct mr_qmp_conn *conn, const char *data, size_t len,
 
 void mr_qmp_conn_feed_eof(struct mr_qmp_conn *conn)
 {
-    struct mr_json_item item;
-
     conn->eof = true; /* from here on, process without pausing */
     mr_qmp_conn_resume(conn);
-    mr_json_stream_finish(&conn->in, &item);
-    if (item.kind != MR_JSON_NONE && !conn->dead)
-        handle_item(conn, &item);
-    close_queued_fds(conn);
-    close_stash(conn);
+}
+
+void mr_qmp_server_wake(struct mr_qmp_server *srv)
+{
+    uint64_t one = 1;
+
+    if (write(srv->wake_fd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is already non-zero, the thread will wake. */
+    }
+}
+
+/* --- deferred replies --- */
+
+struct mr_qmp_deferred *mr_qmp_call_defer(struct mr_qmp_call *call)
+{
+    struct mr_qmp_deferred *d = calloc(1, sizeof(*d));
+
+    if (!d || call->deferred || !call->conn) {
+        free(d);
+        return NULL;
+    }
+    d->srv = call->srv;
+    d->conn = call->conn;
+    d->id = json_incref(call->id);
+    pthread_mutex_lock(&call->srv->lock);
+    call->conn->deferred = d;
+    pthread_mutex_unlock(&call->srv->lock);
+    call->deferred = d;
+    return d;
+}
+
+void mr_qmp_deferred_finish(struct mr_qmp_deferred *d, json_t *ret,
+                            const struct mr_error *err)
+{
+    struct mr_error none = MR_ERROR_INIT;
+    json_t *reply = make_reply(ret, NULL, err ? err : &none, d->id);
+    char *text = reply ? json_dumps(reply, JSON_ENSURE_ASCII) : NULL;
+
+    json_decref(reply);
+    pthread_mutex_lock(&d->srv->lock);
+    if (d->conn) {
+        if (text) {
+            mr_qmp_conn_append_locked(d->conn, text, strlen(text));
+            mr_qmp_conn_append_locked(d->conn, "\r\n", 2);
+        } else {
+            d->conn->dead = true;
+        }
+        d->conn->deferred = NULL;
+    }
+    pthread_mutex_unlock(&d->srv->lock);
+    mr_qmp_server_wake(d->srv);
+    free(text);
+    json_decref(d->id);
+    free(d);
 }
 
 json_t *mr_qmp_event_new(const char *name, json_t *data)
@@ -440,34 +560,4 @@ json_t *mr_qmp_event_new(const char *name, json_t *data)
     else
         json_decref(data);
     return ev;
-}
-
-/* --- handler accessors --- */
-
-void *mr_qmp_call_opaque(struct mr_qmp_call *call)
-{
-    return call->opaque;
-}
-
-struct mr_qmp_server *mr_qmp_call_server(struct mr_qmp_call *call)
-{
-    return call->srv;
-}
-
-int mr_qmp_call_take_fd(struct mr_qmp_call *call)
-{
-    struct mr_qmp_conn *conn = call->conn;
-    int fd;
-
-    if (!conn || conn->nr_fdq == 0)
-        return -1;
-    fd = conn->fdq[0];
-    memmove(conn->fdq, conn->fdq + 1, (conn->nr_fdq - 1) * sizeof(int));
-    conn->nr_fdq--;
-    return fd;
-}
-
-void mr_qmp_call_set_error_class(struct mr_qmp_call *call, const char *cls)
-{
-    call->error_class = cls;
 }

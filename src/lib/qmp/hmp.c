@@ -1,9 +1,8 @@
 /*
- * The HMP bridge (spec/qmp.md §11): human-monitor-command runs one HMP
- * command line against the registered `struct mr_hmp_command` tables and
- * returns what it printed, every "\n" turned into "\r\n".  HMP errors are
- * text in that output, never QMP errors.  Two-word names ("info status")
- * are looked up whole.
+ * The HMP bridge (spec/qmp.md §11), a built-in handler: human-monitor-
+ * command runs one HMP line against the registered tables (two-word names
+ * like "info status" looked up whole) and returns what it printed, "\n" as
+ * "\r\n".  HMP errors are text in that output, never QMP errors.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -34,24 +33,6 @@ static const char *next_word(const char *p, char *word, size_t size)
     }
     word[n] = '\0';
     return p;
-}
-
-static const struct mr_hmp_command *find_hmp(struct mr_qmp_server *srv,
-                                             const char *name, void **opaque)
-{
-    size_t t;
-
-    for (t = 0; t < srv->nr_hmp_tables; t++) {
-        const struct mr_hmp_command *c;
-
-        for (c = srv->hmp_tables[t].cmds; c->name; c++) {
-            if (!strcmp(c->name, name)) {
-                *opaque = srv->hmp_tables[t].opaque;
-                return c;
-            }
-        }
-    }
-    return NULL;
 }
 
 /* `help` (or `info` alone): the command names, one per line. */
@@ -96,7 +77,7 @@ static void run_line(struct mr_qmp_call *call, const char *line, FILE *out)
         }
         snprintf(name, sizeof(name), "info %s", sub);
     }
-    cmd = find_hmp(call->srv, name, &hcall.opaque);
+    cmd = mr_hmp_find_command(call->srv, name, &hcall.opaque);
     if (!cmd) {
         fprintf(out, "unknown command: '%s'\n", name);
         return;
@@ -124,7 +105,7 @@ static char *crlf(const char *text, size_t len)
     return res;
 }
 
-char *mr_hmp_run(struct mr_qmp_call *call, const char *line)
+static char *hmp_run(struct mr_qmp_call *call, const char *line)
 {
     char *text = NULL, *res;
     size_t len = 0;
@@ -154,7 +135,7 @@ json_t *mr_qmp_hmp_command(struct mr_qmp_call *call, json_t *args,
         mr_error_set(err, -EINVAL, "Parameter 'cpu-index' expects a CPU number");
         return NULL;
     }
-    text = mr_hmp_run(call, json_string_value(json_object_get(args,
+    text = hmp_run(call, json_string_value(json_object_get(args,
                                                               "command-line")));
     if (!text) {
         mr_error_set(err, -ENOMEM, "Out of memory");

@@ -1,16 +1,8 @@
 /*
- * Streaming JSON input for the QMP monitor and client.
- *
- * A socket delivers bytes in arbitrary pieces: several objects per read,
- * one object over many reads.  This scanner finds where each top-level
- * value ends (bracket depth outside strings), keeping only the bytes of the
- * value in progress, then hands exactly those bytes to jansson.  Single-
- * quoted strings (QEMU accepts them) are rewritten to double quotes on the
- * way in.  Everything a peer controls is bounded: a value larger than
- * `max_bytes` or nested deeper than MR_JSON_MAX_DEPTH yields one error and
- * the input is skipped up to the next newline, the resynchronisation point.
- *
- * Pure: no I/O, no threads.
+ * Streaming JSON input for the QMP monitor and client (pure: no I/O, no
+ * threads): finds where each top-level value ends in bytes that arrive in
+ * any pieces, rewrites single-quoted strings, hands each value to jansson,
+ * and bounds size and depth (one error, then skip to the next newline).
  */
 #ifndef MAPRAM_QMP_JSON_STREAM_H
 #define MAPRAM_QMP_JSON_STREAM_H

@@ -45,6 +45,10 @@ struct mr_qmp_conn {
     bool negotiated;           /* command mode; written under srv->lock */
     bool oob;                  /* "oob" enabled by qmp_capabilities */
     bool eof;                  /* peer shut down its writing side */
+    bool eof_done;             /* ... and everything before it processed */
+    /* A deferred reply not yet finished: no other request runs.  Under
+     * srv->lock (the finishing thread clears it). */
+    struct mr_qmp_deferred *deferred;
     _Atomic bool dead;         /* close as soon as possible; any thread */
     int fdq[MR_QMP_MAX_QUEUED_FDS];
     size_t nr_fdq;
@@ -64,6 +68,14 @@ struct mr_qmp_call {
     struct mr_qmp_conn *conn;
     void *opaque;
     const char *error_class; /* NULL: GenericError */
+    json_t *id;              /* the request's, borrowed */
+    struct mr_qmp_deferred *deferred;
+};
+
+struct mr_qmp_deferred {
+    struct mr_qmp_server *srv;
+    struct mr_qmp_conn *conn;  /* under srv->lock; NULL once it closed */
+    json_t *id;                /* own reference, or NULL */
 };
 
 struct mr_qmp_server {
@@ -87,25 +99,38 @@ struct mr_qmp_server {
     pthread_t thread;
     bool running;
     bool stopping;             /* under lock */
+    _Atomic bool quiesced;     /* refuse commands that could start work */
     bool accept_backoff;       /* out of descriptors: pause accepting */
 };
 
-/* --- connections (dispatch.c) --- */
+/*
+ * Calls go one way: server.c -> dispatch.c -> the tables (registry.c) and
+ * the built-in handlers (commands.c, hmp.c) -> the helpers (call.c,
+ * args.c, json_stream.c).  Nothing below calls up.
+ */
+
+/* --- connections (dispatch.c; called by server.c, tests, fuzzing) --- */
 struct mr_qmp_conn *mr_qmp_conn_new(struct mr_qmp_server *srv, int fd);
-/* Closes queued descriptors and the socket; not linked in the list. */
+/* Closes queued descriptors and the socket; not linked in the list.  With
+ * srv->lock held (or no other thread): a deferred reply is detached. */
 void mr_qmp_conn_free(struct mr_qmp_conn *conn);
 /* Queue the greeting. */
 void mr_qmp_conn_greet(struct mr_qmp_conn *conn);
 /* Bytes received with the descriptors that came with them (taken over). */
 void mr_qmp_conn_feed(struct mr_qmp_conn *conn, const char *data, size_t len,
                       const int *fds, size_t nr_fds);
-/* Process stashed input (the output backlog went down). */
+/* Process stashed input and a pending EOF (the output backlog went down,
+ * or a deferred reply was finished). */
 void mr_qmp_conn_resume(struct mr_qmp_conn *conn);
+/* Whether mr_qmp_conn_resume() has work it may do now. */
+bool mr_qmp_conn_can_resume(struct mr_qmp_conn *conn);
+/* Dead, or nothing left to process or send after EOF (srv->lock held). */
+bool mr_qmp_conn_finished(struct mr_qmp_conn *conn);
+/* Wake the monitor thread (its eventfd). */
+void mr_qmp_server_wake(struct mr_qmp_server *srv);
 /* The peer closed its side: process the stash, finish a pending scalar,
  * drop queued fds. */
 void mr_qmp_conn_feed_eof(struct mr_qmp_conn *conn);
-/* Process one parsed request: the reply object (new reference). */
-json_t *mr_qmp_dispatch(struct mr_qmp_conn *conn, json_t *req);
 /* Serialise `msg` (stolen) as one line + "\r\n" into the output buffer;
  * past MR_QMP_MAX_OUTPUT_BYTES the connection is marked dead instead. */
 void mr_qmp_conn_send(struct mr_qmp_conn *conn, json_t *msg);
@@ -114,23 +139,30 @@ void mr_qmp_conn_append_locked(struct mr_qmp_conn *conn, const char *line,
                                size_t len);
 /* Copy out and clear the pending output (tests, fuzzing). */
 char *mr_qmp_conn_take_output(struct mr_qmp_conn *conn, size_t *len);
+/* A timestamped event object (new reference); `data` stolen. */
+json_t *mr_qmp_event_new(const char *name, json_t *data);
+
+/* --- the tables (registry.c; data only) --- */
+const struct mr_qmp_command *mr_qmp_find_command(struct mr_qmp_server *srv,
+                                                 const char *name,
+                                                 void **opaque);
+const struct mr_hmp_command *mr_hmp_find_command(struct mr_qmp_server *srv,
+                                                 const char *name,
+                                                 void **opaque);
+
+/* --- built-in handlers (commands.c, hmp.c) --- */
+extern const struct mr_qmp_command mr_qmp_builtin_commands[];
+/* human-monitor-command */
+json_t *mr_qmp_hmp_command(struct mr_qmp_call *call, json_t *args,
+                           struct mr_error *err);
+
+/* --- helpers (call.c: beside the public mr_qmp_call_* accessors) --- */
+bool mr_qmp_call_negotiated(struct mr_qmp_call *call);
+/* Command mode from now on, "oob" as negotiated. */
+void mr_qmp_call_negotiate(struct mr_qmp_call *call, bool oob);
 
 /* --- argument rules (args.c, pure) --- */
 int mr_qmp_args_check(const struct mr_qmp_arg *rules, json_t *args,
                       struct mr_error *err);
-
-/* --- commands --- */
-const struct mr_qmp_command *mr_qmp_find_command(struct mr_qmp_server *srv,
-                                                 const char *name,
-                                                 void **opaque);
-extern const struct mr_qmp_command mr_qmp_builtin_commands[];
-/* human-monitor-command (hmp.c) */
-json_t *mr_qmp_hmp_command(struct mr_qmp_call *call, json_t *args,
-                           struct mr_error *err);
-/* Run one HMP command line, return its output with "\r\n" line ends. */
-char *mr_hmp_run(struct mr_qmp_call *call, const char *line);
-
-/* A timestamped event object (new reference); `data` stolen. */
-json_t *mr_qmp_event_new(const char *name, json_t *data);
 
 #endif

@@ -1,13 +1,12 @@
 /*
- * The QMP monitor's sockets and thread: UNIX listeners created mode 0600,
- * one poll() loop over listeners, connections and a wakeup eventfd, reads
- * with SCM_RIGHTS descriptors (close-on-exec), non-blocking writes, and the
- * flow control that keeps a client from growing the server: a connection
- * whose replies are not read stops being read, and is dropped when events
- * pile up past MR_QMP_MAX_OUTPUT_BYTES.  Request processing is dispatch.c.
+ * The QMP monitor's sockets and thread (top of the monitor): 0600 UNIX
+ * listeners, one poll() loop, SCM_RIGHTS reads, non-blocking writes, flow
+ * control (unread output pauses reading, then drops the client), and the
+ * shutdown steps.  Request processing is dispatch.c.
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,15 +115,6 @@ int mr_qmp_server_listen_unix(struct mr_qmp_server *srv, const char *path,
     return 0;
 }
 
-static void wake(struct mr_qmp_server *srv)
-{
-    uint64_t one = 1;
-
-    if (write(srv->wake_fd, &one, sizeof(one)) < 0) {
-        /* EAGAIN: the counter is already non-zero, the thread will wake. */
-    }
-}
-
 void mr_qmp_server_emit_event(struct mr_qmp_server *srv, const char *name,
                               json_t *data)
 {
@@ -144,7 +134,7 @@ void mr_qmp_server_emit_event(struct mr_qmp_server *srv, const char *name,
     }
     pthread_mutex_unlock(&srv->lock);
     free(text);
-    wake(srv);
+    mr_qmp_server_wake(srv);
 }
 
 static void accept_all(struct mr_qmp_server *srv, int lfd)
@@ -247,16 +237,6 @@ static void write_conn(struct mr_qmp_server *srv, struct mr_qmp_conn *conn)
     pthread_mutex_unlock(&srv->lock);
 }
 
-static size_t pending_bytes(struct mr_qmp_server *srv, struct mr_qmp_conn *c)
-{
-    size_t n;
-
-    pthread_mutex_lock(&srv->lock);
-    n = c->out_len - c->out_off;
-    pthread_mutex_unlock(&srv->lock);
-    return n;
-}
-
 /* Close connections that are dead or finished (EOF, output drained). */
 static void sweep(struct mr_qmp_server *srv)
 {
@@ -265,7 +245,7 @@ static void sweep(struct mr_qmp_server *srv)
 
     pthread_mutex_lock(&srv->lock);
     while ((c = *pp)) {
-        if (c->dead || (c->eof && c->out_len == c->out_off)) {
+        if (mr_qmp_conn_finished(c)) {
             *pp = c->next;
             srv->nr_conns--;
             mr_qmp_conn_free(c);
@@ -341,10 +321,10 @@ static void *monitor_thread(void *arg)
             }
             if (!conns[i]->dead && conns[i]->fd >= 0)
                 write_conn(srv, conns[i]);
-            /* Either the stash empties here or the backlog is big enough
-             * that POLLOUT brings us back. */
-            if (conns[i]->stash && !conns[i]->dead &&
-                pending_bytes(srv, conns[i]) < MR_QMP_OUTPUT_PAUSE_BYTES) {
+            /* Either the stash empties here, or the backlog is big enough
+             * that POLLOUT brings us back, or a deferred reply's finish
+             * wakes us. */
+            if (mr_qmp_conn_can_resume(conns[i])) {
                 mr_qmp_conn_resume(conns[i]);
                 write_conn(srv, conns[i]);
             }
@@ -369,30 +349,67 @@ int mr_qmp_server_start(struct mr_qmp_server *srv, struct mr_error *err)
     return 0;
 }
 
-void mr_qmp_server_free(struct mr_qmp_server *srv)
+void mr_qmp_server_quiesce(struct mr_qmp_server *srv)
+{
+    atomic_store(&srv->quiesced, true);
+}
+
+static void join_monitor_thread(struct mr_qmp_server *srv)
+{
+    if (!srv->running)
+        return;
+    pthread_mutex_lock(&srv->lock);
+    srv->stopping = true;
+    pthread_mutex_unlock(&srv->lock);
+    mr_qmp_server_wake(srv);
+    pthread_join(srv->thread, NULL);
+    srv->running = false;
+}
+
+/* The last replies and events (the quit reply, SHUTDOWN) go out if the
+ * peer's socket has room; nobody waits for a peer that does not read. */
+static void close_connections(struct mr_qmp_server *srv)
 {
     struct mr_qmp_conn *c;
-    size_t i;
 
-    if (!srv)
-        return;
-    if (srv->running) {
-        pthread_mutex_lock(&srv->lock);
-        srv->stopping = true;
-        pthread_mutex_unlock(&srv->lock);
-        wake(srv);
-        pthread_join(srv->thread, NULL);
-    }
+    for (c = srv->conns; c; c = c->next)
+        if (!c->dead && c->fd >= 0)
+            write_conn(srv, c);
+    pthread_mutex_lock(&srv->lock);
     while ((c = srv->conns)) {
         srv->conns = c->next;
         mr_qmp_conn_free(c);
     }
+    srv->nr_conns = 0;
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static void close_listeners(struct mr_qmp_server *srv)
+{
+    size_t i;
+
     for (i = 0; i < srv->nr_listen; i++) {
         close(srv->listen_fds[i]);
         if (srv->listen_paths[i])
             unlink(srv->listen_paths[i]);
         free(srv->listen_paths[i]);
     }
+    srv->nr_listen = 0;
+}
+
+void mr_qmp_server_stop(struct mr_qmp_server *srv)
+{
+    mr_qmp_server_quiesce(srv);
+    join_monitor_thread(srv);
+    close_connections(srv);
+    close_listeners(srv);
+}
+
+void mr_qmp_server_free(struct mr_qmp_server *srv)
+{
+    if (!srv)
+        return;
+    mr_qmp_server_stop(srv);
     if (srv->wake_fd >= 0)
         close(srv->wake_fd);
     pthread_mutex_destroy(&srv->lock);

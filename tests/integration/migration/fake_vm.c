@@ -210,6 +210,13 @@ static int fvm_load_devices(void *opaque, const struct mr_device_state *states,
     return 0;
 }
 
+static bool fvm_has_device(void *opaque, const char *idstr,
+                           uint32_t instance_id)
+{
+    (void)opaque;
+    return strcmp(idstr, "fake-dev") == 0 && instance_id == 0;
+}
+
 const struct mr_vm_ops fake_vm_ops = {
     .machine_type = "mapram-test-1.0",
     .stop = fvm_stop,
@@ -221,4 +228,5 @@ const struct mr_vm_ops fake_vm_ops = {
     .dirty_log_stop = fvm_log_stop,
     .save_devices = fvm_save_devices,
     .load_devices = fvm_load_devices,
+    .has_device = fvm_has_device,
 };

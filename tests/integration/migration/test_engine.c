@@ -148,7 +148,7 @@ static struct mr_migration *save(struct fake_vm *src, const struct scenario *s,
     char uri[600];
 
     m = mr_migration_new(&fake_vm_ops, src, src->blocks, FAKE_NBLOCKS, NULL,
-                         NULL, &err);
+                         &err);
     assert_non_null(m);
     mr_migration_on_event(m, on_event, ev);
     configure(m, s);
@@ -166,7 +166,7 @@ static struct mr_migration *load(struct fake_vm *dst, const struct scenario *s,
     char uri[600];
 
     m = mr_migration_new(&fake_vm_ops, dst, dst->blocks, FAKE_NBLOCKS, NULL,
-                         NULL, err);
+                         err);
     assert_non_null(m);
     configure(m, s);
     make_uri(uri, sizeof(uri), file, s->offset);
@@ -402,7 +402,7 @@ static const char *load_error(const struct mr_vm_ops *ops, const char *rename,
     fake_vm_init(&dst, PAGES0, PAGES1, false, MR_RUN_INMIGRATE);
     if (rename)
         dst.blocks[0].name = rename;
-    m = mr_migration_new(ops, &dst, dst.blocks, FAKE_NBLOCKS, NULL, NULL, &err);
+    m = mr_migration_new(ops, &dst, dst.blocks, FAKE_NBLOCKS, NULL, &err);
     configure(m, &s);
     make_uri(uri, sizeof(uri), file, 0);
     assert_int_equal(mr_migration_start_incoming(m, uri, false, &err), 0);
@@ -447,7 +447,7 @@ static void open_failures(void **state)
     (void)state;
     fake_vm_init(&vm, 16, 16, true, MR_RUN_RUNNING);
     m = mr_migration_new(&fake_vm_ops, &vm, vm.blocks, FAKE_NBLOCKS, NULL,
-                         NULL, &err);
+                         &err);
     assert_int_not_equal(mr_migration_start(m, "file:/nonexistent/dir/f",
                                             &err), 0);
     assert_string_equal(err.msg, "Could not create '/nonexistent/dir/f': No "
@@ -490,7 +490,7 @@ static void cancel_live(void **state)
     fake_vm_init(&vm, PAGES0, PAGES1, true, MR_RUN_RUNNING);
     fake_vm_start_dirtier(&vm);
     m = mr_migration_new(&fake_vm_ops, &vm, vm.blocks, FAKE_NBLOCKS, NULL,
-                         NULL, &err);
+                         &err);
     mr_migration_on_event(m, on_event, &ev);
     set_cap(m, "events", true);
     set_cap(m, "mapped-ram", true);
@@ -527,7 +527,7 @@ static void pre_switchover(void **state)
     (void)state;
     fake_vm_init(&vm, PAGES0, PAGES1, true, MR_RUN_RUNNING);
     m = mr_migration_new(&fake_vm_ops, &vm, vm.blocks, FAKE_NBLOCKS, NULL,
-                         NULL, &err);
+                         &err);
     mr_migration_on_event(m, on_event, &ev);
     set_cap(m, "events", true);
     set_cap(m, "pause-before-switchover", true);

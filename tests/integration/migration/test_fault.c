@@ -50,7 +50,7 @@ static struct mr_migration *new_mig(struct fake_vm *vm)
 {
     struct mr_error err = MR_ERROR_INIT;
     struct mr_migration *m = mr_migration_new(&fake_vm_ops, vm, vm->blocks,
-                                              FAKE_NBLOCKS, NULL, NULL, &err);
+                                              FAKE_NBLOCKS, NULL, &err);
     json_t *p = json_pack("{s:i,s:i}", "multifd-channels", 2,
                           "max-bandwidth", 0);
 

@@ -39,6 +39,12 @@ struct side {
     char sock[300];
 };
 
+/* The engine's events to the test monitor's clients (as mapram-vm). */
+static void forward_event(void *opaque, const char *name, json_t *data)
+{
+    mr_qmp_server_emit_event(opaque, name, json_incref(data));
+}
+
 static void side_up(struct side *s, const char *name, bool fill,
                     enum mr_runstate run)
 {
@@ -50,8 +56,9 @@ static void side_up(struct side *s, const char *name, bool fill,
     s->srv = mr_qmp_server_new(&cfg, &err);
     assert_non_null(s->srv);
     s->mig = mr_migration_new(&fake_vm_ops, &s->vm, s->vm.blocks, FAKE_NBLOCKS,
-                              s->reg, s->srv, &err);
+                              s->reg, &err);
     assert_non_null(s->mig);
+    mr_migration_on_event(s->mig, forward_event, s->srv);
     snprintf(s->sock, sizeof(s->sock), "%s/%s.sock", tmpdir, name);
     assert_int_equal(mr_fdset_register_commands(s->reg, s->srv, &err), 0);
     assert_int_equal(mr_migration_register_commands(s->mig, s->srv, &err), 0);

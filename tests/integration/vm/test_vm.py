@@ -267,6 +267,56 @@ def test_kvm_fallback():
         subprocess.run(['rm', '-rf', tmp])
 
 
+def mount_small_tmpfs(size):
+    """A private tmpfs of `size` (None, with the reason, when this host
+    does not let us mount one)."""
+    tmp = tempfile.mkdtemp(prefix='mapram-vm-tmpfs-')
+    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=' + size,
+                        'mapram-test', tmp], capture_output=True)
+    if r.returncode != 0:
+        os.rmdir(tmp)
+        return None, r.stderr.decode().strip() or 'mount failed'
+    return tmp, None
+
+
+def test_ram_cannot_be_backed():
+    """pc.ram in a file on an almost full tmpfs: the guest's first write
+    to a page the filesystem cannot back stops the VM in internal-error,
+    as QEMU does under KVM, and the monitor keeps serving."""
+    tmp, why = mount_small_tmpfs('16M')
+    if tmp is None:
+        print('skip: cannot mount a tmpfs here (%s)' % why)
+        return
+    vm = None
+    try:
+        vm = VM(ACCEL, ram='64M', test_range='1M,64M', mem_dir=tmp)
+        q = vm.qmp
+        # The STOP event may come before this client negotiated: poll.
+        deadline = time.monotonic() + 20
+        while q.cmd('query-status')['status'] == 'running':
+            if time.monotonic() > deadline:
+                fail('the guest filled the tmpfs and kept running')
+            time.sleep(0.01)
+        assert q.cmd('query-status') == {'running': False,
+                                         'status': 'internal-error'}
+        assert q.hmp('info status') == \
+            'VM status: paused (internal-error)\r\n'
+        try:
+            q.cmd('cont')
+            fail('cont after internal-error succeeded')
+        except QMPError as e:
+            assert e.error['desc'] == ('Resetting the Virtual Machine is '
+                                       'required'), e.error
+        assert q.cmd('query-status')['status'] == 'internal-error'
+        assert vm.quit() == 0, vm.stderr
+        assert 'the vCPU stopped' in vm.stderr, vm.stderr
+    finally:
+        if vm:
+            vm.kill()
+        subprocess.run(['umount', '-l', tmp])
+        os.rmdir(tmp)
+
+
 def bad(args, message):
     r = subprocess.run([binary()] + args, capture_output=True, timeout=20)
     assert r.returncode == 1, (args, r.returncode)

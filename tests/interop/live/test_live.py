@@ -15,8 +15,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', '..', 'lib'))
-from mrtest import (Qemu, crc32c, run_mapram, read_header, probe_o_direct,  # noqa: E402
-                    same_file, main, mapram_bin, SKIP)
+from mrtest import (Qemu, QMPProxy, crc32c, run_mapram, read_header,  # noqa: E402
+                    probe_o_direct, same_file, main, mapram_bin, SKIP)
 
 STATE_DONE = 0x454E4F44
 STATE_PART = 0x54524150
@@ -433,6 +433,71 @@ def case_err_dio_refused(workdir):
         subprocess.run(["umount", mnt])
 
 
+def first_call(fn):
+    done = []
+
+    def hook(proxy, args):
+        if not done:
+            done.append(True)
+            return fn(proxy, args)
+    return hook
+
+
+def case_race_appears(workdir):
+    """FILE created while the tool talks to QEMU (a proxy in front of the
+    monitor does it at query-status): refused, the file kept, the VM
+    never paused."""
+    path = os.path.join(workdir, "vm.sav")
+
+    def plant(proxy, args):
+        with open(path, "w") as f:
+            f.write("precious")
+    with Qemu(workdir, "src", paused=False) as src:
+        proxy = QMPProxy(os.path.join(workdir, "proxy.sock"), src.sock_path,
+                         {"query-status": first_call(plant)})
+        try:
+            res = run_mapram("save", "--qmp", proxy.path, path)
+        finally:
+            proxy.close()
+        expect_error(res, "'%s' exists; use --force to overwrite it" % path)
+        check(open(path).read() == "precious", "the file was replaced")
+        check("stop" not in proxy.log, "the VM was paused")
+        check(src.status() == "running", "source: %s" % src.status())
+        check(src.fdsets() == [], "fdsets left: %r" % src.fdsets())
+
+
+def case_race_other_migration(workdir):
+    """Another client's migration starts just before the tool's `migrate`
+    (QEMU refuses the tool's): the tool cancels nothing, resumes the VM
+    it paused, removes its fdset and its file."""
+    path = os.path.join(workdir, "vm.sav")
+
+    def other_client_migrates(proxy, args):
+        q = src.qmp
+        q.cmd("migrate-set-capabilities", {"capabilities": [
+            {"capability": "multifd", "state": False},
+            {"capability": "mapped-ram", "state": False}]})
+        q.cmd("migrate-set-parameters", {"max-bandwidth": 4096})
+        q.cmd("migrate", {"uri": "file:" + os.path.join(workdir, "other.mig")})
+    with Qemu(workdir, "src", paused=False) as src:
+        proxy = QMPProxy(os.path.join(workdir, "proxy.sock"), src.sock_path,
+                         {"migrate": first_call(other_client_migrates)})
+        try:
+            res = run_mapram("save", "--qmp", proxy.path, path)
+        finally:
+            proxy.close()
+        expect_error(res, "There's a migration process in progress")
+        check("migrate_cancel" not in proxy.log,
+              "the tool cancelled the other migration")
+        status = src.qmp.cmd("query-migrate")["status"]
+        check(status in ("active", "setup"),
+              "the other migration was disturbed: %s" % status)
+        check(src.status() == "running", "source: %s" % src.status())
+        check(src.fdsets() == [], "fdsets left: %r" % src.fdsets())
+        check(not os.path.exists(path), "file left behind")
+        src.qmp.cmd("migrate_cancel")
+
+
 CASES = {
     "roundtrip-mf1": case_channels(1),
     "roundtrip-mf2": case_channels(2),
@@ -455,6 +520,8 @@ CASES = {
     "err-corrupt-stream": case_err_corrupt_stream,
     "err-no-space": case_err_no_space,
     "err-dio-refused": case_err_dio_refused,
+    "race-appears": case_race_appears,
+    "race-other-migration": case_race_other_migration,
 }
 
 if __name__ == "__main__":

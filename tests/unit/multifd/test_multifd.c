@@ -218,6 +218,46 @@ static void roundtrip(unsigned nch, const char *engine, unsigned zero_gap)
     fixture_fini(&f);
 }
 
+/* Checksums between rounds of saves: save batches come back to the caller
+ * through checksum jobs too (a channel hands its last batch back with
+ * whatever job it takes next), and every extent's CRC is the one the
+ * memory and bitmap give at that point. */
+static void checksums_between_saves_on(unsigned nch)
+{
+    uint64_t next = mr_cksum_nr_extents((uint64_t)NPAGES * PS, PS);
+    uint32_t *crc = calloc(next, sizeof(*crc));
+    uint32_t *const crcs[1] = { crc };
+    struct mr_error err = MR_ERROR_INIT;
+    struct fixture f;
+    struct mr_multifd *m;
+
+    assert_non_null(crc);
+    fixture_init(&f, nch, O_RDWR);
+    m = pool_new(&f, nch, "psync", true, false);
+    for (unsigned round = 0; round < 8; round++) {
+        for (unsigned i = round * NPAGES / 8; i < (round + 1) * NPAGES / 8; i++)
+            assert_int_equal(mr_multifd_queue_page(m, 0, i, &err), 0);
+        memset(crc, 0, next * sizeof(*crc));
+        assert_int_equal(mr_multifd_checksum(m, crcs, &err), 0);
+        for (uint64_t e = 0; e < next; e++)
+            assert_int_equal(crc[e], mr_cksum_extent(f.ram, PS, NPAGES, e,
+                                                     mr_cksum_present_ulong,
+                                                     f.bitmap));
+    }
+    mr_multifd_free(m);
+    check_file(&f);
+    fixture_fini(&f);
+    free(crc);
+}
+
+static void checksums_between_saves(void **state)
+{
+    (void)state;
+    checksums_between_saves_on(0);
+    checksums_between_saves_on(1);
+    checksums_between_saves_on(2);
+}
+
 static void save_load_psync(void **state)
 {
     static const unsigned nchs[] = { 0, 1, 2, 4 };
@@ -747,6 +787,7 @@ int main(void)
         cmocka_unit_test(save_load_psync),
         cmocka_unit_test(save_load_uring),
         cmocka_unit_test(save_load_default_engine),
+        cmocka_unit_test(checksums_between_saves),
         cmocka_unit_test(no_zero_detection),
         cmocka_unit_test(direct_io),
         cmocka_unit_test(large_pages),

@@ -49,6 +49,17 @@ static json_t *cmd_echo(struct mr_qmp_call *call, json_t *args,
     return json_incref(args);
 }
 
+static struct mr_qmp_deferred *later; /* what test-later deferred */
+
+static json_t *cmd_later(struct mr_qmp_call *call, json_t *args,
+                         struct mr_error *err)
+{
+    (void)args;
+    later = mr_qmp_call_defer(call);
+    mr_error_set(err, -EIO, "ignored once deferred");
+    return json_string("ignored too");
+}
+
 static void hmp_say(struct mr_qmp_call *call, const char *args, FILE *out)
 {
     fprintf(out, "%s:[%s]\nsecond\n", (const char *)mr_qmp_call_opaque(call),
@@ -64,6 +75,7 @@ static const struct mr_qmp_command test_cmds[] = {
     { "test-take-fd", cmd_take_fd, NULL },
     { "test-fail", cmd_fail, NULL },
     { "test-echo", cmd_echo, echo_args },
+    { "test-later", cmd_later, NULL },
     { NULL },
 };
 
@@ -282,7 +294,7 @@ static void builtins_answer(void **state)
                  !strcmp(n, "human-monitor-command");
     }
     assert_int_equal(found, 3);
-    assert_int_equal(json_array_size(cmds), 7);
+    assert_int_equal(json_array_size(cmds), 8);
     json_decref(r);
 }
 
@@ -563,6 +575,112 @@ static void registration_rules(void **state)
                         "QMP command 'query-version' is already registered");
 }
 
+/* Once quiesced (shutdown begun), nothing that could start work runs:
+ * registered commands and HMP are refused, the passive built-ins answer,
+ * and a connection that had not negotiated yet still can. */
+static void quiesce_refuses_work(void **state)
+{
+    struct fixture *f = *state;
+    json_t *r;
+
+    taken_fd = -2;
+    mr_qmp_server_quiesce(f->srv);
+    negotiate(f);
+    r = one(f, "{\"execute\": \"test-take-fd\", \"id\": 7}");
+    expect_error(r, "GenericError", MR_QMP_SHUTDOWN_DESC);
+    assert_int_equal(json_integer_value(json_object_get(r, "id")), 7);
+    json_decref(r);
+    assert_int_equal(taken_fd, -2); /* the handler never ran */
+    r = one(f, "{\"execute\": \"human-monitor-command\", \"arguments\": "
+               "{\"command-line\": \"say x\"}}");
+    expect_error(r, "GenericError", MR_QMP_SHUTDOWN_DESC);
+    json_decref(r);
+    r = one(f, "{\"execute\": \"query-version\"}");
+    assert_non_null(json_object_get(r, "return"));
+    json_decref(r);
+    r = one(f, "{\"execute\": \"no-such\"}");
+    expect_error(r, "CommandNotFound", "The command no-such has not been found");
+    json_decref(r);
+}
+
+/* stop() on a server that never started, then events: nothing queued,
+ * nothing crashes; free() after stop() is fine. */
+static void stop_then_emit(void **state)
+{
+    struct fixture *f = *state;
+
+    mr_qmp_server_stop(f->srv);
+    mr_qmp_server_emit_event(f->srv, "STOP", NULL);
+    mr_qmp_server_stop(f->srv);
+}
+
+/* A deferred reply holds the connection's later requests back, keeps
+ * the id, and lets them run once finished, in order. */
+static void deferred_reply_keeps_order(void **state)
+{
+    struct fixture *f = *state;
+    struct mr_error e = MR_ERROR_INIT;
+    json_t *lines;
+
+    negotiate(f);
+    later = NULL;
+    lines = exchange(f, "{\"execute\": \"test-later\", \"id\": \"a\"}"
+                        "{\"execute\": \"query-version\", \"id\": \"b\"}",
+                     NULL, 0);
+    assert_non_null(later);
+    assert_int_equal(json_array_size(lines), 0);
+    json_decref(lines);
+    assert_true(mr_qmp_conn_finished(f->conn) == false);
+    mr_error_set(&e, -EIO, "it failed");
+    mr_qmp_deferred_finish(later, NULL, &e);
+    assert_true(mr_qmp_conn_can_resume(f->conn));
+    mr_qmp_conn_resume(f->conn);
+    lines = exchange(f, "", NULL, 0);
+    assert_int_equal(json_array_size(lines), 2);
+    expect_error(json_array_get(lines, 0), "GenericError", "it failed");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(lines, 0), "id")), "a");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(lines, 1), "id")), "b");
+    assert_non_null(json_object_get(json_array_get(lines, 1), "return"));
+    json_decref(lines);
+}
+
+/* EOF while a reply is deferred: the connection stays until it is given;
+ * a connection freed first makes the reply go nowhere. */
+static void deferred_reply_outlives_eof(void **state)
+{
+    struct fixture *f = *state;
+    json_t *lines;
+
+    negotiate(f);
+    lines = exchange(f, "{\"execute\": \"test-later\"}", NULL, 0);
+    json_decref(lines);
+    mr_qmp_conn_feed_eof(f->conn);
+    assert_false(mr_qmp_conn_finished(f->conn));
+    mr_qmp_deferred_finish(later, json_pack("{s:i}", "n", 1), NULL);
+    mr_qmp_conn_resume(f->conn);
+    lines = exchange(f, "", NULL, 0);
+    assert_int_equal(json_array_size(lines), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(
+                         json_array_get(lines, 0), "return"), "n")), 1);
+    json_decref(lines);
+    assert_true(mr_qmp_conn_finished(f->conn));
+    /* a second connection that goes away before its reply */
+    {
+        struct mr_qmp_conn *c = mr_qmp_conn_new(f->srv, -1);
+
+        const char *in = "{\"execute\": \"qmp_capabilities\"}"
+                         "{\"execute\": \"test-later\"}";
+
+        later = NULL;
+        mr_qmp_conn_feed(c, in, strlen(in), NULL, 0);
+        assert_non_null(later);
+        mr_qmp_conn_free(c);
+        mr_qmp_deferred_finish(later, NULL, NULL);
+    }
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -585,6 +703,10 @@ int main(void)
         T(events_reach_negotiated_connections),
         T(output_cap_drops_the_client),
         T(registration_rules),
+        T(quiesce_refuses_work),
+        T(stop_then_emit),
+        T(deferred_reply_keeps_order),
+        T(deferred_reply_outlives_eof),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,40 @@
+"""The benchmark's cases: a name's migration settings (Case), the names
+for the configured channel counts, and which VM/LAYOUT/CASE the CASES
+globs select.  Pure; shared by measuring and reporting.
+"""
+import fnmatch
+
+
+class Case:
+    """legacy | mr | mfN | mfN-dio, each optionally -live."""
+
+    def __init__(self, name):
+        self.name = name
+        self.live = name.endswith('-live')
+        base = name[:-5] if self.live else name
+        self.dio = base.endswith('-dio')
+        base = base[:-4] if self.dio else base
+        self.mapped_ram = base != 'legacy'
+        self.channels = int(base[2:]) if base.startswith('mf') else 0
+
+
+def case_names(cfg):
+    names = ['legacy', 'mr']
+    for ch in cfg.channels:
+        names += ['mf%d' % ch, 'mf%d-dio' % ch]
+    return names
+
+
+def selected(cfg):
+    """(vm, layout, Case) for every case the CASES globs pick."""
+    out = []
+    for vm in cfg.vms:
+        for layout in cfg.layouts:
+            for live in ([False, True] if vm == 'mapram' and cfg.live
+                         else [False]):
+                for n in case_names(cfg):
+                    full = n + ('-live' if live else '')
+                    key = '%s/%s/%s' % (vm, layout, full)
+                    if any(fnmatch.fnmatch(key, p) for p in cfg.cases):
+                        out.append((vm, layout, Case(full)))
+    return out

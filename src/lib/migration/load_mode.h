@@ -1,0 +1,24 @@
+/*
+ * The load-mode seam: when guest RAM is brought in.  Eager (load_eager.c)
+ * reads every page before the guest runs; a lazy, userfaultfd-driven mode
+ * (spec/postcopy-lazy-load.md) is a peer behind the same table later.
+ */
+#ifndef MAPRAM_MIGRATION_LOAD_MODE_H
+#define MAPRAM_MIGRATION_LOAD_MODE_H
+
+struct load_job;
+struct mr_caps;
+
+struct mig_load_mode_ops {
+    const char *name;
+    /* After the main stream was parsed and checked, before the devices
+     * are loaded and the guest may run. */
+    int (*ram)(struct load_job *j);
+};
+
+extern const struct mig_load_mode_ops mig_load_eager;
+
+/* The load mode of a job, chosen once. */
+const struct mig_load_mode_ops *mig_load_mode_for(const struct mr_caps *c);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * Service: what the save and load threads publish to the object under its
+ * lock (the recorded errors, query-migrate's statistics) and the snapshot
+ * of the settings a job runs with.  Also the clock every layer uses.
+ */
+#ifndef MAPRAM_MIGRATION_PUBLISH_H
+#define MAPRAM_MIGRATION_PUBLISH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mapram/error.h"
+#include "migration/params.h"
+
+struct mr_migration;
+struct mig_ram_stats;
+
+int64_t mig_now_ms(void);
+
+/* Record the outgoing/incoming error (first wins). */
+void mig_set_out_error(struct mr_migration *mig, const struct mr_error *e);
+void mig_set_in_error(struct mr_migration *mig, const struct mr_error *e);
+
+/* Snapshot caps and params under the lock (params: release them). */
+void mig_snapshot(struct mr_migration *mig, struct mr_caps *caps,
+                  struct mr_params *params);
+
+/* Run `fill` on the outgoing or incoming statistics under the lock. */
+void mig_stats_update(struct mr_migration *mig, bool outgoing,
+                      void (*fill)(struct mig_ram_stats *s, void *opaque),
+                      void *opaque);
+
+/* Incoming progress: `total` bytes to load, `done` loaded. */
+void mig_publish_in(struct mr_migration *mig, uint64_t total, uint64_t done);
+
+#endif
