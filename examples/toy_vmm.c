@@ -82,7 +82,7 @@ static void toy_init(struct toy_vm *vm, enum mr_runstate run)
 static struct mr_migration *engine(struct toy_vm *vm, struct mr_error *err)
 {
     struct mr_migration *m = mr_migration_new(&toy_ops, vm, &vm->ram, 1,
-                                              NULL, NULL, err);
+                                              NULL, err);
     json_t *params = json_pack("{s:i}", "multifd-channels", 2);
 
     if (m && (mr_migration_set_capability(m, "mapped-ram", true, err) ||
