@@ -246,8 +246,7 @@ static json_t *model_json(const struct cli_file *f)
                         ? json_u64(w->eof_offset) : json_null());
     json_object_set_new(root, "vmdesc", w->vmdesc_present ? json_pack(
         "{s:o, s:o, s:o}", "offset", json_u64(w->vmdesc_offset), "length",
-        json_u64(w->vmdesc_len), "devices", json_u64(json_array_size(
-            json_object_get(w->vmdesc, "devices"))))
+        json_u64(w->vmdesc_len), "devices", json_u64(w->vmdesc.nr_devices))
         : json_null());
     json_object_set_new(root, "stream_end", json_u64(w->stream_end));
     json_object_set_new(root, "checksums", w->have_cksum ? json_pack(

@@ -355,7 +355,7 @@ static int load_vmdesc_for_devices(struct mr_cursor *c, struct mr_walk *w)
                                          "JSON) ending at the end of the file "
                                          "at offset 0x%" PRIx64 ", found none",
                                          c->src->size);
-    if (mr_vmdesc_parse(c->src, off, len, &w->vmdesc, &err) < 0)
+    if (mr_vmdesc_open(c->src, off, len, &w->vmdesc, &err) < 0)
         return mr_cursor_fail(c, err.code, "%s", err.msg);
     w->vmdesc_offset = off;
     w->vmdesc_len = len;
@@ -365,18 +365,22 @@ static int load_vmdesc_for_devices(struct mr_cursor *c, struct mr_walk *w)
 static int walk_device(struct mr_cursor *c, struct mr_walk *w,
                        const struct mr_section_header *h)
 {
+    struct mr_error err = MR_ERROR_INIT;
     json_t *dev;
 
-    if (!w->vmdesc)
+    if (!w->vmdesc.text)
         load_vmdesc_for_devices(c, w);
     if (mr_cursor_ok(c)) {
-        dev = mr_vmdesc_device(w->vmdesc, &w->vmdesc_next_device, h->idstr,
-                               h->instance_id);
-        if (!dev)
+        dev = mr_vmdesc_next_device(&w->vmdesc, h->idstr, h->instance_id,
+                                    &err);
+        if (!dev && mr_error_is_set(&err))
+            mr_cursor_fail(c, err.code, "%s", err.msg);
+        else if (!dev)
             mr_cursor_fail(c, -EINVAL, "the VMDESCRIPTION has no entry for "
                            "it");
         else
             mr_vmdesc_skip_state(c, dev);
+        json_decref(dev);
     }
     if (!mr_cursor_ok(c))
         mr_error_prefix(&c->err, "cannot walk past device section '%s' at "
@@ -486,14 +490,14 @@ static int walk_trailer(struct mr_cursor *c, struct mr_walk *w)
                     w->eof_offset);
         return 0;
     }
-    if (w->vmdesc && off != w->vmdesc_offset)
+    if (w->vmdesc.text && off != w->vmdesc_offset)
         add_problem(w, "the VMDESCRIPTION at 0x%" PRIx64 " is not the one "
                     "found at the end of the file (0x%" PRIx64 ")", off,
                     w->vmdesc_offset);
-    if (!w->vmdesc) {
+    if (!w->vmdesc.text) {
         struct mr_error err = MR_ERROR_INIT;
 
-        if (mr_vmdesc_parse(c->src, off, len, &w->vmdesc, &err) < 0)
+        if (mr_vmdesc_open(c->src, off, len, &w->vmdesc, &err) < 0)
             return mr_cursor_fail(c, err.code, "%s", err.msg);
     }
     w->vmdesc_present = true;
@@ -643,8 +647,7 @@ void mr_walk_free(struct mr_walk *w)
     free(w->sections);
     free(w->commands);
     free(w->blocks);
-    if (w->vmdesc)
-        json_decref(w->vmdesc);
+    mr_vmdesc_close(&w->vmdesc);
     mr_cksum_free(&w->cksum);
     memset(w, 0, sizeof(*w));
 }

@@ -18,6 +18,7 @@
 #include "format/cksum.h"
 #include "format/locate.h"
 #include "format/stream_parse.h"
+#include "format/vmdesc.h"
 
 #define MR_WALK_MAX_BLOCKS      256
 #define MR_WALK_MAX_PROBLEMS    16
@@ -109,8 +110,7 @@ struct mr_walk {
     bool vmdesc_present;
     uint64_t vmdesc_offset;     /* of the JSON text */
     uint32_t vmdesc_len;
-    json_t *vmdesc;             /* parsed JSON (owned), or NULL */
-    size_t vmdesc_next_device;  /* next "devices" entry to match */
+    struct mr_vmdesc vmdesc;    /* its text, once read (vmdesc.h) */
     uint64_t stream_end;        /* after the last byte read */
     bool have_cksum;            /* mapram's checksum trailer (cksum.h) */
     struct mr_cksum cksum;

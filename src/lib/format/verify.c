@@ -142,8 +142,8 @@ int mr_verify_file(const struct mr_source *src, const struct mr_walk *w,
 
     memset(rep, 0, sizeof(*rep));
     rep->checksums = w->have_cksum;
-    rep->trailer_announced = w->vmdesc &&
-                             json_object_get(w->vmdesc, MR_CKSUM_VMDESC_KEY);
+    rep->trailer_announced = mr_vmdesc_has_key(&w->vmdesc,
+                                               MR_CKSUM_VMDESC_KEY);
     if (rep->trailer_announced && !w->have_cksum)
         return mr_error_set(err, -EINVAL, "incomplete file: its "
                             "VMDESCRIPTION announces a checksum trailer, but "
