@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format/layout.h"
 #include "format/mapped_ram.h"
 #include "format/stream_walk.h"
 #include "format/vmdesc.h"
@@ -88,64 +89,6 @@ static int count_bitmap(struct mr_cursor *c, struct mr_walk_block *b)
     return mr_cursor_ok(c) ? 0 : c->err.code;
 }
 
-static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
-                           uint64_t blen)
-{
-    return alen && blen && a < b + blen && b < a + alen;
-}
-
-/* The pages of block `b` against the header, bitmap and (if another
- * block) pages of block `o`. */
-static int check_pages_against(struct mr_cursor *c,
-                               const struct mr_walk_block *b,
-                               const struct mr_walk_block *o)
-{
-    uint64_t p = b->entry.pages_offset, plen = b->entry.used_length;
-    uint64_t hdr_len = o->entry.header_offset + MAPPED_RAM_HDR_SIZE -
-                       o->entry.offset;
-    const char *what = NULL;
-    uint64_t s = 0, len = 0;
-
-    if (b != o && ranges_overlap(p, plen, o->entry.pages_offset,
-                                 o->entry.used_length)) {
-        what = "pages";
-        s = o->entry.pages_offset;
-        len = o->entry.used_length;
-    } else if (ranges_overlap(p, plen, o->entry.bitmap_offset,
-                              o->bitmap_size)) {
-        what = "bitmap";
-        s = o->entry.bitmap_offset;
-        len = o->bitmap_size;
-    } else if (ranges_overlap(p, plen, o->entry.offset, hdr_len)) {
-        what = "header";
-        s = o->entry.offset;
-        len = hdr_len;
-    }
-    if (!what)
-        return 0;
-    return mr_cursor_expected(c, b->entry.header_offset + 20,
-                              "page regions that do not overlap",
-                              "pages of '%s' [0x%" PRIx64 ", 0x%" PRIx64
-                              ") overlapping the %s of '%s' [0x%" PRIx64
-                              ", 0x%" PRIx64 ")", b->entry.idstr, p,
-                              p + plen, what, o->entry.idstr, s, s + len);
-}
-
-/* The newest block i against itself and every block before it, both ways,
- * before the walk moves on to whatever follows its pages. */
-static int check_block_overlaps(struct mr_cursor *c, struct mr_walk *w,
-                                size_t i)
-{
-    const struct mr_walk_block *b = &w->blocks[i];
-
-    for (size_t j = 0; j <= i; j++) {
-        if (check_pages_against(c, b, &w->blocks[j]) < 0 ||
-            (j != i && check_pages_against(c, &w->blocks[j], b) < 0))
-            return c->err.code;
-    }
-    return 0;
-}
-
 /* Legacy: one bit per page for its final state, within the budget.  The
  * map is calloc'ed, so only the pages records touch become resident. */
 static int add_final_map(struct mr_cursor *c, struct mr_walk *w,
@@ -215,7 +158,7 @@ static int walk_ram_setup(struct mr_cursor *c, struct mr_walk *w)
                                       e.idstr, e.used_length, left);
         left -= e.used_length;
         if (add_block(c, w, &e) < 0 || (w->mapped_ram &&
-            check_block_overlaps(c, w, w->nr_blocks - 1) < 0))
+            mr_layout_add(&w->layout, &e, c->src->size, &c->err) < 0))
             return c->err.code;
     }
     return 0;
@@ -648,6 +591,7 @@ void mr_walk_free(struct mr_walk *w)
     free(w->commands);
     free(w->blocks);
     mr_vmdesc_close(&w->vmdesc);
+    mr_layout_free(&w->layout);
     mr_cksum_free(&w->cksum);
     memset(w, 0, sizeof(*w));
 }

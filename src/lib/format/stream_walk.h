@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "format/cksum.h"
+#include "format/layout.h"
 #include "format/locate.h"
 #include "format/stream_parse.h"
 #include "format/vmdesc.h"
@@ -102,6 +103,7 @@ struct mr_walk {
     uint64_t ram_total_bytes;
     struct mr_walk_block *blocks;
     size_t nr_blocks;
+    struct mr_layout layout;    /* mapped-ram: the blocks' layout checked */
 
     bool ram_complete;          /* the END section of 'ram' was read: all
                                  * RAM data (and bitmaps) are final */

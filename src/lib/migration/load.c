@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "format/cksum.h"
+#include "format/layout.h"
 #include "format/mapped_ram.h"
 #include "format/vmdesc.h"
 #include "format/source.h"
@@ -51,6 +52,7 @@ struct load_job {
     struct mr_populate *legacy_pop; /* legacy streams: populate-ahead */
     struct load_plan *plans;
     size_t nplans;
+    struct mr_layout layout;       /* the blocks' layout checked so far */
     struct mr_device_state *devs;
     size_t ndevs;
     char src_run[MIG_GLOBALSTATE_BYTES + 1];
@@ -154,6 +156,8 @@ static int add_plan(struct load_job *j, int b,
         return LOAD_FAIL(j, -EINVAL, "RAM block %s: file page size 0x%llx, "
                          "local 0x%llx", rb->name, ULL(e->page_size),
                          ULL(rb->page_size));
+    if (mr_layout_add(&j->layout, e, j->src.size, &j->c.err))
+        return j->c.err.code;
     p = realloc(j->plans, (j->nplans + 1) * sizeof(*p));
     if (!p)
         return mr_cursor_fail(&j->c, -ENOMEM, "out of memory");
@@ -659,6 +663,7 @@ static void release(struct load_job *j)
     free(j->plans);
     j->plans = NULL;
     j->nplans = 0;
+    mr_layout_free(&j->layout);
     mr_device_state_free_array(j->devs, j->ndevs);
     mr_cksum_free(&j->ck);
     mr_cursor_set_buffer(&j->c, NULL, 0);
