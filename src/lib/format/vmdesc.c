@@ -61,7 +61,7 @@ int mr_vmdesc_find(const struct mr_source *src, uint64_t min_offset,
 
 /* ---- a JSON syntax scanner: extents and counts, no tree ---- */
 
-#define JSON_MAX_DEPTH 2048
+#define JSON_MAX_DEPTH 4096     /* deeper than jansson's 2048 */
 
 struct scan {
     const char *t;

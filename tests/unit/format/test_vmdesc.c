@@ -82,7 +82,7 @@ static void invalid_texts(void **state)
 {
     struct mr_vmdesc d;
     struct mr_error err;
-    char *deep = malloc(6001);
+    char *deep = malloc(9001);
 
     (void)state;
     expect_invalid("{\"devices\": [this is not json", "invalid token");
@@ -100,9 +100,9 @@ static void invalid_texts(void **state)
     expect_invalid("{1:2}", "string or '}' expected");
     expect_invalid("{\"a\":\"abc", "unterminated string");
     expect_invalid("", "unexpected end of input");
-    memset(deep, '[', 6000);
+    memset(deep, '[', 9000);
     deep[0] = '{';
-    deep[6000] = '\0';
+    deep[9000] = '\0';
     deep[1] = '"';
     deep[2] = 'a';
     deep[3] = '"';
