@@ -88,8 +88,12 @@ static int write_block(struct cli_file *f, size_t idx, int dirfd,
         unlinkat(dirfd, name, 0);
         return 1;
     }
-    printf("%s: %s, %" PRIu64 " of %" PRIu64 " pages present\n", name,
-           b->entry.idstr, b->pages_present, b->num_pages);
+    if (b->present_known)
+        printf("%s: %s, %" PRIu64 " of %" PRIu64 " pages present\n", name,
+               b->entry.idstr, b->pages_present, b->num_pages);
+    else    /* a legacy block past the walk's map budget */
+        printf("%s: %s, %" PRIu64 " pages\n", name, b->entry.idstr,
+               b->num_pages);
     return 0;
 }
 
