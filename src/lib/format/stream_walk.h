@@ -1,10 +1,8 @@
 /*
- * A whole-file walk: locate the stream, decode it item by item
- * (stream_parse.h) and build a model of everything in it, for `inspect`,
- * `extract` and the fuzzer, through a `struct mr_source` only.  Memory is
- * bounded by constants, not by the stream's length: long runs of sections
- * and commands are counted past a listed head, legacy records are kept as
- * per-block counts and one final-state bit per page (docs/inspect.md).
+ * A whole-file walk through a `struct mr_source`: locate the stream,
+ * decode it item by item (stream_parse.h) and model it for `inspect`,
+ * `extract`, `verify` and the fuzzer, in memory bounded by constants, not
+ * by the stream's length (summaries past a listed head: docs/inspect.md).
  */
 #ifndef MAPRAM_FORMAT_STREAM_WALK_H
 #define MAPRAM_FORMAT_STREAM_WALK_H
