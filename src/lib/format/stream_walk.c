@@ -363,27 +363,26 @@ static int open_live(struct mr_cursor *c, struct mr_walk *w,
     return 0;
 }
 
-/* The listed entry for a new section (end still 0), or NULL once the
- * list is full and the section is only counted. */
-static struct mr_walk_section *list_section(struct mr_cursor *c,
-                                            struct mr_walk *w,
-                                            const struct mr_walk_section *s,
-                                            bool *oom)
+/* List a new section (end still 0) and set *listed to its number + 1,
+ * or, once the list is full, only count it (*listed = 0). */
+static int list_section(struct mr_cursor *c, struct mr_walk *w,
+                        const struct mr_walk_section *s, size_t *listed)
 {
     struct mr_walk_section *e;
 
-    *oom = false;
+    *listed = 0;
     if (w->nr_sections >= MR_WALK_MAX_SECTIONS) {
         w->unlisted.count++;
         w->unlisted.by_type[s->type]++;
-        return NULL;
+        return 0;
     }
     e = grow((void **)&w->sections, &w->nr_sections, &w->cap_sections,
              sizeof(*e), c);
-    if (e)
-        *e = *s;
-    *oom = !e;
-    return e;
+    if (!e)
+        return c->err.code;
+    *e = *s;
+    *listed = w->nr_sections;
+    return 0;
 }
 
 static int walk_section(struct mr_cursor *c, struct mr_walk *w, uint8_t type,
@@ -392,7 +391,6 @@ static int walk_section(struct mr_cursor *c, struct mr_walk *w, uint8_t type,
     struct mr_section_header h;
     struct mr_walk_section s = { 0 };
     size_t listed;
-    bool oom;
 
     if (mr_stream_read_section_header(c, type, off, &h) < 0 ||
         resolve_part(c, w, &h) < 0)
@@ -406,8 +404,8 @@ static int walk_section(struct mr_cursor *c, struct mr_walk *w, uint8_t type,
     if (type == QEMU_VM_SECTION_START && open_live(c, w, &s) < 0)
         return c->err.code;
     /* Listed before the payload, so a broken one still shows. */
-    listed = list_section(c, w, &s, &oom) ? w->nr_sections : 0;
-    if (oom || walk_section_payload(c, w, &h) < 0)
+    if (list_section(c, w, &s, &listed) < 0 ||
+        walk_section_payload(c, w, &h) < 0)
         return c->err.code;
     if (type == QEMU_VM_SECTION_END && h.section_id == w->ram_section_id &&
         w->have_ram)
