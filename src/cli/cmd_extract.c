@@ -149,8 +149,14 @@ static int write_block(struct cli_file *f, size_t idx, int dirfd,
                 "as far as it was written)");
         return 1;
     }
-    printf("%s: %s, %" PRIu64 " of %" PRIu64 " pages present%s\n", name,
-           shown, b->pages_present, b->num_pages, note);
+    if (b->present_known)
+        printf("%s: %s, %" PRIu64 " of %" PRIu64 " pages present%s
+", name,
+               shown, b->pages_present, b->num_pages, note);
+    else    /* a legacy block past the walk's map budget */
+        printf("%s: %s, %" PRIu64 " pages%s
+", name, shown, b->num_pages,
+               note);
     return 0;
 }
 

@@ -119,6 +119,12 @@ static json_t *stream_json(const struct mr_walk *w)
                      w->mapped_ram ? "mapped-ram" : "legacy");
 }
 
+/* Legacy blocks past the walk's map budget have no exact count. */
+static json_t *present_json(const struct mr_walk_block *b, uint64_t v)
+{
+    return b->present_known ? json_u64(v) : json_null();
+}
+
 static json_t *block_json(const struct mr_walk *w,
                           const struct mr_walk_block *b)
 {
@@ -127,8 +133,8 @@ static json_t *block_json(const struct mr_walk *w,
                           "used_length", json_u64(b->entry.used_length),
                           "page_size", (int)MR_TARGET_PAGE_SIZE,
                           "num_pages", json_u64(b->num_pages),
-                          "pages_present", json_u64(b->pages_present),
-                          "pages_absent", json_u64(b->pages_absent),
+                          "pages_present", present_json(b, b->pages_present),
+                          "pages_absent", present_json(b, b->pages_absent),
                           "entry_offset", json_u64(b->entry.offset));
 
     if (w->mapped_ram) {
@@ -166,6 +172,38 @@ static json_t *sections_json(const struct mr_walk *w)
     return a;
 }
 
+static json_t *unlisted_json(const struct mr_walk *w)
+{
+    json_t *types = json_object();
+
+    for (uint8_t t = QEMU_VM_SECTION_START; t <= QEMU_VM_SECTION_FULL; t++)
+        if (w->unlisted.by_type[t])
+            json_object_set_new(types, mr_stream_type_name(t),
+                                json_u64(w->unlisted.by_type[t]));
+    return json_pack("{s:o, s:o, s:o}", "count", json_u64(w->unlisted.count),
+                     "bytes", json_u64(w->unlisted.bytes), "types", types);
+}
+
+static json_t *command_counts_json(const struct mr_walk *w)
+{
+    json_t *o = json_object();
+
+    for (uint16_t i = 0; i < MIG_CMD_MAX; i++)
+        if (w->command_counts[i])
+            json_object_set_new(o, mr_stream_command_name(i),
+                                json_u64(w->command_counts[i]));
+    return o;
+}
+
+static uint64_t commands_total(const struct mr_walk *w)
+{
+    uint64_t n = 0;
+
+    for (uint16_t i = 0; i < MIG_CMD_MAX; i++)
+        n += w->command_counts[i];
+    return n;
+}
+
 static json_t *model_json(const struct cli_file *f)
 {
     const struct mr_walk *w = &f->walk;
@@ -188,7 +226,11 @@ static json_t *model_json(const struct cli_file *f)
             name ? name : "?", "number", (int)w->commands[i].cmd, "length",
             (int)w->commands[i].len));
     }
+    json_object_set_new(root, "sections_not_listed", unlisted_json(w));
     json_object_set_new(root, "commands", cmds);
+    json_object_set_new(root, "command_counts", command_counts_json(w));
+    json_object_set_new(root, "commands_not_listed",
+                        json_u64(commands_total(w) - w->nr_commands));
     for (size_t i = 0; i < w->nr_blocks; i++)
         json_array_append_new(blocks, block_json(w, &w->blocks[i]));
     json_object_set_new(root, "ram", w->have_ram ? json_pack(
@@ -199,8 +241,7 @@ static json_t *model_json(const struct cli_file *f)
                         ? json_u64(w->eof_offset) : json_null());
     json_object_set_new(root, "vmdesc", w->vmdesc_present ? json_pack(
         "{s:o, s:o, s:o}", "offset", json_u64(w->vmdesc_offset), "length",
-        json_u64(w->vmdesc_len), "devices", json_u64(json_array_size(
-            json_object_get(w->vmdesc, "devices"))))
+        json_u64(w->vmdesc_len), "devices", json_u64(w->vmdesc.nr_devices))
         : json_null());
     json_object_set_new(root, "stream_end", json_u64(w->stream_end));
     json_object_set_new(root, "checksums", w->have_cksum ? json_pack(
@@ -245,6 +286,26 @@ static void print_container(const struct mr_walk *w)
                l->prefix_preview);
 }
 
+/* Past the listed commands: how many more of each kind. */
+static void print_more_commands(const struct mr_walk *w)
+{
+    uint64_t more = commands_total(w) - w->nr_commands;
+    const char *sep = "";
+
+    if (!more)
+        return;
+    printf("  command       %" PRIu64 " more not listed (all %" PRIu64 ":",
+           more, commands_total(w));
+    for (uint16_t i = 0; i < MIG_CMD_MAX; i++) {
+        if (w->command_counts[i]) {
+            printf("%s %s %" PRIu64, sep, mr_stream_command_name(i),
+                   w->command_counts[i]);
+            sep = ",";
+        }
+    }
+    printf(")\n");
+}
+
 static void print_summary(const struct cli_file *f)
 {
     const struct mr_walk *w = &f->walk;
@@ -285,6 +346,7 @@ static void print_summary(const struct cli_file *f)
         printf("  command       %s at 0x%" PRIx64 "\n",
                mr_stream_command_name(w->commands[i].cmd),
                w->commands[i].offset);
+    print_more_commands(w);
     if (w->eof_seen)
         printf("  end           EOF at 0x%" PRIx64 ", VMDESCRIPTION %s\n",
                w->eof_offset, w->vmdesc_present ? "present" : "missing");
@@ -296,9 +358,18 @@ static void print_summary(const struct cli_file *f)
         printf("  checksums     none (not written by mapram-vm)\n");
 }
 
+static const char *count_text(const struct mr_walk_block *b, uint64_t v,
+                              char buf[24])
+{
+    if (!b->present_known)
+        return "?";
+    snprintf(buf, 24, "%" PRIu64, v);
+    return buf;
+}
+
 static void print_blocks(const struct mr_walk *w)
 {
-    char a[32], b[32], name[MR_STREAM_NAME_MAX];
+    char a[32], b[32], p1[24], p2[24], name[MR_STREAM_NAME_MAX];
 
     if (!w->nr_blocks)
         return;
@@ -313,11 +384,12 @@ static void print_blocks(const struct mr_walk *w)
     for (size_t i = 0; i < w->nr_blocks; i++) {
         const struct mr_walk_block *k = &w->blocks[i];
 
-        printf("  %-22s %10s %7" PRIu64 " %7" PRIu64 " %7" PRIu64,
+        printf("  %-22s %10s %7" PRIu64 " %7s %7s",
                printable(k->entry.idstr, name),
                cli_human_bytes(k->entry.used_length, a,
                                                sizeof(a)),
-               k->num_pages, k->pages_present, k->pages_absent);
+               k->num_pages, count_text(k, k->pages_present, p1),
+               count_text(k, k->pages_absent, p2));
         if (w->mapped_ram)
             printf(" %#10" PRIx64 " %#10" PRIx64 " %10s\n",
                    k->entry.bitmap_offset, k->entry.pages_offset,
@@ -346,6 +418,14 @@ static void print_sections(const struct mr_walk *w)
                printable(s->idstr, name), s->instance_id, s->version_id,
                s->end ? s->end - s->start : 0);
     }
+    if (w->unlisted.count)
+        printf("  ... %" PRIu64 " more sections not listed (%" PRIu64
+               " START, %" PRIu64 " PART, %" PRIu64 " END, %" PRIu64
+               " FULL; %" PRIu64 " bytes)\n", w->unlisted.count,
+               w->unlisted.by_type[QEMU_VM_SECTION_START],
+               w->unlisted.by_type[QEMU_VM_SECTION_PART],
+               w->unlisted.by_type[QEMU_VM_SECTION_END],
+               w->unlisted.by_type[QEMU_VM_SECTION_FULL], w->unlisted.bytes);
 }
 
 static void print_human(const struct cli_file *f)

@@ -11,7 +11,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'interop'))
-from streamgen import Block, Stream  # noqa: E402
+import streamgen  # noqa: E402
+from streamgen import Block, Flood, Stream  # noqa: E402
 from synthetic import libvirt_prefix, mapram_prefix  # noqa: E402
 
 OUT = os.path.join(HERE, 'corpus', 'stream')
@@ -40,6 +41,15 @@ def main():
           s[4096:])
     write('mr-prefix', Stream(blocks=tiny, prefix=b'MGMT'.ljust(4096, b'-'))
           .build())
+    # Floods past the walk's listing caps (sections, commands) and a run
+    # of legacy ZERO records, for the bounded-memory paths.
+    write('mr-many-parts',
+          Flood(blocks=tiny).build_flood(middle=streamgen.empty_part() * 1030))
+    write('mr-many-commands',
+          Flood(blocks=tiny).build_flood(middle=streamgen.command() * 70))
+    write('legacy-zero-run', Flood(mapped_ram=False, blocks=[
+        Block('mem', 64, [])]).build_flood(middle=streamgen.legacy_zero_records(
+            'mem', 64, 200, 7), in_part=True))
     if len(sys.argv) > 1:
         heads = {'mr-mf2.img': 4096, 'legacy.img': 12288,
                  'fdset-off4k-mr-mf2-dio.img': 8192}

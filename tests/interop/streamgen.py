@@ -179,3 +179,53 @@ class Stream:
                 img[i * PAGE:(i + 1) * PAGE] = page_bytes(no, i)
             out[blk.name.decode(errors='replace')] = bytes(img)
         return out
+
+
+# ---- floods: many small records, for the bounded-memory tests ----------
+
+def empty_part():
+    """A RAM PART section with nothing in it (section id 1)."""
+    return b'\x02' + be32(1) + EOS + b'\x7e' + be32(1)
+
+
+def command(cmd=11):
+    """A COMMAND record without data (SWITCHOVER_START by default)."""
+    return b'\x08' + be16(cmd) + be16(0)
+
+
+def device_section(section_id, name, state=b'', version=1):
+    return (b'\x04' + be32(section_id) + cstr(name) + be32(0) +
+            be32(version) + state + b'\x7e' + be32(section_id))
+
+
+def legacy_zero_records(block, npages, count, stride):
+    """count ZERO records in `block`, page i * stride % npages, the first
+    one naming the block and the rest CONTINUE."""
+    out = bytearray(be64(0x02) + cstr(block) + b'\x00')
+    rec = struct.Struct('>QB')
+    buf = bytearray(rec.size * (count - 1))
+    for i in range(1, count):
+        rec.pack_into(buf, (i - 1) * rec.size,
+                      (i * stride % npages) * PAGE | 0x22, 0)
+    return bytes(out + buf)
+
+
+class Flood(Stream):
+    """header, configuration, START ram, then `middle` (inside a PART
+    section of ram when in_part), END ram, `devices` and the VMDESCRIPTION."""
+
+    def build_flood(self, middle=b'', in_part=False, devices=b'',
+                    vmdesc=None):
+        self.header_and_config()
+        self.ram_start()
+        if in_part:
+            self.put(b'\x02' + be32(1) + middle + EOS + b'\x7e' + be32(1))
+        else:
+            self.put(middle)
+        self.put(b'\x03' + be32(1) + EOS + b'\x7e' + be32(1))
+        self.put(devices)
+        self.put(b'\x00')
+        if vmdesc is None:
+            vmdesc = json.dumps({'page_size': PAGE, 'devices': []}).encode()
+        self.put(b'\x06' + be32(len(vmdesc)) + vmdesc)
+        return bytes(self.buf)

@@ -57,20 +57,55 @@ static int extract_mapped_ram(const struct mr_source *src,
     return ret;
 }
 
+/* The second pass over a legacy stream writes the block's PAGE records
+ * in stream order, so a later one overwrites an earlier one.  With the
+ * walk's final-state map, pages that end as ZERO are skipped (left as
+ * holes); without one, ZERO records write zeros. */
+struct legacy_pass {
+    const struct mr_source *src;
+    size_t block;
+    const uint8_t *final_map;
+    uint8_t *buf;
+    const struct mr_sink *sink;
+};
+
+static int legacy_page(void *opaque, size_t block, uint64_t page,
+                       uint64_t data_offset, struct mr_error *err)
+{
+    struct legacy_pass *x = opaque;
+
+    if (block != x->block)
+        return 0;
+    if (x->final_map)
+        return data_offset && mr_bitmap_le64_test(x->final_map, page)
+               ? copy_range(x->src, data_offset, page * MR_TARGET_PAGE_SIZE,
+                            MR_TARGET_PAGE_SIZE, x->buf, x->sink, err)
+               : 0;
+    if (data_offset)
+        return copy_range(x->src, data_offset, page * MR_TARGET_PAGE_SIZE,
+                          MR_TARGET_PAGE_SIZE, x->buf, x->sink, err);
+    memset(x->buf, 0, MR_TARGET_PAGE_SIZE);
+    return x->sink->write(x->sink->opaque, x->buf, MR_TARGET_PAGE_SIZE,
+                          page * MR_TARGET_PAGE_SIZE, err);
+}
+
 static int extract_legacy(const struct mr_source *src, const struct mr_walk *w,
-                          const struct mr_walk_block *b, uint8_t *buf,
+                          size_t block, uint8_t *buf,
                           const struct mr_sink *sink, struct mr_error *err)
 {
-    for (size_t i = b->rec_first; i < b->rec_first + b->rec_count; i++) {
-        const struct mr_walk_page_rec *r = &w->records[i];
+    struct legacy_pass x = { src, block, w->blocks[block].final_map, buf,
+                             sink };
+    struct mr_walk_visitor v = { legacy_page, &x };
+    struct mr_walk *again = malloc(sizeof(*again));
+    int ret;
 
-        if (!r->data_offset)
-            continue;
-        if (copy_range(src, r->data_offset, r->page * MR_TARGET_PAGE_SIZE,
-                       MR_TARGET_PAGE_SIZE, buf, sink, err) < 0)
-            return err->code;
-    }
-    return 0;
+    if (!again)
+        return mr_error_set(err, -ENOMEM, "out of memory");
+    ret = mr_walk_file_visit(src, (int64_t)w->loc.stream_offset, &v, again,
+                             err);
+    mr_walk_free(again);
+    free(again);
+    return ret;
 }
 
 int mr_extract_block(const struct mr_source *src, const struct mr_walk *w,
@@ -88,7 +123,7 @@ int mr_extract_block(const struct mr_source *src, const struct mr_walk *w,
     if (w->mapped_ram)
         ret = extract_mapped_ram(src, &w->blocks[block], buf, sink, err);
     else
-        ret = extract_legacy(src, w, &w->blocks[block], buf, sink, err);
+        ret = extract_legacy(src, w, block, buf, sink, err);
     free(buf);
     return ret;
 }

@@ -3,8 +3,8 @@
  * raw image of used_length bytes.  Only present pages are written, so a
  * sink that starts as a hole-filled file of used_length bytes ends up
  * sparse where pages are absent.  Mapped-ram blocks are copied by bitmap
- * runs in large reads; legacy blocks page by page from the final record
- * of each page (last write wins, a final ZERO leaves the page zero).
+ * runs; legacy blocks by a second walk over the records (last write wins,
+ * a final ZERO leaves the page zero).
  */
 #ifndef MAPRAM_FORMAT_EXTRACT_H
 #define MAPRAM_FORMAT_EXTRACT_H

@@ -1,10 +1,8 @@
 /*
- * Whole-file walk (stream_walk.h): header, configuration, then sections
- * until EOF and the VMDESCRIPTION.  RAM sections are decoded fully (block
- * list, mapped-ram headers and bitmaps, legacy page records); device
- * sections are skipped using the VMDESCRIPTION field sizes.  Fatal
- * problems stop the walk with one message; soft findings are collected in
- * w->problems.
+ * Whole-file walk (stream_walk.h): header, configuration, sections until
+ * EOF, the VMDESCRIPTION.  RAM sections are decoded fully, device sections
+ * skipped with the VMDESCRIPTION field sizes.  Fatal problems stop the
+ * walk with one message; soft findings go to w->problems.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -13,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format/layout.h"
 #include "format/mapped_ram.h"
 #include "format/stream_walk.h"
 #include "format/vmdesc.h"
@@ -90,61 +89,21 @@ static int count_bitmap(struct mr_cursor *c, struct mr_walk_block *b)
     return mr_cursor_ok(c) ? 0 : c->err.code;
 }
 
-static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
-                           uint64_t blen)
+/* Legacy: one bit per page for its final state, within the budget.  The
+ * map is calloc'ed, so only the pages records touch become resident. */
+static int add_final_map(struct mr_cursor *c, struct mr_walk *w,
+                         struct mr_walk_block *b)
 {
-    return alen && blen && a < b + blen && b < a + alen;
-}
+    uint64_t bytes = mr_mapped_ram_bitmap_size(b->num_pages);
 
-/* The pages of block `b` against the header, bitmap and (if another
- * block) pages of block `o`. */
-static int check_pages_against(struct mr_cursor *c,
-                               const struct mr_walk_block *b,
-                               const struct mr_walk_block *o)
-{
-    uint64_t p = b->entry.pages_offset, plen = b->entry.used_length;
-    uint64_t hdr_len = o->entry.header_offset + MAPPED_RAM_HDR_SIZE -
-                       o->entry.offset;
-    const char *what = NULL;
-    uint64_t s = 0, len = 0;
-
-    if (b != o && ranges_overlap(p, plen, o->entry.pages_offset,
-                                 o->entry.used_length)) {
-        what = "pages";
-        s = o->entry.pages_offset;
-        len = o->entry.used_length;
-    } else if (ranges_overlap(p, plen, o->entry.bitmap_offset,
-                              o->bitmap_size)) {
-        what = "bitmap";
-        s = o->entry.bitmap_offset;
-        len = o->bitmap_size;
-    } else if (ranges_overlap(p, plen, o->entry.offset, hdr_len)) {
-        what = "header";
-        s = o->entry.offset;
-        len = hdr_len;
-    }
-    if (!what)
+    b->pages_absent = b->num_pages;
+    if (w->visitor || bytes > MR_WALK_LEGACY_MAP_BYTES - w->legacy_map_bytes)
         return 0;
-    return mr_cursor_expected(c, b->entry.header_offset + 20,
-                              "page regions that do not overlap",
-                              "pages of '%s' [0x%" PRIx64 ", 0x%" PRIx64
-                              ") overlapping the %s of '%s' [0x%" PRIx64
-                              ", 0x%" PRIx64 ")", b->entry.idstr, p,
-                              p + plen, what, o->entry.idstr, s, s + len);
-}
-
-/* The newest block i against itself and every block before it, both ways,
- * before the walk moves on to whatever follows its pages. */
-static int check_block_overlaps(struct mr_cursor *c, struct mr_walk *w,
-                                size_t i)
-{
-    const struct mr_walk_block *b = &w->blocks[i];
-
-    for (size_t j = 0; j <= i; j++) {
-        if (check_pages_against(c, b, &w->blocks[j]) < 0 ||
-            (j != i && check_pages_against(c, &w->blocks[j], b) < 0))
-            return c->err.code;
-    }
+    b->final_map = calloc(1, (size_t)bytes);
+    if (!b->final_map)
+        return mr_cursor_fail(c, -ENOMEM, "out of memory");
+    w->legacy_map_bytes += bytes;
+    b->present_known = true;
     return 0;
 }
 
@@ -164,11 +123,10 @@ static int add_block(struct mr_cursor *c, struct mr_walk *w,
     b->entry = *e;
     b->num_pages = e->used_length / MR_TARGET_PAGE_SIZE;
     b->allocated_bytes = -1;
-    if (!w->mapped_ram) {
-        b->pages_absent = b->num_pages;
-        return 0;
-    }
+    if (!w->mapped_ram)
+        return add_final_map(c, w, b);
     b->bitmap_size = mr_mapped_ram_bitmap_size(b->num_pages);
+    b->present_known = true;
     if (e->bitmap_offset != e->header_offset + MAPPED_RAM_HDR_SIZE)
         add_problem(w, "bitmap of '%s' at 0x%" PRIx64 " is not right after "
                     "its header (0x%" PRIx64 ")", e->idstr, e->bitmap_offset,
@@ -200,18 +158,36 @@ static int walk_ram_setup(struct mr_cursor *c, struct mr_walk *w)
                                       e.idstr, e.used_length, left);
         left -= e.used_length;
         if (add_block(c, w, &e) < 0 || (w->mapped_ram &&
-            check_block_overlaps(c, w, w->nr_blocks - 1) < 0))
+            mr_layout_add(&w->layout, &e, c->src->size, &c->err) < 0))
             return c->err.code;
     }
     return 0;
+}
+
+/* Last write wins: a PAGE record makes the page present, a ZERO record
+ * absent again. */
+static void note_final(struct mr_walk_block *b, uint64_t page, bool data)
+{
+    bool was;
+
+    if (!b->final_map)
+        return;
+    was = mr_bitmap_le64_test(b->final_map, page);
+    if (data && !was) {
+        mr_bitmap_le64_set(b->final_map, page);
+        b->pages_present++;
+    } else if (!data && was) {
+        mr_bitmap_le64_clear(b->final_map, page);
+        b->pages_present--;
+    }
 }
 
 static int note_page(struct mr_cursor *c, struct mr_walk *w,
                      const struct mr_ram_page_record *r)
 {
     int idx = mr_walk_find_block(w, r->idstr);
-    struct mr_walk_page_rec *rec;
     struct mr_walk_block *b;
+    uint64_t page;
 
     if (idx < 0)
         return mr_cursor_fail(c, -EINVAL, "Can't find block %s: expected a "
@@ -227,19 +203,18 @@ static int note_page(struct mr_cursor *c, struct mr_walk *w,
     if (r->flags & RAM_SAVE_FLAG_XBZRLE)
         return mr_cursor_expected(c, r->offset, "a PAGE or ZERO record",
                                   "an XBZRLE record (not supported)");
-    rec = grow((void **)&w->records, &w->nr_records, &w->cap_records,
-               sizeof(*rec), c);
-    if (!rec)
-        return c->err.code;
-    rec->page = r->addr / MR_TARGET_PAGE_SIZE;
-    rec->block = (uint32_t)idx;
-    rec->seq = (uint32_t)w->nr_records;
-    if (r->flags & RAM_SAVE_FLAG_PAGE) {
-        rec->data_offset = r->data_offset;
+    page = r->addr / MR_TARGET_PAGE_SIZE;
+    if (r->flags & RAM_SAVE_FLAG_PAGE)
         b->page_records++;
-    } else {
+    else
         b->zero_records++;
-    }
+    note_final(b, page, r->flags & RAM_SAVE_FLAG_PAGE);
+    if (w->visitor && w->visitor->page(w->visitor->opaque, (size_t)idx, page,
+                                       r->flags & RAM_SAVE_FLAG_PAGE ?
+                                       r->data_offset : 0, &c->err) < 0)
+        return c->err.code ? c->err.code : mr_cursor_fail(c, -EIO, "the "
+                                                          "page visitor "
+                                                          "failed");
     return 0;
 }
 
@@ -269,10 +244,8 @@ static const struct mr_walk_section *find_start(const struct mr_walk *w,
                                                 uint32_t id)
 {
     for (size_t i = 0; i < w->nr_live; i++) {
-        const struct mr_walk_section *s = &w->sections[w->live_sections[i]];
-
-        if (s->section_id == id)
-            return s;
+        if (w->live[i].section_id == id)
+            return &w->live[i];
     }
     return NULL;
 }
@@ -286,17 +259,6 @@ static int walk_section_payload(struct mr_cursor *c, struct mr_walk *w,
 {
     bool is_ram;
 
-    if (h->type == QEMU_VM_SECTION_PART || h->type == QEMU_VM_SECTION_END) {
-        const struct mr_walk_section *s = find_start(w, h->section_id);
-
-        if (!s)
-            return mr_cursor_expected(c, h->offset + 1, "the id of a section "
-                                      "opened by START", "0x%x",
-                                      h->section_id);
-        memcpy(h->idstr, s->idstr, sizeof(h->idstr));
-        h->instance_id = s->instance_id;
-        h->version_id = s->version_id;
-    }
     is_ram = !strcmp(h->idstr, RAM_SECTION_IDSTR);
     if (h->type == QEMU_VM_SECTION_FULL) {
         if (walk_device(c, w, h) < 0)
@@ -336,7 +298,7 @@ static int load_vmdesc_for_devices(struct mr_cursor *c, struct mr_walk *w)
                                          "JSON) ending at the end of the file "
                                          "at offset 0x%" PRIx64 ", found none",
                                          c->src->size);
-    if (mr_vmdesc_parse(c->src, off, len, &w->vmdesc, &err) < 0)
+    if (mr_vmdesc_open(c->src, off, len, &w->vmdesc, &err) < 0)
         return mr_cursor_fail(c, err.code, "%s", err.msg);
     w->vmdesc_offset = off;
     w->vmdesc_len = len;
@@ -346,18 +308,22 @@ static int load_vmdesc_for_devices(struct mr_cursor *c, struct mr_walk *w)
 static int walk_device(struct mr_cursor *c, struct mr_walk *w,
                        const struct mr_section_header *h)
 {
+    struct mr_error err = MR_ERROR_INIT;
     json_t *dev;
 
-    if (!w->vmdesc)
+    if (!w->vmdesc.text)
         load_vmdesc_for_devices(c, w);
     if (mr_cursor_ok(c)) {
-        dev = mr_vmdesc_device(w->vmdesc, &w->vmdesc_next_device, h->idstr,
-                               h->instance_id);
-        if (!dev)
+        dev = mr_vmdesc_next_device(&w->vmdesc, h->idstr, h->instance_id,
+                                    &err);
+        if (!dev && mr_error_is_set(&err))
+            mr_cursor_fail(c, err.code, "%s", err.msg);
+        else if (!dev)
             mr_cursor_fail(c, -EINVAL, "the VMDESCRIPTION has no entry for "
                            "it");
         else
             mr_vmdesc_skip_state(c, dev);
+        json_decref(dev);
     }
     if (!mr_cursor_ok(c))
         mr_error_prefix(&c->err, "cannot walk past device section '%s' at "
@@ -365,46 +331,89 @@ static int walk_device(struct mr_cursor *c, struct mr_walk *w,
     return mr_cursor_ok(c) ? 0 : c->err.code;
 }
 
+/* PART/END take idstr, instance and version from their START. */
+static int resolve_part(struct mr_cursor *c, const struct mr_walk *w,
+                        struct mr_section_header *h)
+{
+    const struct mr_walk_section *s;
+
+    if (h->type != QEMU_VM_SECTION_PART && h->type != QEMU_VM_SECTION_END)
+        return 0;
+    s = find_start(w, h->section_id);
+    if (!s)
+        return mr_cursor_expected(c, h->offset + 1, "the id of a section "
+                                  "opened by START", "0x%x", h->section_id);
+    memcpy(h->idstr, s->idstr, sizeof(h->idstr));
+    h->instance_id = s->instance_id;
+    h->version_id = s->version_id;
+    return 0;
+}
+
+static int open_live(struct mr_cursor *c, struct mr_walk *w,
+                     const struct mr_walk_section *s)
+{
+    if (find_start(w, s->section_id))
+        return mr_cursor_expected(c, s->start + 1, "a new section id",
+                                  "0x%x again for '%s'", s->section_id,
+                                  s->idstr);
+    if (w->nr_live >= MR_WALK_MAX_LIVE)
+        return mr_cursor_expected(c, s->start, "at most 64 START sections",
+                                  "more");
+    w->live[w->nr_live++] = *s;
+    return 0;
+}
+
+/* List a new section (end still 0) and set *listed to its number + 1,
+ * or, once the list is full, only count it (*listed = 0). */
+static int list_section(struct mr_cursor *c, struct mr_walk *w,
+                        const struct mr_walk_section *s, size_t *listed)
+{
+    struct mr_walk_section *e;
+
+    *listed = 0;
+    if (w->nr_sections >= MR_WALK_MAX_SECTIONS) {
+        w->unlisted.count++;
+        w->unlisted.by_type[s->type]++;
+        return 0;
+    }
+    e = grow((void **)&w->sections, &w->nr_sections, &w->cap_sections,
+             sizeof(*e), c);
+    if (!e)
+        return c->err.code;
+    *e = *s;
+    *listed = w->nr_sections;
+    return 0;
+}
+
 static int walk_section(struct mr_cursor *c, struct mr_walk *w, uint8_t type,
                         uint64_t off)
 {
     struct mr_section_header h;
-    struct mr_walk_section *s;
+    struct mr_walk_section s = { 0 };
+    size_t listed;
 
-    if (mr_stream_read_section_header(c, type, off, &h) < 0)
+    if (mr_stream_read_section_header(c, type, off, &h) < 0 ||
+        resolve_part(c, w, &h) < 0)
         return c->err.code;
-    if (type == QEMU_VM_SECTION_START) {
-        if (find_start(w, h.section_id))
-            return mr_cursor_expected(c, off + 1, "a new section id",
-                                      "0x%x again for '%s'", h.section_id,
-                                      h.idstr);
-        if (w->nr_live >= MR_WALK_MAX_LIVE)
-            return mr_cursor_expected(c, off, "at most 64 START sections",
-                                      "more");
-    }
-    s = grow((void **)&w->sections, &w->nr_sections, &w->cap_sections,
-             sizeof(*s), c);
-    if (!s)
+    s.type = type;
+    s.section_id = h.section_id;
+    s.start = off;
+    memcpy(s.idstr, h.idstr, sizeof(s.idstr));
+    s.instance_id = h.instance_id;
+    s.version_id = h.version_id;
+    if (type == QEMU_VM_SECTION_START && open_live(c, w, &s) < 0)
         return c->err.code;
-    if (type == QEMU_VM_SECTION_START)
-        w->live_sections[w->nr_live++] = w->nr_sections - 1;
-    s->type = type;
-    s->section_id = h.section_id;
-    s->start = off;
-    /* Known before the payload so PART/END lookups and errors see it. */
-    memcpy(s->idstr, h.idstr, sizeof(s->idstr));
-    s->instance_id = h.instance_id;
-    s->version_id = h.version_id;
-    if (walk_section_payload(c, w, &h) < 0)
+    /* Listed before the payload, so a broken one still shows. */
+    if (list_section(c, w, &s, &listed) < 0 ||
+        walk_section_payload(c, w, &h) < 0)
         return c->err.code;
     if (type == QEMU_VM_SECTION_END && h.section_id == w->ram_section_id &&
         w->have_ram)
         w->ram_complete = true;
-    s = &w->sections[w->nr_sections - 1];
-    memcpy(s->idstr, h.idstr, sizeof(s->idstr));
-    s->instance_id = h.instance_id;
-    s->version_id = h.version_id;
-    s->end = c->pos;
+    if (listed)
+        w->sections[listed - 1].end = c->pos;
+    else
+        w->unlisted.bytes += c->pos - off;
     return 0;
 }
 
@@ -422,14 +431,14 @@ static int walk_trailer(struct mr_cursor *c, struct mr_walk *w)
                     w->eof_offset);
         return 0;
     }
-    if (w->vmdesc && off != w->vmdesc_offset)
+    if (w->vmdesc.text && off != w->vmdesc_offset)
         add_problem(w, "the VMDESCRIPTION at 0x%" PRIx64 " is not the one "
                     "found at the end of the file (0x%" PRIx64 ")", off,
                     w->vmdesc_offset);
-    if (!w->vmdesc) {
+    if (!w->vmdesc.text) {
         struct mr_error err = MR_ERROR_INIT;
 
-        if (mr_vmdesc_parse(c->src, off, len, &w->vmdesc, &err) < 0)
+        if (mr_vmdesc_open(c->src, off, len, &w->vmdesc, &err) < 0)
             return mr_cursor_fail(c, err.code, "%s", err.msg);
     }
     w->vmdesc_present = true;
@@ -448,6 +457,9 @@ static int walk_command(struct mr_cursor *c, struct mr_walk *w, uint64_t off)
 
     if (mr_stream_read_command(c, off, &sc) < 0)
         return c->err.code;
+    w->command_counts[sc.cmd]++;
+    if (w->nr_commands >= MR_WALK_MAX_COMMANDS)
+        return 0;
     cmd = grow((void **)&w->commands, &w->nr_commands, &w->cap_commands,
                sizeof(*cmd), c);
     if (!cmd)
@@ -473,6 +485,9 @@ static int walk_items(struct mr_cursor *c, struct mr_walk *w)
         case QEMU_VM_SECTION_FULL:
             if (walk_section(c, w, type, off) < 0)
                 return c->err.code;
+            /* A visiting walk has seen every RAM record. */
+            if (w->visitor && w->ram_complete)
+                return 0;
             break;
         case QEMU_VM_COMMAND:
             if (walk_command(c, w, off) < 0)
@@ -489,46 +504,15 @@ static int walk_items(struct mr_cursor *c, struct mr_walk *w)
     }
 }
 
-static int cmp_rec(const void *a, const void *b)
-{
-    const struct mr_walk_page_rec *x = a, *y = b;
-
-    if (x->block != y->block)
-        return x->block < y->block ? -1 : 1;
-    if (x->page != y->page)
-        return x->page < y->page ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* Legacy: keep each page's last record only (last write wins), grouped
- * by block, and count what is present. */
+/* Legacy: what stays absent once the last records are known. */
 static void finish_legacy(struct mr_walk *w)
 {
-    size_t out = 0;
+    for (size_t i = 0; i < w->nr_blocks; i++) {
+        struct mr_walk_block *b = &w->blocks[i];
 
-    if (w->nr_records)
-        qsort(w->records, w->nr_records, sizeof(*w->records), cmp_rec);
-    for (size_t i = 0; i < w->nr_records; i++) {
-        bool last = i + 1 == w->nr_records ||
-                    w->records[i + 1].block != w->records[i].block ||
-                    w->records[i + 1].page != w->records[i].page;
-
-        if (last)
-            w->records[out++] = w->records[i];
+        b->pages_absent = b->present_known ? b->num_pages - b->pages_present
+                                           : 0;
     }
-    w->nr_records = out;
-    for (size_t i = 0; i < out; i++) {
-        struct mr_walk_block *b = &w->blocks[w->records[i].block];
-
-        if (b->rec_count == 0)
-            b->rec_first = i;
-        b->rec_count++;
-        if (w->records[i].data_offset)
-            b->pages_present++;
-    }
-    for (size_t i = 0; i < w->nr_blocks; i++)
-        w->blocks[i].pages_absent = w->blocks[i].num_pages -
-                                    w->blocks[i].pages_present;
 }
 
 static void finish(struct mr_walk *w)
@@ -560,11 +544,19 @@ static int find_trailer(struct mr_source *stream, struct mr_walk *w,
 int mr_walk_file(const struct mr_source *src, int64_t explicit_offset,
                  struct mr_walk *w, struct mr_error *err)
 {
+    return mr_walk_file_visit(src, explicit_offset, NULL, w, err);
+}
+
+int mr_walk_file_visit(const struct mr_source *src, int64_t explicit_offset,
+                       const struct mr_walk_visitor *v, struct mr_walk *w,
+                       struct mr_error *err)
+{
     struct mr_source stream = *src;
     struct mr_cursor *c;
     int ret;
 
     memset(w, 0, sizeof(*w));
+    w->visitor = v;
     w->file_size = src->size;
     if (mr_stream_locate(src, explicit_offset, &w->loc, err) < 0)
         return err->code;
@@ -591,12 +583,13 @@ int mr_walk_file(const struct mr_source *src, int64_t explicit_offset,
 
 void mr_walk_free(struct mr_walk *w)
 {
+    for (size_t i = 0; w->blocks && i < w->nr_blocks; i++)
+        free(w->blocks[i].final_map);
     free(w->sections);
     free(w->commands);
     free(w->blocks);
-    free(w->records);
-    if (w->vmdesc)
-        json_decref(w->vmdesc);
+    mr_vmdesc_close(&w->vmdesc);
+    mr_layout_free(&w->layout);
     mr_cksum_free(&w->cksum);
     memset(w, 0, sizeof(*w));
 }

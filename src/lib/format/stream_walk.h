@@ -1,12 +1,8 @@
 /*
- * A whole-file walk: locate the stream, decode it item by item
- * (stream_parse.h) and build a model of everything in it, for `inspect`,
- * `extract` and the fuzzer.  The walk reads through a `struct mr_source`
- * only; it allocates in proportion to what the file really contains
- * (sections, blocks, legacy page records), never to lengths it claims.
- *
- * On error the model keeps what was read before the problem, so a broken
- * or incomplete file can still be shown.
+ * A whole-file walk through a `struct mr_source`: locate the stream,
+ * decode it item by item (stream_parse.h) and model it for `inspect`,
+ * `extract`, `verify` and the fuzzer, in memory bounded by constants, not
+ * by the stream's length (summaries past a listed head: docs/inspect.md).
  */
 #ifndef MAPRAM_FORMAT_STREAM_WALK_H
 #define MAPRAM_FORMAT_STREAM_WALK_H
@@ -18,12 +14,19 @@
 #include <jansson.h>
 
 #include "format/cksum.h"
+#include "format/layout.h"
 #include "format/locate.h"
 #include "format/stream_parse.h"
+#include "format/vmdesc.h"
 
 #define MR_WALK_MAX_BLOCKS      256
 #define MR_WALK_MAX_PROBLEMS    16
 #define MR_WALK_MAX_LIVE        64      /* START sections (live handlers) */
+#define MR_WALK_MAX_SECTIONS    1024    /* listed one by one; then counted */
+#define MR_WALK_MAX_COMMANDS    64      /* listed one by one; all counted */
+/* Legacy streams: all blocks' final-state maps together (512 GiB of RAM);
+ * blocks past it get counts without pages_present. */
+#define MR_WALK_LEGACY_MAP_BYTES (16ULL << 20)
 
 struct mr_walk_section {
     uint8_t type;               /* QEMU_VM_SECTION_* */
@@ -53,16 +56,25 @@ struct mr_walk_block {
     /* legacy streams */
     uint64_t page_records;
     uint64_t zero_records;
-    size_t rec_first;           /* final per-page records in walk.records */
-    size_t rec_count;
+    uint8_t *final_map;         /* bit set: the page's last record is PAGE;
+                                 * NULL: not tracked (past the budget) */
+    bool present_known;         /* pages_present/absent are exact (always
+                                 * for mapped-ram) */
 };
 
-/* A legacy page's final state: data at data_offset, or a zero page. */
-struct mr_walk_page_rec {
-    uint64_t page;              /* page index in the block */
-    uint64_t data_offset;       /* 0 = ZERO record */
-    uint32_t block;
-    uint32_t seq;               /* record order, for last-write-wins */
+/* Sections past the listed ones: counts per type byte and bytes. */
+struct mr_walk_unlisted {
+    uint64_t count;
+    uint64_t by_type[QEMU_VM_SECTION_FULL + 1];
+    uint64_t bytes;
+};
+
+/* A second walk can watch every legacy record go by, in stream order:
+ * data_offset 0 is a ZERO record.  A non-zero return stops the walk. */
+struct mr_walk_visitor {
+    int (*page)(void *opaque, size_t block, uint64_t page,
+                uint64_t data_offset, struct mr_error *err);
+    void *opaque;
 };
 
 struct mr_walk {
@@ -73,20 +85,23 @@ struct mr_walk {
     struct mr_stream_config config;
     bool mapped_ram;
 
-    struct mr_walk_section *sections;
+    struct mr_walk_section *sections;   /* the first MR_WALK_MAX_SECTIONS */
     size_t nr_sections, cap_sections;
-    size_t live_sections[MR_WALK_MAX_LIVE];     /* indexes of STARTs */
+    struct mr_walk_unlisted unlisted;   /* the sections after them */
+    struct mr_walk_section live[MR_WALK_MAX_LIVE];  /* every START */
     size_t nr_live;
-    struct mr_walk_command *commands;
+    struct mr_walk_command *commands;   /* the first MR_WALK_MAX_COMMANDS */
     size_t nr_commands, cap_commands;
+    uint64_t command_counts[MIG_CMD_MAX];       /* all, per number */
+    uint64_t legacy_map_bytes;          /* sum of the final_map sizes */
+    const struct mr_walk_visitor *visitor;
 
     bool have_ram;
     uint32_t ram_section_id;
     uint64_t ram_total_bytes;
     struct mr_walk_block *blocks;
     size_t nr_blocks;
-    struct mr_walk_page_rec *records;
-    size_t nr_records, cap_records;
+    struct mr_layout layout;    /* mapped-ram: the blocks' layout checked */
 
     bool ram_complete;          /* the END section of 'ram' was read: all
                                  * RAM data (and bitmaps) are final */
@@ -95,8 +110,7 @@ struct mr_walk {
     bool vmdesc_present;
     uint64_t vmdesc_offset;     /* of the JSON text */
     uint32_t vmdesc_len;
-    json_t *vmdesc;             /* parsed JSON (owned), or NULL */
-    size_t vmdesc_next_device;  /* next "devices" entry to match */
+    struct mr_vmdesc vmdesc;    /* its text, once read (vmdesc.h) */
     uint64_t stream_end;        /* after the last byte read */
     bool have_cksum;            /* mapram's checksum trailer (cksum.h) */
     struct mr_cksum cksum;
@@ -115,6 +129,12 @@ struct mr_walk {
  */
 int mr_walk_file(const struct mr_source *src, int64_t explicit_offset,
                  struct mr_walk *w, struct mr_error *err);
+
+/* The same walk calling v for every legacy record, without final-state
+ * maps; it stops after the END section of 'ram' (extract's second pass). */
+int mr_walk_file_visit(const struct mr_source *src, int64_t explicit_offset,
+                       const struct mr_walk_visitor *v, struct mr_walk *w,
+                       struct mr_error *err);
 
 void mr_walk_free(struct mr_walk *w);
 

@@ -8,34 +8,33 @@
 #include <string.h>
 
 #include "format/cksum.h"
+#include "format/layout.h"
 #include "format/mapped_ram.h"
 #include "format/verify.h"
 #include "mapram/crc32c.h"
 
 #define ULL(x) ((unsigned long long)(x))
 
-/* Bitmap and pages inside the file; the pages of set bits too. */
-static int check_layout(const struct mr_source *src,
-                        const struct mr_walk_block *b, struct mr_error *err)
+/* The layout rules (layout.h) over every block, then no bits set past a
+ * block's pages. */
+static int check_layout(const struct mr_source *src, const struct mr_walk *w,
+                        struct mr_error *err)
 {
-    const struct mr_ram_block_entry *e = &b->entry;
-    uint64_t bytes = mr_mapped_ram_bitmap_size(b->num_pages);
+    struct mr_layout l = { 0 };
+    int rc = 0;
 
-    if (e->bitmap_offset > src->size || bytes > src->size - e->bitmap_offset)
-        return mr_error_set(err, -EINVAL, "RAM block %s: bitmap of 0x%llx "
-                            "bytes at 0x%llx lies beyond the end of the file "
-                            "(0x%llx)", e->idstr, ULL(bytes),
-                            ULL(e->bitmap_offset), ULL(src->size));
-    if (e->pages_offset < e->bitmap_offset + bytes)
-        return mr_error_set(err, -EINVAL, "RAM block %s: pages at 0x%llx "
-                            "overlap the bitmap ending at 0x%llx", e->idstr,
-                            ULL(e->pages_offset),
-                            ULL(e->bitmap_offset + bytes));
-    if (b->bits_beyond)
-        return mr_error_set(err, -EINVAL, "RAM block %s: bitmap has %llu bits "
-                            "set beyond its %llu pages", e->idstr,
-                            ULL(b->bits_beyond), ULL(b->num_pages));
-    return 0;
+    for (size_t i = 0; !rc && i < w->nr_blocks; i++)
+        rc = mr_layout_add(&l, &w->blocks[i].entry, src->size, err);
+    mr_layout_free(&l);
+    for (size_t i = 0; !rc && i < w->nr_blocks; i++) {
+        const struct mr_walk_block *b = &w->blocks[i];
+
+        if (b->bits_beyond)
+            rc = mr_error_set(err, -EINVAL, "RAM block %s: bitmap has %llu "
+                              "bits set beyond its %llu pages", b->entry.idstr,
+                              ULL(b->bits_beyond), ULL(b->num_pages));
+    }
+    return rc;
 }
 
 static uint8_t *read_bitmap(const struct mr_source *src,
@@ -142,8 +141,8 @@ int mr_verify_file(const struct mr_source *src, const struct mr_walk *w,
 
     memset(rep, 0, sizeof(*rep));
     rep->checksums = w->have_cksum;
-    rep->trailer_announced = w->vmdesc &&
-                             json_object_get(w->vmdesc, MR_CKSUM_VMDESC_KEY);
+    rep->trailer_announced = mr_vmdesc_has_key(&w->vmdesc,
+                                               MR_CKSUM_VMDESC_KEY);
     if (rep->trailer_announced && !w->have_cksum)
         return mr_error_set(err, -EINVAL, "incomplete file: its "
                             "VMDESCRIPTION announces a checksum trailer, but "
@@ -151,12 +150,14 @@ int mr_verify_file(const struct mr_source *src, const struct mr_walk *w,
                             "finish)");
     if (w->have_cksum && (rc = check_stream(src, w, err)))
         return rc;
+    if (w->mapped_ram && (rc = check_layout(src, w, err)))
+        return rc;
     for (size_t i = 0; w->mapped_ram && !rc && i < w->nr_blocks; i++) {
         const struct mr_walk_block *b = &w->blocks[i];
         const struct mr_cksum_block *cb;
 
         rep->blocks++;
-        if ((rc = check_layout(src, b, err)) || !w->have_cksum)
+        if (!w->have_cksum)
             continue;
         cb = mr_cksum_find(&w->cksum, b->entry.idstr);
         if (!cb)

@@ -1,8 +1,9 @@
 /*
- * VMDESCRIPTION JSON: finding it, parsing it, and using its field sizes to
- * walk past device sections (vmdesc.h).  Every number taken from the JSON
- * is checked before use: it is as untrusted as the rest of the file.
+ * VMDESCRIPTION JSON: finding it, scanning it, parsing one device entry
+ * at a time and using its field sizes to walk past device sections
+ * (vmdesc.h).  Every number taken from the JSON is checked before use.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -58,60 +59,378 @@ int mr_vmdesc_find(const struct mr_source *src, uint64_t min_offset,
     return ret;
 }
 
-int mr_vmdesc_parse(const struct mr_source *src, uint64_t json_offset,
-                    uint32_t json_len, json_t **out, struct mr_error *err)
-{
-    json_error_t jerr;
-    char *text;
-    json_t *root;
+/* ---- a JSON syntax scanner: extents and counts, no tree ---- */
 
-    *out = NULL;
+#define JSON_MAX_DEPTH 4096     /* deeper than jansson's 2048 */
+
+struct scan {
+    const char *t;
+    size_t len, pos;
+    size_t values;              /* values seen */
+    const char *why;            /* the first syntax error */
+};
+
+static bool scan_fail(struct scan *s, const char *why)
+{
+    if (!s->why)
+        s->why = why;
+    return false;
+}
+
+static void scan_ws(struct scan *s)
+{
+    while (s->pos < s->len && (s->t[s->pos] == ' ' || s->t[s->pos] == '\t' ||
+                               s->t[s->pos] == '\n' || s->t[s->pos] == '\r'))
+        s->pos++;
+}
+
+static bool scan_peek(struct scan *s, char ch)
+{
+    scan_ws(s);
+    return s->pos < s->len && s->t[s->pos] == ch;
+}
+
+static bool scan_take(struct scan *s, char ch)
+{
+    if (!scan_peek(s, ch))
+        return false;
+    s->pos++;
+    return true;
+}
+
+static bool scan_digits(struct scan *s)
+{
+    size_t from = s->pos;
+
+    while (s->pos < s->len && s->t[s->pos] >= '0' && s->t[s->pos] <= '9')
+        s->pos++;
+    return s->pos > from || scan_fail(s, "invalid number");
+}
+
+static bool scan_number(struct scan *s)
+{
+    if (s->t[s->pos] == '-')
+        s->pos++;
+    if (s->pos < s->len && s->t[s->pos] == '0')
+        s->pos++;
+    else if (s->pos >= s->len || s->t[s->pos] < '1' || s->t[s->pos] > '9')
+        return scan_fail(s, "invalid token");
+    else
+        scan_digits(s);
+    if (s->pos < s->len && s->t[s->pos] == '.') {
+        s->pos++;
+        if (!scan_digits(s))
+            return false;
+    }
+    if (s->pos < s->len && (s->t[s->pos] == 'e' || s->t[s->pos] == 'E')) {
+        s->pos++;
+        if (s->pos < s->len && (s->t[s->pos] == '+' || s->t[s->pos] == '-'))
+            s->pos++;
+        return scan_digits(s);
+    }
+    return true;
+}
+
+static bool scan_escape(struct scan *s)
+{
+    char ch;
+
+    if (s->pos >= s->len)
+        return scan_fail(s, "unterminated string");
+    ch = s->t[s->pos++];
+    if (ch != 'u')
+        return (ch && strchr("\"\\/bfnrt", ch)) ||
+               scan_fail(s, "invalid escape");
+    for (int i = 0; i < 4; i++, s->pos++) {
+        if (s->pos >= s->len || !isxdigit((unsigned char)s->t[s->pos]))
+            return scan_fail(s, "invalid \\u escape");
+    }
+    return true;
+}
+
+static bool scan_string(struct scan *s)
+{
+    s->pos++;                   /* the opening quote */
+    while (s->pos < s->len) {
+        unsigned char ch = (unsigned char)s->t[s->pos++];
+
+        if (ch == '"')
+            return true;
+        if (ch < 0x20)
+            return scan_fail(s, "control character in a string");
+        if (ch == '\\' && !scan_escape(s))
+            return false;
+    }
+    return scan_fail(s, "unterminated string");
+}
+
+static bool scan_literal(struct scan *s, const char *word)
+{
+    size_t n = strlen(word);
+
+    if (s->len - s->pos < n || memcmp(s->t + s->pos, word, n))
+        return scan_fail(s, "invalid token");
+    s->pos += n;
+    return true;
+}
+
+static bool scan_value(struct scan *s, int depth);
+
+/* After '{': "key": value pairs. */
+static bool scan_members(struct scan *s, int depth)
+{
+    if (scan_take(s, '}'))
+        return true;
+    do {
+        if (!scan_peek(s, '"'))
+            return scan_fail(s, "string or '}' expected");
+        if (!scan_string(s))
+            return false;
+        if (!scan_take(s, ':'))
+            return scan_fail(s, "':' expected");
+        if (!scan_value(s, depth))
+            return false;
+    } while (scan_take(s, ','));
+    return scan_take(s, '}') || scan_fail(s, "',' or '}' expected");
+}
+
+static bool scan_elements(struct scan *s, int depth)
+{
+    if (scan_take(s, ']'))
+        return true;
+    do {
+        if (!scan_value(s, depth))
+            return false;
+    } while (scan_take(s, ','));
+    return scan_take(s, ']') || scan_fail(s, "',' or ']' expected");
+}
+
+/* One value at the cursor, skipped and counted. */
+static bool scan_value(struct scan *s, int depth)
+{
+    scan_ws(s);
+    if (s->pos >= s->len)
+        return scan_fail(s, "unexpected end of input");
+    if (depth > JSON_MAX_DEPTH)
+        return scan_fail(s, "maximum parsing depth reached");
+    s->values++;
+    switch (s->t[s->pos]) {
+    case '{':
+        s->pos++;
+        return scan_members(s, depth + 1);
+    case '[':
+        s->pos++;
+        return scan_elements(s, depth + 1);
+    case '"':
+        return scan_string(s);
+    case 't':
+        return scan_literal(s, "true");
+    case 'f':
+        return scan_literal(s, "false");
+    case 'n':
+        return scan_literal(s, "null");
+    default:
+        return scan_number(s);
+    }
+}
+
+/* A scanned key (quotes included) is `name`; escapes are decoded. */
+static bool key_is(const char *raw, size_t n, const char *name)
+{
+    json_t *k;
+    bool same;
+
+    if (!memchr(raw, '\\', n))
+        return n - 2 == strlen(name) && !memcmp(raw + 1, name, n - 2);
+    k = json_loadb(raw, n, JSON_DECODE_ANY, NULL);
+    same = k && json_string_value(k) && !strcmp(json_string_value(k), name);
+    json_decref(k);
+    return same;
+}
+
+/* The "devices" value: where its entries start, and how many. */
+static bool scan_devices(struct scan *s, struct mr_vmdesc *d)
+{
+    if (!scan_peek(s, '['))
+        return scan_value(s, 1);
+    s->pos++;
+    d->next = s->pos;
+    if (scan_take(s, ']'))
+        return true;
+    do {
+        if (!scan_value(s, 2))
+            return false;
+        d->nr_devices++;
+    } while (scan_take(s, ','));
+    return scan_take(s, ']') || scan_fail(s, "',' or ']' expected");
+}
+
+/* One "key": value member of the top-level object. */
+static bool scan_top_member(struct scan *s, struct mr_vmdesc *d,
+                            bool *devices)
+{
+    size_t k, n;
+
+    if (!scan_peek(s, '"'))
+        return scan_fail(s, "string or '}' expected");
+    k = s->pos;
+    if (!scan_string(s))
+        return false;
+    n = s->pos - k;
+    if (!scan_take(s, ':'))
+        return scan_fail(s, "':' expected");
+    if (!key_is(s->t + k, n, "devices"))
+        return scan_value(s, 1);
+    if (*devices)
+        return scan_fail(s, "duplicate object key");
+    *devices = true;
+    return scan_devices(s, d);
+}
+
+/* The whole text; *object false if it is another (valid) value. */
+static bool scan_top(struct scan *s, struct mr_vmdesc *d, bool *object)
+{
+    bool devices = false;
+
+    *object = scan_peek(s, '{');
+    if (!*object && !scan_value(s, 0))
+        return false;
+    if (*object && (s->pos++, !scan_take(s, '}'))) {
+        do {
+            if (!scan_top_member(s, d, &devices))
+                return false;
+        } while (scan_take(s, ','));
+        if (!scan_take(s, '}'))
+            return scan_fail(s, "',' or '}' expected");
+    }
+    scan_ws(s);
+    return s->pos == s->len || scan_fail(s, "end of file expected");
+}
+
+int mr_vmdesc_open(const struct mr_source *src, uint64_t json_offset,
+                   uint32_t json_len, struct mr_vmdesc *d,
+                   struct mr_error *err)
+{
+    struct scan s = { 0 };
+    bool object;
+
+    memset(d, 0, sizeof(*d));
     /* The length comes from the file: bound it before allocating. */
     if (json_len > MR_VMDESC_TAIL_BYTES)
         return mr_error_set(err, -EFBIG, "VMDESCRIPTION of %u bytes exceeds "
                             "the %llu-byte limit", json_len,
                             (unsigned long long)MR_VMDESC_TAIL_BYTES);
-    text = malloc(json_len ? json_len : 1);
-    if (!text)
+    d->text = malloc(json_len ? json_len : 1);
+    if (!d->text)
         return mr_error_set(err, -ENOMEM, "out of memory for %u bytes of "
                             "VMDESCRIPTION", json_len);
-    if (mr_source_read(src, text, json_len, json_offset, err) < 0) {
-        free(text);
-        return err->code;
+    d->len = json_len;
+    d->offset = json_offset;
+    if (mr_source_read(src, d->text, json_len, json_offset, err) < 0) {
+        mr_vmdesc_close(d);
+        return err ? err->code : -EIO;
     }
-    root = json_loadb(text, json_len, JSON_REJECT_DUPLICATES, &jerr);
-    free(text);
-    if (!root)
+    s.t = d->text;
+    s.len = d->len;
+    if (!scan_top(&s, d, &object)) {
+        mr_vmdesc_close(d);
         return mr_error_set(err, -EINVAL, "expected VMDESCRIPTION JSON at "
                             "offset 0x%" PRIx64 ", found invalid JSON at byte "
-                            "%d: %s", json_offset, jerr.position, jerr.text);
-    if (!json_is_object(root)) {
-        json_decref(root);
+                            "%zu: %s", json_offset, s.pos, s.why);
+    }
+    if (!object) {
+        mr_vmdesc_close(d);
         return mr_error_set(err, -EINVAL, "expected a VMDESCRIPTION JSON "
                             "object at offset 0x%" PRIx64 ", found another "
                             "JSON value", json_offset);
     }
-    *out = root;
     return 0;
 }
 
-json_t *mr_vmdesc_device(json_t *vmdesc, size_t *next, const char *idstr,
-                         uint32_t instance_id)
+void mr_vmdesc_close(struct mr_vmdesc *d)
 {
-    json_t *devices = json_object_get(vmdesc, "devices");
+    free(d->text);
+    memset(d, 0, sizeof(*d));
+}
 
-    if (!json_is_array(devices))
+bool mr_vmdesc_has_key(const struct mr_vmdesc *d, const char *key)
+{
+    struct scan s = { d->text, d->len, 0, 0, NULL };
+
+    if (!d->text || !scan_take(&s, '{') || scan_peek(&s, '}'))
+        return false;
+    do {
+        size_t k = (scan_ws(&s), s.pos), n;
+
+        if (!scan_peek(&s, '"') || !scan_string(&s))
+            return false;
+        n = s.pos - k;
+        if (!scan_take(&s, ':'))
+            return false;
+        if (key_is(s.t + k, n, key))
+            return true;
+        if (!scan_value(&s, 1))
+            return false;
+    } while (scan_take(&s, ','));
+    return false;
+}
+
+static bool device_matches(json_t *dev, const char *idstr,
+                           uint32_t instance_id)
+{
+    const char *name = json_string_value(json_object_get(dev, "name"));
+    json_t *inst = json_object_get(dev, "instance_id");
+
+    return name && !strcmp(name, idstr) && json_is_integer(inst) &&
+           json_integer_value(inst) == (json_int_t)instance_id;
+}
+
+/* Parse the entry at [from, s->pos) alone, its values counted first. */
+static json_t *parse_entry(const struct mr_vmdesc *d, const struct scan *s,
+                           size_t from, struct mr_error *err)
+{
+    json_error_t jerr;
+    json_t *dev;
+
+    if (s->values > MR_VMDESC_DEVICE_MAX_VALUES) {
+        mr_error_set(err, -E2BIG, "VMDESCRIPTION device entry at offset 0x%"
+                     PRIx64 " holds %zu JSON values, more than the %d one "
+                     "device may have", d->offset + from, s->values,
+                     MR_VMDESC_DEVICE_MAX_VALUES);
         return NULL;
-    for (size_t i = *next; i < json_array_size(devices); i++) {
-        json_t *dev = json_array_get(devices, i);
-        const char *name = json_string_value(json_object_get(dev, "name"));
-        json_t *inst = json_object_get(dev, "instance_id");
+    }
+    dev = json_loadb(s->t + from, s->pos - from, JSON_REJECT_DUPLICATES |
+                     JSON_DECODE_ANY, &jerr);
+    if (!dev)
+        mr_error_set(err, -EINVAL, "expected VMDESCRIPTION JSON at offset "
+                     "0x%" PRIx64 ", found invalid JSON at byte %zu: %s",
+                     d->offset, from + (size_t)jerr.position, jerr.text);
+    return dev;
+}
 
-        if (name && !strcmp(name, idstr) && json_is_integer(inst) &&
-            json_integer_value(inst) == (json_int_t)instance_id) {
-            *next = i + 1;
+json_t *mr_vmdesc_next_device(struct mr_vmdesc *d, const char *idstr,
+                              uint32_t instance_id, struct mr_error *err)
+{
+    struct scan s = { d->text, d->len, d->next, 0, NULL };
+
+    if (!d->text || !d->next)
+        return NULL;
+    while (!scan_peek(&s, ']') && s.pos < s.len) {
+        size_t from = s.pos;
+        json_t *dev;
+
+        s.values = 0;
+        if (!scan_value(&s, 2))
+            return NULL;        /* checked by mr_vmdesc_open */
+        dev = parse_entry(d, &s, from, err);
+        if (!dev)
+            return NULL;
+        scan_take(&s, ',');
+        if (device_matches(dev, idstr, instance_id)) {
+            d->next = s.pos;
             return dev;
         }
+        json_decref(dev);
     }
     return NULL;
 }

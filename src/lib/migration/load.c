@@ -242,15 +242,15 @@ static int read_part_or_end(struct load_job *j, uint8_t type, uint64_t off)
 static int check_trailer_announced(struct load_job *j, bool present,
                                    uint64_t json_off, uint32_t json_len)
 {
-    json_t *desc = NULL;
+    struct mr_vmdesc desc;
     bool announced;
 
     if (j->have_ck || !present)
         return 0;
-    if (mr_vmdesc_parse(&j->src, json_off, json_len, &desc, &j->c.err))
+    if (mr_vmdesc_open(&j->src, json_off, json_len, &desc, &j->c.err))
         return j->c.err.code;
-    announced = json_object_get(desc, MR_CKSUM_VMDESC_KEY) != NULL;
-    json_decref(desc);
+    announced = mr_vmdesc_has_key(&desc, MR_CKSUM_VMDESC_KEY);
+    mr_vmdesc_close(&desc);
     if (announced)
         return LOAD_FAIL(j, -EINVAL, "incomplete file: its VMDESCRIPTION "
                          "announces a checksum trailer, but the file ends "

@@ -7,6 +7,7 @@
 #define MAPRAM_MIGRATION_LOAD_JOB_H
 
 #include "format/cksum.h"
+#include "format/layout.h"
 #include "format/source.h"
 #include "format/stream_parse.h"
 #include "migration/object.h"
@@ -38,6 +39,7 @@ struct load_job {
     uint64_t *populated;           /* legacy streams: checked front, per block */
     struct load_plan *plans;
     size_t nplans, plans_cap;
+    struct mr_layout layout;       /* mapped-ram: the blocks checked so far */
     struct mr_device_state *devs;
     size_t ndevs, devs_cap;
     char src_run[MIG_GLOBALSTATE_BYTES + 1];

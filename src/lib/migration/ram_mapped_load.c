@@ -1,6 +1,6 @@
 /*
  * Mapped-ram, load side: the block list gives each block's bitmap and
- * pages area (one layout check, check_layout); once the whole stream was
+ * pages area (the one layout rule, format/layout.h); once the stream was
  * checked the set pages are read by the multifd channels in pieces of at
  * most 1 MiB, or per 1 MiB extent verified against the checksum trailer.
  */
@@ -26,7 +26,8 @@ static void mapped_mem_size(struct load_job *j, uint64_t total)
     (void)total;
 }
 
-/* The loader's layout rule for one block entry of the stream. */
+/* One block entry of the stream: its page size against the local block,
+ * then the layout rule shared with `mapram verify` (format/layout.h). */
 static int check_layout(struct load_job *j, const struct mr_ram_block *rb,
                         const struct mr_ram_block_entry *e)
 {
@@ -34,6 +35,8 @@ static int check_layout(struct load_job *j, const struct mr_ram_block *rb,
         return LOAD_FAIL(j, -EINVAL, "RAM block %s: file page size 0x%llx, "
                          "local 0x%llx", rb->name, ULL(e->page_size),
                          ULL(rb->page_size));
+    if (mr_layout_add(&j->layout, e, j->src.size, &j->c.err))
+        return j->c.err.code;
     return 0;
 }
 
@@ -247,6 +250,7 @@ static void mapped_release(struct load_job *j)
     free(j->plans);
     j->plans = NULL;
     j->nplans = j->plans_cap = 0;
+    mr_layout_free(&j->layout);
 }
 
 const struct mig_ram_load_ops mig_ram_load_mapped = {

@@ -251,6 +251,112 @@ static void legacy_last_write_wins(void **state)
     bb_free(&b);
 }
 
+/* Past MR_WALK_MAX_SECTIONS sections and MR_WALK_MAX_COMMANDS commands
+ * the walk counts instead of listing: memory does not grow with them. */
+static void long_runs_are_counted(void **state)
+{
+    const char desc[] = "{\"devices\":[]}";
+    const size_t parts = MR_WALK_MAX_SECTIONS + 100;
+    const size_t cmds = MR_WALK_MAX_COMMANDS + 5;
+    struct bytebuf b = { 0 };
+    struct mr_source src;
+    struct mr_walk w;
+    struct mr_error err;
+
+    (void)state;
+    put_head(&b, true);
+    bb_be64(&b, 1 * PS | 4);
+    put_mr_block(&b, "mem", 1, 0x01, 0);
+    bb_be64(&b, 0x10);
+    bb_u8(&b, 0x7e);
+    bb_be32(&b, 1);
+    for (size_t i = 0; i < parts; i++) {
+        bb_u8(&b, 0x02);
+        bb_be32(&b, 1);
+        bb_be64(&b, 0x10);
+        bb_u8(&b, 0x7e);
+        bb_be32(&b, 1);
+        if (i % 20 == 0) {
+            for (size_t k = 0; k < cmds / 5; k++) {
+                bb_u8(&b, 0x08);
+                bb_be16(&b, 11);
+                bb_be16(&b, 0);
+            }
+        }
+    }
+    bb_u8(&b, 0x03);
+    bb_be32(&b, 1);
+    bb_be64(&b, 0x10);
+    bb_u8(&b, 0x7e);
+    bb_be32(&b, 1);
+    bb_u8(&b, 0x00);
+    bb_u8(&b, 0x06);
+    bb_be32(&b, (uint32_t)strlen(desc));
+    bb_put(&b, desc, strlen(desc));
+    assert_int_equal(walk(&b, &src, &w, &err), 0);
+    assert_true(w.complete);
+    assert_true(w.ram_complete);
+    assert_int_equal(w.nr_sections, MR_WALK_MAX_SECTIONS);
+    assert_int_equal(w.sections[MR_WALK_MAX_SECTIONS - 1].type,
+                     QEMU_VM_SECTION_PART);
+    assert_int_equal(w.sections[MR_WALK_MAX_SECTIONS - 1].end -
+                     w.sections[MR_WALK_MAX_SECTIONS - 1].start, 18);
+    /* START + parts + END, the first 1024 listed */
+    assert_int_equal(w.unlisted.count, parts + 2 - MR_WALK_MAX_SECTIONS);
+    assert_int_equal(w.unlisted.by_type[QEMU_VM_SECTION_PART],
+                     parts + 1 - MR_WALK_MAX_SECTIONS);
+    assert_int_equal(w.unlisted.by_type[QEMU_VM_SECTION_END], 1);
+    assert_int_equal(w.unlisted.bytes, w.unlisted.count * 18);
+    assert_int_equal(w.nr_commands, MR_WALK_MAX_COMMANDS);
+    assert_int_equal(w.command_counts[MIG_CMD_SWITCHOVER_START],
+                     (parts + 19) / 20 * (cmds / 5));
+    assert_string_equal(w.live[0].idstr, "ram");
+    mr_walk_free(&w);
+    bb_free(&b);
+}
+
+/* A legacy block past the final-state budget: counts, no pages_present,
+ * and extract writes every record in order (a final ZERO writes zeros). */
+static void legacy_past_the_map_budget(void **state)
+{
+    const uint64_t big = MR_WALK_LEGACY_MAP_BYTES * 8 * PS + PS;
+    struct bytebuf b = { 0 };
+    struct mr_source src;
+    struct mr_walk w;
+    struct mr_error err;
+    static struct mem_sink sink_mem;
+    struct mr_sink sink = { mem_write, &sink_mem };
+    uint8_t page[PS];
+
+    (void)state;
+    put_head(&b, false);
+    bb_be64(&b, big | 4);
+    bb_str(&b, "mem");
+    bb_be64(&b, big);
+    memset(page, 0xaa, sizeof(page));
+    bb_be64(&b, 0 | 0x08);                      /* page 0 = aa ... */
+    bb_str(&b, "mem");
+    bb_put(&b, page, sizeof(page));
+    bb_be64(&b, 0 | 0x22);                      /* ... then zero */
+    bb_u8(&b, 0);
+    bb_be64(&b, PS | 0x28);                     /* page 1 = aa */
+    bb_put(&b, page, sizeof(page));
+    put_tail(&b, false);
+    assert_int_equal(walk(&b, &src, &w, &err), 0);
+    assert_null(w.blocks[0].final_map);
+    assert_false(w.blocks[0].present_known);
+    assert_int_equal(w.blocks[0].page_records, 2);
+    assert_int_equal(w.blocks[0].zero_records, 1);
+    memset(&sink_mem, 0x55, sizeof(sink_mem));
+    assert_int_equal(mr_extract_block(&src, &w, 0, &sink, &err), 0);
+    assert_int_equal(sink_mem.buf[0], 0);
+    assert_int_equal(sink_mem.buf[PS - 1], 0);
+    assert_int_equal(sink_mem.buf[PS], 0xaa);
+    assert_int_equal(sink_mem.buf[2 * PS], 0x55);       /* never written */
+    mr_walk_free(&w);
+    bb_free(&b);
+}
+
 static void legacy_offset_outside_block(void **state)
 {
     struct bytebuf b = { 0 };
@@ -360,6 +466,8 @@ int main(void)
         cmocka_unit_test(mapped_ram_layout_problems),
         cmocka_unit_test(legacy_last_write_wins),
         cmocka_unit_test(legacy_offset_outside_block),
+        cmocka_unit_test(long_runs_are_counted),
+        cmocka_unit_test(legacy_past_the_map_budget),
         cmocka_unit_test(device_without_vmdesc_entry),
         cmocka_unit_test(unknown_part_section),
         cmocka_unit_test(file_names_stay_in_the_directory),
