@@ -150,12 +150,10 @@ static int write_block(struct cli_file *f, size_t idx, int dirfd,
         return 1;
     }
     if (b->present_known)
-        printf("%s: %s, %" PRIu64 " of %" PRIu64 " pages present%s
-", name,
+        printf("%s: %s, %" PRIu64 " of %" PRIu64 " pages present%s\n", name,
                shown, b->pages_present, b->num_pages, note);
     else    /* a legacy block past the walk's map budget */
-        printf("%s: %s, %" PRIu64 " pages%s
-", name, shown, b->num_pages,
+        printf("%s: %s, %" PRIu64 " pages%s\n", name, shown, b->num_pages,
                note);
     return 0;
 }
