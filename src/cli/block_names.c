@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "block_names.h"
-#include "format/extract.h"
+#include "mapram/image.h"
 
 #define EXT ".img"
 #define EXT_LEN 4

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "format/stream_walk.h"
+#include "mapram/image.h"
 
 struct cli_command {
     const char *name;
@@ -28,7 +28,6 @@ int cmd_verify(int argc, char **argv);
 struct cli_file {
     const char *path;
     int fd;
-    struct mr_source src;
     struct mr_walk walk;
     struct mr_error err;        /* the walk's error, if any */
 };

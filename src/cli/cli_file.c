@@ -22,13 +22,7 @@ int cli_file_open(struct cli_file *f, const char *path, int64_t offset)
         mr_error_clear(&f->err);
         return 1;
     }
-    if (mr_source_init_fd(&f->src, f->fd, &f->err) < 0) {
-        fprintf(stderr, "mapram: %s: %s\n", path, f->err.msg);
-        close(f->fd);
-        f->fd = -1;
-        return 1;
-    }
-    mr_walk_file(&f->src, offset, &f->walk, &f->err);
+    mr_image_walk(f->fd, offset, &f->walk, &f->err);
     mr_walk_measure_allocation(&f->walk, f->fd);
     return 0;
 }

@@ -17,7 +17,7 @@
 
 #include "block_names.h"
 #include "cli.h"
-#include "format/extract.h"
+#include "mapram/image.h"
 
 struct extract_opts {
     int64_t offset;
@@ -117,7 +117,7 @@ static int fill_output(struct cli_file *f, size_t idx, int fd,
     if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)b->entry.used_length) < 0)
         return mr_error_set(err, -errno, "cannot size the output: %s",
                             strerror(errno));
-    return mr_extract_block(&f->src, &f->walk, idx, &sink, err);
+    return mr_image_extract(f->fd, &f->walk, idx, &sink, err);
 }
 
 /* Write block idx to dirfd/name (dirfd may be AT_FDCWD).  On error a file

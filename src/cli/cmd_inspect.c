@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 
 /* Bumped only if a key changes meaning; new keys do not bump it. */
@@ -131,7 +133,7 @@ static json_t *block_json(const struct mr_walk *w,
     json_t *o = json_pack("{s:o, s:o, s:i, s:o, s:o, s:o, s:o}",
                           "name", json_text(b->entry.idstr),
                           "used_length", json_u64(b->entry.used_length),
-                          "page_size", (int)MR_TARGET_PAGE_SIZE,
+                          "page_size", (int)MR_STREAM_PAGE_SIZE,
                           "num_pages", json_u64(b->num_pages),
                           "pages_present", present_json(b, b->pages_present),
                           "pages_absent", present_json(b, b->pages_absent),
@@ -176,7 +178,7 @@ static json_t *unlisted_json(const struct mr_walk *w)
 {
     json_t *types = json_object();
 
-    for (uint8_t t = QEMU_VM_SECTION_START; t <= QEMU_VM_SECTION_FULL; t++)
+    for (uint8_t t = MR_SECTION_START; t <= MR_SECTION_FULL; t++)
         if (w->unlisted.by_type[t])
             json_object_set_new(types, mr_stream_type_name(t),
                                 json_u64(w->unlisted.by_type[t]));
@@ -188,7 +190,7 @@ static json_t *command_counts_json(const struct mr_walk *w)
 {
     json_t *o = json_object();
 
-    for (uint16_t i = 0; i < MIG_CMD_MAX; i++)
+    for (uint16_t i = 0; i < MR_WALK_CMD_KINDS; i++)
         if (w->command_counts[i])
             json_object_set_new(o, mr_stream_command_name(i),
                                 json_u64(w->command_counts[i]));
@@ -199,7 +201,7 @@ static uint64_t commands_total(const struct mr_walk *w)
 {
     uint64_t n = 0;
 
-    for (uint16_t i = 0; i < MIG_CMD_MAX; i++)
+    for (uint16_t i = 0; i < MR_WALK_CMD_KINDS; i++)
         n += w->command_counts[i];
     return n;
 }
@@ -241,7 +243,7 @@ static json_t *model_json(const struct cli_file *f)
                         ? json_u64(w->eof_offset) : json_null());
     json_object_set_new(root, "vmdesc", w->vmdesc_present ? json_pack(
         "{s:o, s:o, s:o}", "offset", json_u64(w->vmdesc_offset), "length",
-        json_u64(w->vmdesc_len), "devices", json_u64(w->vmdesc.nr_devices))
+        json_u64(w->vmdesc_len), "devices", json_u64(w->vmdesc_devices))
         : json_null());
     json_object_set_new(root, "stream_end", json_u64(w->stream_end));
     json_object_set_new(root, "checksums", w->have_cksum ? json_pack(
@@ -296,7 +298,7 @@ static void print_more_commands(const struct mr_walk *w)
         return;
     printf("  command       %" PRIu64 " more not listed (all %" PRIu64 ":",
            more, commands_total(w));
-    for (uint16_t i = 0; i < MIG_CMD_MAX; i++) {
+    for (uint16_t i = 0; i < MR_WALK_CMD_KINDS; i++) {
         if (w->command_counts[i]) {
             printf("%s %s %" PRIu64, sep, mr_stream_command_name(i),
                    w->command_counts[i]);
@@ -332,7 +334,7 @@ static void print_summary(const struct cli_file *f)
 
         for (size_t i = 0; i < w->nr_blocks; i++) {
             logical += w->blocks[i].entry.used_length;
-            present += w->blocks[i].pages_present * MR_TARGET_PAGE_SIZE;
+            present += w->blocks[i].pages_present * MR_STREAM_PAGE_SIZE;
             measured &= w->blocks[i].allocated_bytes >= 0;
             if (w->blocks[i].allocated_bytes > 0)
                 alloc += (uint64_t)w->blocks[i].allocated_bytes;
@@ -422,10 +424,10 @@ static void print_sections(const struct mr_walk *w)
         printf("  ... %" PRIu64 " more sections not listed (%" PRIu64
                " START, %" PRIu64 " PART, %" PRIu64 " END, %" PRIu64
                " FULL; %" PRIu64 " bytes)\n", w->unlisted.count,
-               w->unlisted.by_type[QEMU_VM_SECTION_START],
-               w->unlisted.by_type[QEMU_VM_SECTION_PART],
-               w->unlisted.by_type[QEMU_VM_SECTION_END],
-               w->unlisted.by_type[QEMU_VM_SECTION_FULL], w->unlisted.bytes);
+               w->unlisted.by_type[MR_SECTION_START],
+               w->unlisted.by_type[MR_SECTION_PART],
+               w->unlisted.by_type[MR_SECTION_END],
+               w->unlisted.by_type[MR_SECTION_FULL], w->unlisted.bytes);
 }
 
 static void print_human(const struct cli_file *f)

@@ -23,7 +23,7 @@
 #include "cli.h"
 #include "progress.h"
 #include "save_common.h"
-#include "format/mapram_header.h"
+#include "mapram/format.h"
 #include "spawn_vm.h"
 
 struct restore_opts {

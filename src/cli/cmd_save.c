@@ -27,7 +27,7 @@
 #include "cli.h"
 #include "progress.h"
 #include "save_common.h"
-#include "format/mapram_header.h"
+#include "mapram/format.h"
 
 /* Room for the ROM blocks, their 1 MiB alignment and the device state
  * beyond guest RAM (a q35 guest has about six more blocks). */

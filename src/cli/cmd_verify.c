@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "format/verify.h"
+#include "mapram/image.h"
 
 static void usage(FILE *out)
 {
@@ -93,7 +93,7 @@ int cmd_verify(int argc, char **argv)
                 cli_printable(f.walk.problems[0], line, sizeof(line)));
         status = 1;
     }
-    if (!status && mr_verify_file(&f.src, &f.walk, &rep, &err)) {
+    if (!status && mr_image_verify(f.fd, &f.walk, &rep, &err)) {
         fprintf(stderr, "mapram: %s: %s\n", f.path,
                 cli_printable(err.msg, line, sizeof(line)));
         status = 1;

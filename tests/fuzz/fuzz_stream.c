@@ -9,8 +9,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "format/extract.h"
-#include "format/stream_walk.h"
+#include "image/extract.h"
+#include "image/stream_walk.h"
 #include "fuzz.h"
 
 struct bounds_sink {

@@ -16,42 +16,20 @@
 
 #include "format/source.h"
 #include "mapram/error.h"
+#include "mapram/format.h"
 
-#define MR_CKSUM_EXTENT_BYTES   (1ULL << 20)
 #define MR_CKSUM_MAGIC          "MRCKSUM1"
 #define MR_CKSUM_FOOTER_MAGIC   "MRCKEND1"
 #define MR_CKSUM_MAGIC_BYTES    8
 #define MR_CKSUM_FOOTER_BYTES   32
 #define MR_CKSUM_VERSION        1
 #define MR_CKSUM_MAX_BLOCKS     1024
-#define MR_CKSUM_NAME_MAX       255
 /* 16 M extents = 16 TiB of RAM: a bound for a trailer read from a file. */
 #define MR_CKSUM_MAX_TRAILER_BYTES (64ULL << 20)
 
 /* The key mapram-vm adds to the VMDESCRIPTION JSON so that a file missing
  * its trailer (a save that died before its last write) is refused. */
 #define MR_CKSUM_VMDESC_KEY     "mapram-checksums"
-
-struct mr_cksum_block {
-    char name[MR_CKSUM_NAME_MAX + 1];
-    uint64_t page_size;
-    uint64_t used_length;
-    uint64_t pages_offset;
-    uint64_t extent_pages;      /* pages per extent (>= 1) */
-    uint64_t nr_extents;
-    uint32_t *crc;              /* nr_extents values */
-};
-
-/* flags */
-#define MR_CKSUM_F_STREAM_CRC   1u  /* stream_crc is valid (mapped-ram) */
-
-struct mr_cksum {
-    uint32_t flags;
-    uint64_t stream_offset;     /* where the QEMU stream starts */
-    uint32_t stream_crc;        /* over the stream minus the pages areas */
-    uint32_t nblocks;
-    struct mr_cksum_block *blocks;
-};
 
 /*
  * The stream CRC covers every byte of [stream_offset, trailer) outside

@@ -6,16 +6,18 @@
 #ifndef MAPRAM_FORMAT_STREAM_DEFS_H
 #define MAPRAM_FORMAT_STREAM_DEFS_H
 
+#include "mapram/format.h"
+
 #define QEMU_VM_FILE_MAGIC        0x5145564dU /* "QEVM" */
 #define QEMU_VM_FILE_VERSION_COMPAT 0x00000002U
 #define QEMU_VM_FILE_VERSION      0x00000003U
 
 /* Section type bytes (§4.1). */
 #define QEMU_VM_EOF               0x00
-#define QEMU_VM_SECTION_START     0x01
-#define QEMU_VM_SECTION_PART      0x02
-#define QEMU_VM_SECTION_END       0x03
-#define QEMU_VM_SECTION_FULL      0x04
+#define QEMU_VM_SECTION_START     MR_SECTION_START
+#define QEMU_VM_SECTION_PART      MR_SECTION_PART
+#define QEMU_VM_SECTION_END       MR_SECTION_END
+#define QEMU_VM_SECTION_FULL      MR_SECTION_FULL
 #define QEMU_VM_SUBSECTION        0x05
 #define QEMU_VM_VMDESCRIPTION     0x06
 #define QEMU_VM_CONFIGURATION     0x07
@@ -67,7 +69,7 @@
 #define CONFIG_SUBSECTION_UUID         "configuration/uuid"
 
 /* Target page size on x86_64. */
-#define MR_TARGET_PAGE_SIZE       4096ULL
+#define MR_TARGET_PAGE_SIZE       MR_STREAM_PAGE_SIZE
 #define MR_TARGET_PAGE_BITS       12
 
 /* multifd batch: MULTIFD_PACKET_SIZE / page size (multifd-file.md §3.1). */

@@ -17,9 +17,8 @@
 
 #include "format/source.h"
 #include "format/stream_defs.h"
+#include "mapram/format.h"
 
-#define MR_STREAM_NAME_MAX      256     /* counted string + NUL */
-#define MR_STREAM_MAX_CAPS      16
 #define MR_STREAM_MACHINE_MAX   255     /* longest machine type accepted */
 /* Largest RAM block a stream may describe (64 TiB): anything larger is a
  * corrupt length, refused before it reaches any arithmetic or allocation. */
@@ -30,19 +29,6 @@
  * stream version" (each followed by the offset and what was found). */
 int mr_stream_read_header(struct mr_cursor *c, uint32_t *version);
 
-struct mr_stream_config {
-    char machine[MR_STREAM_NAME_MAX];
-    bool has_page_bits;
-    uint32_t target_page_bits;
-    bool has_caps;
-    uint32_t nr_caps;
-    char caps[MR_STREAM_MAX_CAPS][MR_STREAM_NAME_MAX];
-    bool has_uuid;
-    uint8_t uuid[16];
-    /* Derived from caps: the two validated capabilities. */
-    bool mapped_ram;
-    bool x_ignore_shared;
-};
 
 /* §3: the configuration section (0x07 included) and its subsections.  A
  * following subsection not named "configuration..." is left in place. */
@@ -84,10 +70,6 @@ struct mr_stream_command {
 int mr_stream_read_command(struct mr_cursor *c, uint64_t type_offset,
                            struct mr_stream_command *cmd);
 
-/* Name of a command number ("SWITCHOVER_START"), or NULL. */
-const char *mr_stream_command_name(uint16_t cmd);
-/* Name of a section type byte ("START"), or NULL. */
-const char *mr_stream_type_name(uint8_t type);
 
 /* §4.5: after the EOF byte, the VMDESCRIPTION record.  `*present` is false
  * if the file ends right after EOF; the JSON is bounded by the file and
@@ -97,19 +79,6 @@ int mr_stream_read_vmdesc(struct mr_cursor *c, bool *present,
 
 /* ---- RAM section payload (§6) ---- */
 
-struct mr_ram_block_entry {
-    uint64_t offset;            /* of the counted idstr */
-    char idstr[MR_STREAM_NAME_MAX];
-    uint64_t used_length;
-    bool has_gpa;
-    uint64_t gpa;
-    /* mapped-ram only (§6.3): */
-    uint64_t header_offset;     /* absolute offset H of the 28-byte header */
-    uint32_t mr_version;
-    uint64_t page_size;
-    uint64_t bitmap_offset;
-    uint64_t pages_offset;
-};
 
 /*
  * The first record of the START payload: be64 total | MEM_SIZE.  Other

@@ -19,9 +19,9 @@
 
 #include "fake_vm.h"
 #include "scratch.h"
-#include "format/extract.h"
+#include "image/extract.h"
 #include "format/source.h"
-#include "format/stream_walk.h"
+#include "image/stream_walk.h"
 #include "mapram/migration.h"
 
 #define PAGES0 2048 /* 8 MiB */

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "format/stream_walk.h"
+#include "image/stream_walk.h"
 
 /* Data bytes in [start, start + len) according to SEEK_DATA/SEEK_HOLE. */
 static int64_t allocated_in(int fd, uint64_t start, uint64_t len)

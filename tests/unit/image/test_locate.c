@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "bytebuf.h"
-#include "format/locate.h"
+#include "image/locate.h"
 
 static uint8_t file[0x3000];
 

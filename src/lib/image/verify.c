@@ -10,7 +10,7 @@
 #include "format/cksum.h"
 #include "format/layout.h"
 #include "format/mapped_ram.h"
-#include "format/verify.h"
+#include "image/verify.h"
 #include "mapram/crc32c.h"
 
 #define ULL(x) ((unsigned long long)(x))
@@ -141,7 +141,7 @@ int mr_verify_file(const struct mr_source *src, const struct mr_walk *w,
 
     memset(rep, 0, sizeof(*rep));
     rep->checksums = w->have_cksum;
-    rep->trailer_announced = mr_vmdesc_has_key(&w->vmdesc,
+    rep->trailer_announced = w->in && mr_vmdesc_has_key(&w->in->vmdesc,
                                                MR_CKSUM_VMDESC_KEY);
     if (rep->trailer_announced && !w->have_cksum)
         return mr_error_set(err, -EINVAL, "incomplete file: its "

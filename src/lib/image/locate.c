@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "format/locate.h"
+#include "image/locate.h"
 #include "format/stream_defs.h"
 
 static const uint8_t qevm_v3[8] = { 'Q', 'E', 'V', 'M', 0, 0, 0, 3 };

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "format/extract.h"
+#include "image/extract.h"
 #include "format/mapped_ram.h"
 
 static int copy_range(const struct mr_source *src, uint64_t file_off,

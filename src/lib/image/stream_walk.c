@@ -13,7 +13,7 @@
 
 #include "format/layout.h"
 #include "format/mapped_ram.h"
-#include "format/stream_walk.h"
+#include "image/stream_walk.h"
 #include "format/vmdesc.h"
 
 #define BITMAP_CHUNK_BYTES (64 * 1024)
@@ -97,7 +97,7 @@ static int add_final_map(struct mr_cursor *c, struct mr_walk *w,
     uint64_t bytes = mr_mapped_ram_bitmap_size(b->num_pages);
 
     b->pages_absent = b->num_pages;
-    if (w->visitor || bytes > MR_WALK_LEGACY_MAP_BYTES - w->legacy_map_bytes)
+    if (w->in->visitor || bytes > MR_WALK_LEGACY_MAP_BYTES - w->legacy_map_bytes)
         return 0;
     b->final_map = calloc(1, (size_t)bytes);
     if (!b->final_map)
@@ -158,7 +158,7 @@ static int walk_ram_setup(struct mr_cursor *c, struct mr_walk *w)
                                       e.idstr, e.used_length, left);
         left -= e.used_length;
         if (add_block(c, w, &e) < 0 || (w->mapped_ram &&
-            mr_layout_add(&w->layout, &e, c->src->size, &c->err) < 0))
+            mr_layout_add(&w->in->layout, &e, c->src->size, &c->err) < 0))
             return c->err.code;
     }
     return 0;
@@ -209,7 +209,7 @@ static int note_page(struct mr_cursor *c, struct mr_walk *w,
     else
         b->zero_records++;
     note_final(b, page, r->flags & RAM_SAVE_FLAG_PAGE);
-    if (w->visitor && w->visitor->page(w->visitor->opaque, (size_t)idx, page,
+    if (w->in->visitor && w->in->visitor->page(w->in->visitor->opaque, (size_t)idx, page,
                                        r->flags & RAM_SAVE_FLAG_PAGE ?
                                        r->data_offset : 0, &c->err) < 0)
         return c->err.code ? c->err.code : mr_cursor_fail(c, -EIO, "the "
@@ -298,8 +298,9 @@ static int load_vmdesc_for_devices(struct mr_cursor *c, struct mr_walk *w)
                                          "JSON) ending at the end of the file "
                                          "at offset 0x%" PRIx64 ", found none",
                                          c->src->size);
-    if (mr_vmdesc_open(c->src, off, len, &w->vmdesc, &err) < 0)
+    if (mr_vmdesc_open(c->src, off, len, &w->in->vmdesc, &err) < 0)
         return mr_cursor_fail(c, err.code, "%s", err.msg);
+    w->vmdesc_devices = w->in->vmdesc.nr_devices;
     w->vmdesc_offset = off;
     w->vmdesc_len = len;
     return 0;
@@ -311,10 +312,10 @@ static int walk_device(struct mr_cursor *c, struct mr_walk *w,
     struct mr_error err = MR_ERROR_INIT;
     json_t *dev;
 
-    if (!w->vmdesc.text)
+    if (!w->in->vmdesc.text)
         load_vmdesc_for_devices(c, w);
     if (mr_cursor_ok(c)) {
-        dev = mr_vmdesc_next_device(&w->vmdesc, h->idstr, h->instance_id,
+        dev = mr_vmdesc_next_device(&w->in->vmdesc, h->idstr, h->instance_id,
                                     &err);
         if (!dev && mr_error_is_set(&err))
             mr_cursor_fail(c, err.code, "%s", err.msg);
@@ -431,15 +432,16 @@ static int walk_trailer(struct mr_cursor *c, struct mr_walk *w)
                     w->eof_offset);
         return 0;
     }
-    if (w->vmdesc.text && off != w->vmdesc_offset)
+    if (w->in->vmdesc.text && off != w->vmdesc_offset)
         add_problem(w, "the VMDESCRIPTION at 0x%" PRIx64 " is not the one "
                     "found at the end of the file (0x%" PRIx64 ")", off,
                     w->vmdesc_offset);
-    if (!w->vmdesc.text) {
+    if (!w->in->vmdesc.text) {
         struct mr_error err = MR_ERROR_INIT;
 
-        if (mr_vmdesc_open(c->src, off, len, &w->vmdesc, &err) < 0)
+        if (mr_vmdesc_open(c->src, off, len, &w->in->vmdesc, &err) < 0)
             return mr_cursor_fail(c, err.code, "%s", err.msg);
+        w->vmdesc_devices = w->in->vmdesc.nr_devices;
     }
     w->vmdesc_present = true;
     w->vmdesc_offset = off;
@@ -486,7 +488,7 @@ static int walk_items(struct mr_cursor *c, struct mr_walk *w)
             if (walk_section(c, w, type, off) < 0)
                 return c->err.code;
             /* A visiting walk has seen every RAM record. */
-            if (w->visitor && w->ram_complete)
+            if (w->in->visitor && w->ram_complete)
                 return 0;
             break;
         case QEMU_VM_COMMAND:
@@ -556,7 +558,10 @@ int mr_walk_file_visit(const struct mr_source *src, int64_t explicit_offset,
     int ret;
 
     memset(w, 0, sizeof(*w));
-    w->visitor = v;
+    w->in = calloc(1, sizeof(*w->in));
+    if (!w->in)
+        return mr_error_set(err, -ENOMEM, "out of memory");
+    w->in->visitor = v;
     w->file_size = src->size;
     if (mr_stream_locate(src, explicit_offset, &w->loc, err) < 0)
         return err->code;
@@ -588,8 +593,11 @@ void mr_walk_free(struct mr_walk *w)
     free(w->sections);
     free(w->commands);
     free(w->blocks);
-    mr_vmdesc_close(&w->vmdesc);
-    mr_layout_free(&w->layout);
+    if (w->in) {
+        mr_vmdesc_close(&w->in->vmdesc);
+        mr_layout_free(&w->in->layout);
+        free(w->in);
+    }
     mr_cksum_free(&w->cksum);
     memset(w, 0, sizeof(*w));
 }

@@ -11,8 +11,8 @@
 #include <cmocka.h>
 
 #include "bytebuf.h"
-#include "format/extract.h"
-#include "format/stream_walk.h"
+#include "image/extract.h"
+#include "image/stream_walk.h"
 
 #define PS 4096
 
