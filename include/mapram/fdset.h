@@ -1,5 +1,5 @@
 /*
- * fdsets: descriptors handed in by a management layer (spec/fdset.md).
+ * fdsets: descriptors handed in by a management layer (docs/fdsets.md).
  *
  * A registry per VM holds fdsets, each with the user's descriptors (added
  * with add-fd, newest first) and the duplicates handed out by opening
@@ -60,7 +60,7 @@ int mr_fdset_close(struct mr_fdset_registry *reg, int fd);
  * open with `requested_flags`? */
 bool mr_fdset_flags_match(int requested_flags, int fd_flags);
 
-/* The command line's `-add-fd fd=N,set=ID[,opaque=S]` (spec/fdset.md §2):
+/* The command line's `-add-fd fd=N,set=ID[,opaque=S]` (docs/fdsets.md, "add-fd"):
  * duplicates inherited descriptor N (close-on-exec) into set ID.  N itself
  * is left open for the caller. */
 int mr_fdset_add_fd_option(struct mr_fdset_registry *reg, const char *option,

@@ -1,6 +1,6 @@
 /*
  * The migration engine: save a VM's RAM and device state to a file, or load
- * it back, in QEMU 10's stream format (spec/stream-format.md), optionally
+ * it back, in QEMU 10's stream format (docs/stream-format.md), optionally
  * mapped-ram with multifd channels, direct I/O and fdsets.
  *
  * One `struct mr_migration` per VM; nothing is global.  The object holds the
@@ -30,7 +30,7 @@ struct mr_migration;
 struct mr_fdset_registry;
 struct mr_qmp_server;
 
-/* QEMU's MigrationStatus, in its enum order (spec/qmp.md §5). */
+/* QEMU's MigrationStatus, in its enum order (docs/qmp.md, "Migration states and events"). */
 enum mr_mig_status {
     MR_MIG_NONE,
     MR_MIG_SETUP,
@@ -66,7 +66,7 @@ struct mr_migration *mr_migration_new(const struct mr_vm_ops *ops, void *vm,
 /* Cancels and joins a running save or load, then frees everything. */
 void mr_migration_free(struct mr_migration *mig);
 
-/* Register the QMP and HMP migration commands (spec/qmp.md §3-§9, §11). */
+/* Register the QMP and HMP migration commands (docs/qmp.md, "Capabilities" through "migrate-incoming", and "HMP"). */
 int mr_migration_register_commands(struct mr_migration *mig,
                                    struct mr_qmp_server *srv,
                                    struct mr_error *err);
@@ -80,7 +80,7 @@ int mr_migration_incoming(struct mr_migration *mig, const char *uri,
 /*
  * Called on the load thread when an incoming migration fails.  When
  * `exit_on_error` is true the embedder is expected to print `err->msg` and
- * exit with status 1 (QEMU's default, spec/qmp.md §9); otherwise the state
+ * exit with status 1 (QEMU's default, docs/qmp.md, "migrate-incoming"); otherwise the state
  * is `failed` and the process keeps waiting in inmigrate.  Without a hook,
  * nothing exits.
  */

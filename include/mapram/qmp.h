@@ -1,5 +1,5 @@
 /*
- * QMP monitor server (spec/qmp.md, docs/monitor.md): QEMU's protocol and
+ * QMP monitor server (docs/qmp.md, docs/monitor.md): QEMU's protocol and
  * messages over UNIX sockets, command tables registered by the modules
  * that own what they control, HMP through human-monitor-command, events.
  * Handlers run one at a time on the monitor thread and must not block.
@@ -16,7 +16,7 @@
 struct mr_qmp_server;
 struct mr_qmp_call; /* one request being executed */
 
-/* Argument types, checked before the handler runs (spec/qmp.md §1). */
+/* Argument types, checked before the handler runs (docs/qmp.md, "Wire protocol"). */
 enum mr_qmp_type {
     MR_QMP_T_ANY,
     MR_QMP_T_STR,
@@ -112,7 +112,7 @@ int mr_qmp_server_register_hmp(struct mr_qmp_server *srv,
                                struct mr_error *err);
 
 /* Called on the monitor thread whenever a connection closes (fdsets drop
- * empty sets then, spec/fdset.md §6). */
+ * empty sets then, docs/fdsets.md, "Lifecycle"). */
 void mr_qmp_server_on_disconnect(struct mr_qmp_server *srv,
                                  void (*cb)(void *opaque), void *opaque);
 

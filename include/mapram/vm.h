@@ -16,7 +16,7 @@
 
 #include "mapram/error.h"
 
-/* QEMU's RunState names (spec/qmp.md §2). */
+/* QEMU's RunState names (docs/qmp.md, "Run states"). */
 enum mr_runstate {
     MR_RUN_DEBUG,
     MR_RUN_INMIGRATE,

@@ -399,7 +399,7 @@ static void *aligned_block(size_t bytes)
 
 bool mgmt_probe_direct_write(int fd, uint64_t offset)
 {
-    const size_t bytes = 1 << 20; /* test-guest.md §5: 1 MiB at 1 MiB */
+    const size_t bytes = 1 << 20; /* docs/test-guest.md, "O_DIRECT probe": 1 MiB at 1 MiB */
     void *buf = aligned_block(bytes);
     ssize_t n;
 

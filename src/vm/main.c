@@ -83,7 +83,7 @@ static int write_pidfile(const char *path, struct mr_error *err)
     return 0;
 }
 
-/* A failed incoming load with exit-on-error (spec/qmp.md §9): keep the
+/* A failed incoming load with exit-on-error (docs/qmp.md, "migrate-incoming"): keep the
  * error and wake main(), which prints it and exits 1.  Runs on the load
  * thread. */
 static void load_failed(void *opaque, bool exit_on_error,

@@ -40,7 +40,7 @@ int vm_init(struct vm *vm, const struct vm_config *cfg, struct mr_error *err);
 int vm_power_on(struct vm *vm, struct mr_error *err);
 void vm_destroy(struct vm *vm);
 
-/* The monitor's stop/cont with QEMU's semantics (spec/qmp.md §2). */
+/* The monitor's stop/cont with QEMU's semantics (docs/qmp.md, "Run states"). */
 int vm_qmp_stop(struct vm *vm, struct mr_error *err);
 int vm_qmp_cont(struct vm *vm, struct mr_error *err);
 bool vm_autostart(struct vm *vm);

@@ -1,4 +1,4 @@
-"""Synthetic QEMU migration streams (spec/stream-format.md) for tests.
+"""Synthetic QEMU migration streams (docs/stream-format.md) for tests.
 
 Builds small, complete files of both RAM formats -- mapped-ram and legacy
 page records -- with device sections and a VMDESCRIPTION, and remembers

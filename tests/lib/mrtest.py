@@ -4,12 +4,12 @@
   negotiation, commands, buffered events, fd passing by SCM_RIGHTS), the
   same against mapram-vm and QEMU.
 - VM: a mapram-vm process in a private temp dir; wait_for_serial() and
-  check_guest_ram() are the serial and RAM checks of spec/test-guest.md
-  §2-§3.
+  check_guest_ram() are the serial and RAM checks of docs/test-guest.md
+  ("Serial check", "RAM check").
 - Qemu: a real QEMU 10 process for the live interop tests (and, like VM,
   the benchmark's VMs), with fill_pattern(), run_mapram(), read_header(),
   crc32c(), same_file() and main().
-- probe_o_direct(): spec/test-guest.md §5.
+- probe_o_direct(): docs/test-guest.md, "O_DIRECT probe".
 - FakeQMP: a scriptable fake monitor for the tool's save and restore, to
   put a step of the test between two steps of the tool.
 
@@ -246,7 +246,7 @@ class VM:
 
 
 def wait_for_serial(path, timeout=TIMEOUT):
-    """spec/test-guest.md §2: skip 'A', the first 'B' means alive."""
+    """docs/test-guest.md, "Serial check": skip 'A', the first 'B' means alive."""
     deadline = time.monotonic() + timeout
     pos = 0
     while time.monotonic() < deadline:
@@ -265,7 +265,7 @@ def wait_for_serial(path, timeout=TIMEOUT):
 
 
 def check_guest_ram(mem, start, end, base=0):
-    """spec/test-guest.md §3 over the first byte of every page of
+    """docs/test-guest.md, "RAM check" over the first byte of every page of
     [start, end); `mem` holds guest memory from guest address `base`.
     Returns the list of bad addresses."""
     first = mem[start - base]
@@ -404,7 +404,7 @@ def read_header(path):
 
 
 def probe_o_direct(directory):
-    """test-guest.md §5: 1 MiB aligned write at 1 MiB through O_DIRECT."""
+    """docs/test-guest.md, "O_DIRECT probe": 1 MiB aligned write at 1 MiB through O_DIRECT."""
     import mmap
     path = os.path.join(directory, 'probe-o-direct')
     try:

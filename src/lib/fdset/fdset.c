@@ -1,5 +1,5 @@
 /*
- * The fdset registry (spec/fdset.md): sets sorted by id, each holding the
+ * The fdset registry (docs/fdsets.md): sets sorted by id, each holding the
  * user's descriptors (newest first, with their opaque strings) and the
  * duplicates handed out by opening /dev/fdset/N.  A set lives while either
  * list is non-empty.  One mutex protects the lists; descriptor syscalls
@@ -296,7 +296,7 @@ int mr_fdset_parse_path(const char *path, int64_t *id, struct mr_error *err)
     return 0;
 }
 
-/* Step 4 of spec/fdset.md §5: duplicate, check O_SYNC, apply the flags,
+/* Step 4 of docs/fdsets.md, "Opening /dev/fdset/ID": duplicate, check O_SYNC, apply the flags,
  * truncate when open(2) would. */
 static int dup_with_flags(int fd, int flags)
 {

@@ -101,7 +101,7 @@ static const struct mr_hmp_command fdset_hmp_commands[] = {
     { NULL },
 };
 
-/* A monitor connection closed: completely empty sets go (spec §6). */
+/* A monitor connection closed: completely empty sets go (docs/fdsets.md, "Lifecycle"). */
 static void reap_on_disconnect(void *opaque)
 {
     mr_fdset_reap_empty(opaque);

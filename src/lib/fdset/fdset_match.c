@@ -1,5 +1,5 @@
 /*
- * The fdset matching rule (spec/fdset.md §5 step 3), alone so it is
+ * The fdset matching rule (docs/fdsets.md, "Opening /dev/fdset/ID", step 3), alone so it is
  * unit-tested alone: a user descriptor satisfies an open of /dev/fdset/N
  * when its access mode and O_DIRECT agree with the requested flags.
  * Everything else (O_CREAT, O_TRUNC, O_APPEND, O_NONBLOCK...) plays no part.

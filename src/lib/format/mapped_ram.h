@@ -1,6 +1,6 @@
 /*
  * Mapped-ram layout math and the on-disk page bitmap, shared by the writer
- * and the reader (spec/stream-format.md §6.3, §6.4).  Pure functions: no
+ * and the reader (docs/stream-format.md, "Mapped-ram block header" and "Page bitmap").  Pure functions: no
  * I/O, no allocation.
  *
  * The on-disk bitmap is an array of little-endian 64-bit words whatever the

@@ -1,5 +1,5 @@
 /*
- * Constants of QEMU's migration stream (spec/stream-format.md), shared by
+ * Constants of QEMU's migration stream (docs/stream-format.md), shared by
  * the reader, the writer, inspect and verify.  Names follow QEMU's where it
  * has one.
  */
@@ -12,7 +12,7 @@
 #define QEMU_VM_FILE_VERSION_COMPAT 0x00000002U
 #define QEMU_VM_FILE_VERSION      0x00000003U
 
-/* Section type bytes (§4.1). */
+/* Section type bytes (docs/stream-format.md, "Type bytes"). */
 #define QEMU_VM_EOF               0x00
 #define QEMU_VM_SECTION_START     MR_SECTION_START
 #define QEMU_VM_SECTION_PART      MR_SECTION_PART
@@ -24,7 +24,7 @@
 #define QEMU_VM_COMMAND           0x08
 #define QEMU_VM_SECTION_FOOTER    0x7e
 
-/* COMMAND record numbers (§4.4). */
+/* COMMAND record numbers (docs/stream-format.md, "Command records"). */
 #define MIG_CMD_INVALID           0
 #define MIG_CMD_OPEN_RETURN_PATH  1
 #define MIG_CMD_PING              2
@@ -39,7 +39,7 @@
 #define MIG_CMD_SWITCHOVER_START  11
 #define MIG_CMD_MAX               12
 
-/* RAM record flags, low bits of each be64 (§6.1). */
+/* RAM record flags, low bits of each be64 (docs/stream-format.md, "RAM record flags"). */
 #define RAM_SAVE_FLAG_FULL        0x001 /* retired */
 #define RAM_SAVE_FLAG_ZERO        0x002
 #define RAM_SAVE_FLAG_MEM_SIZE    0x004
@@ -50,20 +50,20 @@
 #define RAM_SAVE_FLAG_HOOK        0x080
 #define RAM_SAVE_FLAG_COMPRESS_PAGE 0x100 /* retired */
 #define RAM_SAVE_FLAG_MULTIFD_FLUSH 0x200
-/* Flags that must not appear in a mapped-ram stream (§9). */
+/* Flags that must not appear in a mapped-ram stream (docs/stream-format.md, "Loading a mapped-ram stream"). */
 #define RAM_SAVE_FLAG_MAPPED_RAM_FORBIDDEN 0x2ca
 
 #define RAM_SECTION_IDSTR         "ram"
 #define RAM_SECTION_VERSION       4
 
-/* Mapped-ram per-block header (§6.3). */
+/* Mapped-ram per-block header (docs/stream-format.md, "Mapped-ram block header"). */
 #define MAPPED_RAM_HDR_VERSION    1
 #define MAPPED_RAM_HDR_SIZE       28
 #define MAPPED_RAM_FILE_OFFSET_ALIGNMENT 0x100000ULL
-/* Pieces the loader hands to channels (multifd-file.md §4). */
+/* Pieces the loader hands to channels (docs/multifd.md, "Load"). */
 #define MAPPED_RAM_LOAD_BUF_SIZE  0x100000ULL
 
-/* Configuration subsections (§3). */
+/* Configuration subsections (docs/stream-format.md, "Configuration section"). */
 #define CONFIG_SUBSECTION_PAGE_BITS    "configuration/target-page-bits"
 #define CONFIG_SUBSECTION_CAPABILITIES "configuration/capabilities"
 #define CONFIG_SUBSECTION_UUID         "configuration/uuid"
@@ -72,7 +72,7 @@
 #define MR_TARGET_PAGE_SIZE       MR_STREAM_PAGE_SIZE
 #define MR_TARGET_PAGE_BITS       12
 
-/* multifd batch: MULTIFD_PACKET_SIZE / page size (multifd-file.md §3.1). */
+/* multifd batch: MULTIFD_PACKET_SIZE / page size (docs/multifd.md, "Batches"). */
 #define MULTIFD_PACKET_SIZE       0x80000ULL
 
 #endif

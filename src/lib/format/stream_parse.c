@@ -331,7 +331,7 @@ static int check_pages_in_file(struct mr_cursor *c,
     return 0;
 }
 
-/* §6.3 and §9: the 28-byte per-block header, then skip the pages. */
+/* docs/stream-format.md, "Mapped-ram block header" and "Loading a mapped-ram stream": the 28-byte per-block header, then skip the pages. */
 static int read_mapped_ram_header(struct mr_cursor *c,
                                   struct mr_ram_block_entry *blk)
 {

@@ -1,6 +1,6 @@
 /*
  * Decoding QEMU's migration stream one item at a time
- * (spec/stream-format.md).  Each function reads one item at the cursor,
+ * (docs/stream-format.md).  Each function reads one item at the cursor,
  * validates it with QEMU's own messages where QEMU has one, and leaves the
  * cursor just after it.  Errors go into the cursor's sticky error; every
  * function also returns 0 or the negative error code.  Nothing here
@@ -24,13 +24,13 @@
  * corrupt length, refused before it reaches any arithmetic or allocation. */
 #define MR_RAM_BLOCK_MAX_BYTES  (1ULL << 46)
 
-/* §2: magic and version.  Messages: "Not a migration stream", "SaveVM v2
+/* docs/stream-format.md, "Header": magic and version.  Messages: "Not a migration stream", "SaveVM v2
  * format is obsolete and don't work anymore", "Unsupported migration
  * stream version" (each followed by the offset and what was found). */
 int mr_stream_read_header(struct mr_cursor *c, uint32_t *version);
 
 
-/* §3: the configuration section (0x07 included) and its subsections.  A
+/* docs/stream-format.md, "Configuration section": the configuration section (0x07 included) and its subsections.  A
  * following subsection not named "configuration..." is left in place. */
 int mr_stream_read_config(struct mr_cursor *c, struct mr_stream_config *cfg);
 
@@ -44,7 +44,7 @@ struct mr_section_header {
     uint32_t version_id;
 };
 
-/* Read the type byte of the next item (any of §4.1). */
+/* Read the type byte of the next item (any of docs/stream-format.md, "Type bytes"). */
 int mr_stream_read_type(struct mr_cursor *c, uint8_t *type);
 
 /* The rest of a section header whose type byte was just read at
@@ -53,7 +53,7 @@ int mr_stream_read_section_header(struct mr_cursor *c, uint8_t type,
                                   uint64_t type_offset,
                                   struct mr_section_header *hdr);
 
-/* §4.3: 0x7e + be32 id.  QEMU's messages "Missing section footer for
+/* docs/stream-format.md, "Section footer": 0x7e + be32 id.  QEMU's messages "Missing section footer for
  * <idstr>" and "Mismatched section id in footer for <idstr> - read 0x<x>
  * expected 0x<y>". */
 int mr_stream_read_footer(struct mr_cursor *c, uint32_t section_id,
@@ -65,19 +65,19 @@ struct mr_stream_command {
     uint16_t len;
 };
 
-/* §4.4: the rest of a COMMAND record (0x08 already read); its data is
+/* docs/stream-format.md, "Command records": the rest of a COMMAND record (0x08 already read); its data is
  * skipped.  Unknown command numbers are an error. */
 int mr_stream_read_command(struct mr_cursor *c, uint64_t type_offset,
                            struct mr_stream_command *cmd);
 
 
-/* §4.5: after the EOF byte, the VMDESCRIPTION record.  `*present` is false
+/* docs/stream-format.md, "End of stream and VMDESCRIPTION": after the EOF byte, the VMDESCRIPTION record.  `*present` is false
  * if the file ends right after EOF; the JSON is bounded by the file and
  * skipped (its offset and length are returned for the caller to parse). */
 int mr_stream_read_vmdesc(struct mr_cursor *c, bool *present,
                           uint64_t *json_offset, uint32_t *json_len);
 
-/* ---- RAM section payload (§6) ---- */
+/* ---- RAM section payload (docs/stream-format.md, "RAM section") ---- */
 
 
 /*
@@ -98,7 +98,7 @@ int mr_ram_read_block_entry(struct mr_cursor *c, bool mapped_ram,
                             bool x_ignore_shared,
                             struct mr_ram_block_entry *blk);
 
-/* One record of a legacy RAM payload (§6.6), data skipped. */
+/* One record of a legacy RAM payload (docs/stream-format.md, "Legacy page records"), data skipped. */
 struct mr_ram_page_record {
     uint64_t offset;            /* of the be64 */
     uint32_t flags;

@@ -1,11 +1,11 @@
 /*
- * The stream encoder: QEMU's migration stream (spec/stream-format.md §2-§8)
+ * The stream encoder: QEMU's migration stream (docs/stream-format.md)
  * written through a buffered, positional sink with a sticky error, like
  * QEMUFile.  Only this file and the reader know byte layouts.
  *
  * The writer tracks the absolute file position of every byte it buffers,
  * because mapped-ram headers store absolute offsets computed from where
- * the header lands (§6.3).  Once an error is recorded every put is a
+ * the header lands (docs/stream-format.md, "Mapped-ram block header").  Once an error is recorded every put is a
  * no-op; callers check mr_sw_error() at flush points.
  */
 #ifndef MAPRAM_FORMAT_STREAM_WRITE_H

@@ -3,7 +3,7 @@
  * (FULL) sections with it.  Device state is not self-delimiting; the JSON
  * records, for every field QEMU wrote, its size (per array element) and
  * the subsections that followed, which is enough to find the section
- * footer without knowing any device model (spec §10).
+ * footer without knowing any device model (docs/stream-format.md, "Reading a file offline").
  */
 #ifndef MAPRAM_FORMAT_VMDESC_H
 #define MAPRAM_FORMAT_VMDESC_H

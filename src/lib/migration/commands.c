@@ -1,6 +1,6 @@
 /*
  * The commands layer over the facade: the QMP migration commands of
- * spec/qmp.md §3-§9 and the HMP forms of §11.  Handlers only check
+ * docs/qmp.md (its commands and its "HMP" forms).  Handlers only check
  * arguments and call migration.c; the work runs on the save and load
  * threads.
  */
@@ -15,7 +15,7 @@
 #include "migration/object.h"
 #include "migration/publish.h"
 
-/* Merge all requested states, check once, apply all or nothing (§3). */
+/* Merge all requested states, check once, apply all or nothing (docs/qmp.md, "Capabilities"). */
 static int set_caps_json(struct mr_migration *mig, json_t *list,
                          struct mr_error *err)
 {
@@ -228,7 +228,7 @@ static const struct mr_qmp_command mig_commands[] = {
     { NULL },
 };
 
-/* ---- HMP (§11) ---- */
+/* ---- HMP (docs/qmp.md, "HMP") ---- */
 
 /* Split "WORD REST": the first blank-separated word into `word`. */
 static const char *first_word(const char *s, char *word, size_t n)

@@ -15,7 +15,7 @@ static bool has_match(const struct mr_fdset_fdinfo *fds, int n, int wanted,
                       int *which)
 {
     for (int i = 0; i < n; i++) {
-        /* spec/fdset.md §5: access mode and O_DIRECT must agree. */
+        /* docs/fdsets.md, "Opening /dev/fdset/ID": access mode and O_DIRECT must agree. */
         int mask = O_ACCMODE | O_DIRECT;
         if ((wanted & mask) == (fds[i].flags & mask)) {
             *which = i;

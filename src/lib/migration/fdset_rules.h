@@ -1,6 +1,6 @@
 /*
  * Up-front checks of an fdset handed in for a file migration (seed 001 and
- * spec/fdset.md §7): mapram refuses a set that cannot work before anything
+ * docs/fdsets.md, "What a migration needs" and docs/management.md, "Descriptors"): mapram refuses a set that cannot work before anything
  * is opened, instead of failing later on a secondary channel.  The rule is
  * pure over a list of {status flags, open-file-description id}; the caller
  * gathers those with fcntl() and kcmp() (fdset_rules_probe).

@@ -28,7 +28,7 @@ static int find_block(struct load_job *j, const char *name)
     return -1;
 }
 
-/* spec/stream-format.md §3: every capability mismatch is reported. */
+/* docs/stream-format.md, "Configuration section": every capability mismatch is reported. */
 static int check_caps(struct load_job *j, const struct mr_stream_config *cfg)
 {
     static const enum mr_mig_cap validated[] = { MR_CAP_X_IGNORE_SHARED,
@@ -75,7 +75,7 @@ static int check_config(struct load_job *j, const struct mr_stream_config *cfg)
     return check_caps(j, cfg);
 }
 
-/* The MEM_SIZE block list of the START payload (§6.2, §9 step 3). */
+/* The MEM_SIZE block list of the START payload (docs/stream-format.md, "Block list (setup payload)"; "Loading a mapped-ram stream", step 3). */
 static int read_block_list(struct load_job *j)
 {
     uint64_t remaining;
@@ -340,7 +340,7 @@ static enum mr_runstate runstate_from_name(const char *name)
     return MR_RUN_RUNNING;
 }
 
-/* spec/qmp.md §2: resume a live source unless -S/stop, else its state. */
+/* docs/qmp.md, "Run states": resume a live source unless -S/stop, else its state. */
 static int set_final_runstate(struct load_job *j)
 {
     struct mr_migration *mig = j->mig;

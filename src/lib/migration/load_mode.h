@@ -1,7 +1,7 @@
 /*
  * The load-mode seam: when guest RAM is brought in.  Eager (load_eager.c)
  * reads every page before the guest runs; a lazy, userfaultfd-driven mode
- * (spec/postcopy-lazy-load.md) is a peer behind the same table later.
+ * (docs/lazy-load.md) is a peer behind the same table later.
  */
 #ifndef MAPRAM_MIGRATION_LOAD_MODE_H
 #define MAPRAM_MIGRATION_LOAD_MODE_H

@@ -173,7 +173,7 @@ static const struct mig_transport_ops *transport(const struct mr_mig_addr *a)
     return t;
 }
 
-/* migrate checks 4-6 (spec/qmp.md §6) plus the transport's own. */
+/* migrate checks 4-6 (docs/qmp.md, "migrate") plus the transport's own. */
 static int check_migrate(struct mr_migration *mig, const struct mr_mig_addr *a,
                          struct mr_error *err)
 {

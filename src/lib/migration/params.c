@@ -1,5 +1,5 @@
 /*
- * Capabilities and parameters (spec/qmp.md §3, §4, §11): the names, QEMU
+ * Capabilities and parameters (docs/qmp.md, "Capabilities", "Parameters" and "HMP"): the names, QEMU
  * 10.0's defaults, the two check functions and the JSON/HMP conversions.
  * A single table describes every parameter once, so the QMP object, the
  * HMP parser and the query output cannot drift apart.
@@ -327,7 +327,7 @@ struct pdesc {
 };
 
 #define P(n, k, f) { n, k, offsetof(struct mr_params, f) }
-/* Schema order (spec/qmp.md §4). */
+/* Schema order (docs/qmp.md, "Parameters"). */
 static const struct pdesc ptable[] = {
     P("announce-initial", K_SIZE_B, announce_initial),
     P("announce-max", K_SIZE_B, announce_max),

@@ -1,6 +1,6 @@
 /*
  * Migration capabilities and parameters: names, QEMU 10.0 defaults, and the
- * validation rules of spec/qmp.md §3-§4, all pure so they are unit-tested
+ * validation rules of docs/qmp.md, "Capabilities" and "Parameters", all pure so they are unit-tested
  * alone.  The rules sit in two functions, like QEMU's migrate_caps_check
  * and migrate_params_check: callers build "current overlaid with the
  * request", check it, and apply only on success.

@@ -1,5 +1,5 @@
 /*
- * Legacy RAM, save side (spec/stream-format.md §6): every dirty page is a
+ * Legacy RAM, save side (docs/stream-format.md, "RAM section"): every dirty page is a
  * PAGE or ZERO record in the main stream itself; no channels, no file
  * bitmaps, no stream CRC.
  */

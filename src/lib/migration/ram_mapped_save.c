@@ -1,5 +1,5 @@
 /*
- * Mapped-ram, save side (spec/multifd-file.md): pages go to the multifd
+ * Mapped-ram, save side (docs/multifd.md): pages go to the multifd
  * channels at fixed file offsets, the file bitmaps are written at END,
  * the channels checksum the final extents and the main stream's writes are
  * logged for the trailer's stream CRC.
@@ -70,7 +70,7 @@ static int mapped_start(struct save_job *j)
 }
 
 /* Each page goes to the channels, or is found zero here when
- * zero-page-detection is legacy (spec/multifd-file.md §6).  Multifd
+ * zero-page-detection is legacy (docs/multifd.md, "Zero-page detection").  Multifd
  * without channels tests in the pool's inline job, which runs on this same
  * thread: it sees the whole batch, so it can bridge short zero gaps into
  * large writes instead of one write per run of data pages. */

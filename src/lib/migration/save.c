@@ -1,5 +1,5 @@
 /*
- * The save thread (spec/stream-format.md §5): header, configuration, START
+ * The save thread (docs/stream-format.md, "Order of a file migration"): header, configuration, START
  * ram, PART passes until the rest fits the downtime limit, switchover
  * (END, devices, EOF, VMDESC, checksum trailer).  It only sequences: pages
  * go through the job's RAM format, bytes through its transport.
@@ -167,7 +167,7 @@ static uint64_t count_dirty(struct save_job *j)
     return n;
 }
 
-/* One dirty-log sync: a MIGRATION_PASS event each (spec/qmp.md §5). */
+/* One dirty-log sync: a MIGRATION_PASS event each (docs/qmp.md, "Migration states and events"). */
 static int sync_dirty(struct save_job *j)
 {
     int rc = j->mig->ops->dirty_log_sync(j->mig->vm, j->dirty, &j->err);
@@ -187,7 +187,7 @@ static void put_configuration(struct save_job *j)
     const char *caps[2];
     size_t n = 0;
 
-    /* Only the validated capabilities, in enum order (§3). */
+    /* Only the validated capabilities, in enum order (docs/stream-format.md, "Configuration section"). */
     if (j->caps.on[MR_CAP_X_IGNORE_SHARED])
         caps[n++] = "x-ignore-shared";
     if (j->caps.on[MR_CAP_MAPPED_RAM])
@@ -219,7 +219,7 @@ static int alloc_bitmaps(struct save_job *j)
     return j->fmt->alloc(j);
 }
 
-/* Header, configuration and the START section (§5 steps 1-2). */
+/* Header, configuration and the START section (docs/stream-format.md, "Order of a file migration", steps 1-2). */
 static int save_setup(struct save_job *j)
 {
     struct mr_stream_sink sink = j->fmt->sink(j);
@@ -359,7 +359,7 @@ static void put_device(struct save_job *j, json_t *devs, uint32_t sid,
         "name", "data", "type", "buffer", "size", (int)size));
 }
 
-/* FULL sections: the embedder's devices, then globalstate (§5 step 4). */
+/* FULL sections: the embedder's devices, then globalstate (docs/stream-format.md, "Order of a file migration", step 4). */
 static int save_devices(struct save_job *j, json_t *devs)
 {
     struct mr_device_state *st = NULL;
@@ -386,7 +386,7 @@ static int save_devices(struct save_job *j, json_t *devs)
 }
 
 /* Stop, SWITCHOVER_START, END with the final pass and the bitmaps,
- * devices, EOF, VMDESC (§5 steps 4-5). */
+ * devices, EOF, VMDESC (docs/stream-format.md, "Order of a file migration", steps 4-5). */
 static int save_complete(struct save_job *j)
 {
     json_t *devs = json_array();

@@ -1,5 +1,5 @@
 /*
- * The file transport (spec/multifd-file.md §1): `file:PATH[,offset=N]` and
+ * The file transport (docs/multifd.md, "When multifd over a file applies"): `file:PATH[,offset=N]` and
  * /dev/fdset/N, QEMU's open messages, the O_DIRECT probe, the fdset rules,
  * never O_TRUNC below the offset; a FIFO without a reader is waited for on
  * the migration thread, never on the monitor's.

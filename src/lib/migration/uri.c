@@ -1,7 +1,7 @@
 /*
- * Migration addresses (spec/qmp.md §6): `file:PATH[,offset=SIZE]`, the
+ * Migration addresses (docs/qmp.md, "migrate"): `file:PATH[,offset=SIZE]`, the
  * `channels` list, and the transport compatibility checks of
- * spec/multifd-file.md §1, with QEMU's messages.  mapram only moves data
+ * docs/multifd.md, "When multifd over a file applies", with QEMU's messages.  mapram only moves data
  * through files; the other schemes are recognised so that their errors are
  * the right ones.
  */

@@ -1,7 +1,7 @@
 /*
  * Migration addresses: the `uri` string forms and the QMP `channels` list
- * (spec/qmp.md §6, §9), and the transport checks of spec/multifd-file.md
- * §1.  Pure: nothing here opens a file.
+ * (docs/qmp.md, "migrate" and "migrate-incoming"), and the transport checks of docs/multifd.md, "When multifd over a file applies"
+ *   Pure: nothing here opens a file.
  */
 #ifndef MAPRAM_MIGRATION_URI_H
 #define MAPRAM_MIGRATION_URI_H

@@ -1,7 +1,7 @@
 /*
  * Page channels ("multifd" over a file): N threads, each with its own
  * descriptor, moving whole pages between guest RAM and fixed file offsets
- * (spec/multifd-file.md).  The migration code above knows nothing of
+ * (docs/multifd.md; the pool itself: docs/io.md).  The migration code above knows nothing of
  * threads, iovecs or I/O engines; it queues pages (save) or byte ranges
  * (load), flushes, and syncs.
  *

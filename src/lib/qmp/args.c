@@ -1,6 +1,6 @@
 /*
  * Argument validation for QMP commands: the checks QEMU's input visitor
- * makes before a command runs (spec/qmp.md §1), from the command's
+ * makes before a command runs (docs/qmp.md, "Wire protocol"), from the command's
  * `struct mr_qmp_arg` table.  Members are checked in table order (missing,
  * then type and range), then unknown members are refused.  Pure.
  */

@@ -172,7 +172,7 @@ static json_t *error_reply(const char *cls, const char *desc)
                      cls ? cls : "GenericError", "desc", text_string(desc));
 }
 
-/* The request's shape (spec/qmp.md §1); sets *name, *oob, *args. */
+/* The request's shape (docs/monitor.md, "The protocol"); sets *name, *oob, *args. */
 static int check_shape(json_t *req, const char **name, bool *oob,
                        json_t **args, struct mr_error *err)
 {

@@ -1,5 +1,5 @@
 /*
- * The HMP bridge (spec/qmp.md §11), a built-in handler: human-monitor-
+ * The HMP bridge (docs/qmp.md, "HMP"), a built-in handler: human-monitor-
  * command runs one HMP line against the registered tables (two-word names
  * like "info status" looked up whole) and returns what it printed, "\n" as
  * "\r\n".  HMP errors are text in that output, never QMP errors.

@@ -6,7 +6,7 @@
  * the same words, so set/clear are atomic read-modify-writes.  Reads and
  * searches are plain: callers only scan after the writers have synced.
  *
- * On disk (spec/stream-format.md §6.4) the bitmap is little-endian 64-bit
+ * On disk (docs/stream-format.md, "Page bitmap") the bitmap is little-endian 64-bit
  * words, ceil(nbits / 64) * 8 bytes, unused trailing bits zero.
  */
 #ifndef MAPRAM_UTIL_BITMAP_H

@@ -1,6 +1,6 @@
 /*
  * The guest program: QEMU's migration test workload ("A-B" boot block,
- * spec/test-guest.md §1) in 64-bit long mode.  The host enters at
+ * docs/test-guest.md, "QEMU's A-B guest") in 64-bit long mode.  The host enters at
  * guest_entry with the test range in r8 (start) and rdi (end, exclusive),
  * rbx = 0 and rdx = the serial port.
  *

@@ -1,7 +1,7 @@
 /*
  * Scratch space for the engine test programs: a fresh directory under the
  * current (build) directory, removed at the end, and the O_DIRECT probe of
- * spec/test-guest.md §5 run inside it, so direct-I/O cases can skip where
+ * docs/test-guest.md, "O_DIRECT probe" run inside it, so direct-I/O cases can skip where
  * the filesystem refuses O_DIRECT.  No cmocka here: test_fault.c links it
  * without.
  */

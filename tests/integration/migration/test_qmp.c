@@ -1,8 +1,8 @@
 /*
  * The migration commands over a real QMP socket: an in-process monitor
  * with the fdset and migration commands in front of a fake VM, driven by
- * the QMP client like a management layer would (spec/qmp.md, the seed
- * fdset scenarios of spec/test-guest.md §6 without a VM host).
+ * the QMP client like a management layer would (docs/qmp.md, the seed
+ * fdset scenarios of docs/test-guest.md, "The four seed scenarios" without a VM host).
  */
 #include <errno.h>
 #include <fcntl.h>

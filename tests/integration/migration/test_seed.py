@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The four seed scenarios of spec/test-guest.md §6 against real mapram-vm
-processes, driven over QMP with the §4 flow (stop, migrate, poll, incoming,
+"""The four seed scenarios of docs/test-guest.md, "The four seed scenarios" against real mapram-vm
+processes, driven over QMP with the flow of docs/test-guest.md, "Harness flow" (stop, migrate, poll, incoming,
 cont, serial liveness, offset check, fdset end hook), plus a
 cross-accelerator restore and exit-on-error.
 

@@ -85,7 +85,7 @@ static void get_state(struct vm *vm, struct guest_state *st)
     mr_device_state_free_array(devs, n);
 }
 
-/* spec/test-guest.md §3, made exact by the saved state: pages below
+/* docs/test-guest.md, "RAM check", made exact by the saved state: pages below
  * next_addr hold passes + 1, the others passes (mod 256). */
 static void check_pattern(struct vm *vm, const struct guest_state *st)
 {

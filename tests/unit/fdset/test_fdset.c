@@ -1,6 +1,6 @@
 /*
  * Unit tests for the fdset registry (src/lib/fdset/fdset.c, fdset_cmds.c):
- * every rule of spec/fdset.md, on real descriptors.
+ * every rule of docs/fdsets.md, on real descriptors.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* Unit tests for mapped-ram layout math and bitmaps
- * (src/lib/format/mapped_ram.c), checked against spec/stream-format.md §8
+ * (src/lib/format/mapped_ram.c), checked against docs/stream-format.md, "Worked example"
  * and the QEMU 10.0.2 interop files' README. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,13 +27,13 @@ static void layout_matches_spec_example(void **state)
     struct mr_mapped_ram_layout l;
 
     (void)state;
-    /* §8: pc.ram header at 0x6F, 128 MiB. */
+    /* docs/stream-format.md, "Worked example": pc.ram header at 0x6F, 128 MiB. */
     assert_true(mr_mapped_ram_layout(0x6f, 0x8000000, 4096, &l));
     assert_int_equal(l.bitmap_offset, 0x8b);
     assert_int_equal(l.bitmap_size, 4096);
     assert_int_equal(l.pages_offset, 0x100000);
     assert_int_equal(l.next_offset, 0x8100000);
-    /* §8: pc.bios header at 0x8100010. */
+    /* docs/stream-format.md, "Worked example": pc.bios header at 0x8100010. */
     assert_true(mr_mapped_ram_layout(0x8100010, 0x40000, 4096, &l));
     assert_int_equal(l.bitmap_offset, 0x810002c);
     assert_int_equal(l.pages_offset, 0x8200000);
@@ -71,7 +71,7 @@ static void layout_rejects_bad_input(void **state)
 
 static void bitmap_is_little_endian_64(void **state)
 {
-    /* §8: pages 0-9 set -> ff 03 00 .. */
+    /* docs/stream-format.md, "Worked example": pages 0-9 set -> ff 03 00 .. */
     uint8_t bm[16] = { 0xff, 0x03 };
 
     (void)state;

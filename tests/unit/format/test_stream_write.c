@@ -1,4 +1,4 @@
-/* Unit tests: the stream encoder, byte-exact with stream-format.md §7-§8. */
+/* Unit tests: the stream encoder, byte-exact with docs/stream-format.md, "Layout at a glance" and "Worked example". */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>

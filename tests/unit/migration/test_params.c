@@ -1,4 +1,4 @@
-/* Unit tests: capabilities and parameters (spec/qmp.md §3, §4, §11). */
+/* Unit tests: capabilities and parameters (docs/qmp.md, "Capabilities", "Parameters" and "HMP"). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
