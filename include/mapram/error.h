@@ -1,6 +1,12 @@
 /*
  * Errors as values.
- *
+ */
+#ifndef MAPRAM_ERROR_H
+#define MAPRAM_ERROR_H
+
+#include <stdbool.h>
+
+/*
  * Every fallible libmapram function takes a `struct mr_error *` and returns
  * an int: 0 on success, a negative errno (or MR_E* code) on failure, with a
  * human message in the error object.  The buffer is fixed so an error can be
@@ -11,10 +17,6 @@
  *         return mr_error_set(err, -errno, "Could not open '%s': %s",
  *                             path, strerror(errno));
  */
-#ifndef MAPRAM_ERROR_H
-#define MAPRAM_ERROR_H
-
-#include <stdbool.h>
 
 #define MR_ERROR_MSG_MAX 256
 

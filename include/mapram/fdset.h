@@ -1,12 +1,5 @@
 /*
  * fdsets: descriptors handed in by a management layer (docs/fdsets.md).
- *
- * A registry per VM holds fdsets, each with the user's descriptors (added
- * with add-fd, newest first) and the duplicates handed out by opening
- * `/dev/fdset/N`.  A set lives while either list is non-empty.  The
- * matching rule (access mode and O_DIRECT must agree) is a pure function so
- * it is unit-tested alone; the registry calls fcntl() outside its lock.
- * All functions are thread-safe.
  */
 #ifndef MAPRAM_FDSET_H
 #define MAPRAM_FDSET_H
@@ -16,6 +9,15 @@
 #include <stdint.h>
 
 #include "mapram/error.h"
+
+/*
+ * A registry per VM holds fdsets, each with the user's descriptors (added
+ * with add-fd, newest first) and the duplicates handed out by opening
+ * `/dev/fdset/N`.  A set lives while either list is non-empty.  The
+ * matching rule (access mode and O_DIRECT must agree) is a pure function so
+ * it is unit-tested alone; the registry calls fcntl() outside its lock.
+ * All functions are thread-safe.
+ */
 
 struct mr_fdset_registry;
 struct mr_qmp_server;

@@ -1,10 +1,8 @@
 /*
  * The fdset registry (docs/fdsets.md): sets sorted by id, each holding the
- * user's descriptors (newest first, with their opaque strings) and the
- * duplicates handed out by opening /dev/fdset/N.  A set lives while either
- * list is non-empty.  One mutex protects the lists; descriptor syscalls
- * (fcntl, dup, close) happen outside it, on snapshots, so a slow or odd
- * descriptor never stalls another thread holding the registry.
+ * user's descriptors (newest first) and the duplicates handed out by
+ * opening /dev/fdset/N; one mutex over the lists, descriptor syscalls
+ * outside it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +13,15 @@
 #include <unistd.h>
 
 #include "fdset/fdset_internal.h"
+
+/*
+ * The fdset registry (docs/fdsets.md): sets sorted by id, each holding the
+ * user's descriptors (newest first, with their opaque strings) and the
+ * duplicates handed out by opening /dev/fdset/N.  A set lives while either
+ * list is non-empty.  One mutex protects the lists; descriptor syscalls
+ * (fcntl, dup, close) happen outside it, on snapshots, so a slow or odd
+ * descriptor never stalls another thread holding the registry.
+ */
 
 #define FDSET_PREFIX "/dev/fdset/"
 #define OPEN_SCAN_MAX 64 /* user descriptors examined per open */

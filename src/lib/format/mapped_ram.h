@@ -2,16 +2,18 @@
  * Mapped-ram layout math and the on-disk page bitmap, shared by the writer
  * and the reader (docs/stream-format.md, "Mapped-ram block header" and "Page bitmap").  Pure functions: no
  * I/O, no allocation.
- *
- * The on-disk bitmap is an array of little-endian 64-bit words whatever the
- * host (QEMU on x86_64 dumps its unsigned longs), so page i is bit i % 8 of
- * byte i / 8.  The helpers below work byte-wise and are host-independent.
  */
 #ifndef MAPRAM_FORMAT_MAPPED_RAM_H
 #define MAPRAM_FORMAT_MAPPED_RAM_H
 
 #include <stdbool.h>
 #include <stdint.h>
+
+/*
+ * The on-disk bitmap is an array of little-endian 64-bit words whatever the
+ * host (QEMU on x86_64 dumps its unsigned longs), so page i is bit i % 8 of
+ * byte i / 8.  The helpers below work byte-wise and are host-independent.
+ */
 
 /* Bytes of bitmap for num_pages pages: whole 64-bit words. */
 uint64_t mr_mapped_ram_bitmap_size(uint64_t num_pages);

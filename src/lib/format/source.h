@@ -1,13 +1,5 @@
 /*
  * Bounded byte sources and a buffered big-endian cursor.
- *
- * Everything that decodes a save file reads through a `struct mr_source`
- * (a file descriptor or a memory buffer, so the fuzzer and the unit tests
- * drive the same code as `inspect`).  A source knows its size; no read ever
- * goes past it.  The cursor adds buffering, big-endian integers, counted
- * strings and a sticky error that records what was expected, what was
- * found and the absolute file offset, so the first problem is the one
- * reported and decoders can check once per item instead of per field.
  */
 #ifndef MAPRAM_FORMAT_SOURCE_H
 #define MAPRAM_FORMAT_SOURCE_H
@@ -17,6 +9,16 @@
 #include <stdint.h>
 
 #include "mapram/error.h"
+
+/*
+ * Everything that decodes a save file reads through a `struct mr_source`
+ * (a file descriptor or a memory buffer, so the fuzzer and the unit tests
+ * drive the same code as `inspect`).  A source knows its size; no read ever
+ * goes past it.  The cursor adds buffering, big-endian integers, counted
+ * strings and a sticky error that records what was expected, what was
+ * found and the absolute file offset, so the first problem is the one
+ * reported and decoders can check once per item instead of per field.
+ */
 
 struct mr_source {
     /* Reads up to len bytes at off; returns bytes read, 0 at end, or -errno.

@@ -2,11 +2,6 @@
  * The stream encoder: QEMU's migration stream (docs/stream-format.md)
  * written through a buffered, positional sink with a sticky error, like
  * QEMUFile.  Only this file and the reader know byte layouts.
- *
- * The writer tracks the absolute file position of every byte it buffers,
- * because mapped-ram headers store absolute offsets computed from where
- * the header lands (docs/stream-format.md, "Mapped-ram block header").  Once an error is recorded every put is a
- * no-op; callers check mr_sw_error() at flush points.
  */
 #ifndef MAPRAM_FORMAT_STREAM_WRITE_H
 #define MAPRAM_FORMAT_STREAM_WRITE_H
@@ -17,6 +12,13 @@
 #include <stdint.h>
 
 #include "mapram/error.h"
+
+/*
+ * The writer tracks the absolute file position of every byte it buffers,
+ * because mapped-ram headers store absolute offsets computed from where
+ * the header lands (docs/stream-format.md, "Mapped-ram block header").  Once an error is recorded every put is a
+ * no-op; callers check mr_sw_error() at flush points.
+ */
 
 /* Where bytes go: a positional write that writes all of `len` or fails. */
 struct mr_stream_sink {

@@ -2,7 +2,17 @@
  * The I/O engine seam (after fio's ioengine_ops): everything that moves
  * page data between memory and a file goes through one of these, so the
  * channels above never know whether pwritev or io_uring runs.
- *
+ */
+#ifndef MAPRAM_IO_ENGINE_H
+#define MAPRAM_IO_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "mapram/error.h"
+
+/*
  * A request is {fd, file offset, iovec array, direction}.  `queue` answers
  *   MR_IO_DONE    finished inside queue (req->result is final),
  *   MR_IO_QUEUED  accepted; it finishes in a later `reap`,
@@ -20,14 +30,6 @@
  *
  * One engine instance serves one thread: instances are not thread-safe.
  */
-#ifndef MAPRAM_IO_ENGINE_H
-#define MAPRAM_IO_ENGINE_H
-
-#include <stddef.h>
-#include <stdint.h>
-#include <sys/uio.h>
-
-#include "mapram/error.h"
 
 enum mr_io_dir {
     MR_IO_WRITE,

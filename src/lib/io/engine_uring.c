@@ -1,10 +1,7 @@
 /*
  * io_uring: up to `depth` requests in flight per engine instance (one per
- * channel).  Short completions are resubmitted from reap with the advanced
- * iovec; EINTR/EAGAIN completions are resubmitted unchanged.  Ring setup
- * asks for cooperative task running first and drops flags the kernel
- * rejects, as fio does.  SINGLE_ISSUER is not asked for: a pool may be
- * created on one thread and driven from another.
+ * channel), short completions resubmitted from reap with the advanced
+ * iovec, EINTR/EAGAIN completions resubmitted unchanged.
  */
 #include <errno.h>
 #include <limits.h>
@@ -14,6 +11,15 @@
 #include <unistd.h>
 
 #include "io/engine.h"
+
+/*
+ * io_uring: up to `depth` requests in flight per engine instance (one per
+ * channel).  Short completions are resubmitted from reap with the advanced
+ * iovec; EINTR/EAGAIN completions are resubmitted unchanged.  Ring setup
+ * asks for cooperative task running first and drops flags the kernel
+ * rejects, as fio does.  SINGLE_ISSUER is not asked for: a pool may be
+ * created on one thread and driven from another.
+ */
 
 struct uring {
     struct io_uring ring;

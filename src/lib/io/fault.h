@@ -1,7 +1,18 @@
 /*
  * Fault injection (builds with -Dfault_injection=true only, where
  * MR_FAULT_INJECTION is defined).
- *
+ */
+#ifndef MAPRAM_IO_FAULT_H
+#define MAPRAM_IO_FAULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mapram/error.h"
+
+/*
  * A plan names an operation kind, an ordinal N and a fault: the Nth
  * operation of that kind (counting from 1 since the plan was set) has its
  * raw result rewritten, once.  Page I/O is filtered at the one point where
@@ -19,15 +30,6 @@
  * so O_DIRECT resumption stays aligned); on calls that move no bytes it
  * acts as eio.
  */
-#ifndef MAPRAM_IO_FAULT_H
-#define MAPRAM_IO_FAULT_H
-
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <sys/types.h>
-
-#include "mapram/error.h"
 
 enum mr_fault_op {
     MR_FAULT_OP_WRITE,

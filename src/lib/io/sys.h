@@ -3,9 +3,6 @@
  * migration code opens, sizes, syncs and writes headers and bitmaps only
  * through a `struct mr_sys`, so tests can fail any of those calls.  The
  * entries keep libc's conventions (-1 and errno).
- *
- * mr_sys_default() is plain libc, except in fault-injection builds where
- * each entry first consults the fault plan (io/fault.h).
  */
 #ifndef MAPRAM_IO_SYS_H
 #define MAPRAM_IO_SYS_H
@@ -14,6 +11,11 @@
 #include <sys/types.h>
 
 #include "mapram/error.h"
+
+/*
+ * mr_sys_default() is plain libc, except in fault-injection builds where
+ * each entry first consults the fault plan (io/fault.h).
+ */
 
 struct mr_sys {
     int (*open)(const char *path, int flags, mode_t mode);

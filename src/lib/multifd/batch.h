@@ -1,7 +1,14 @@
 /*
  * Turning a batch of page indexes into write requests (pure logic, unit
  * tested apart from the threads).
- *
+ */
+#ifndef MAPRAM_MULTIFD_BATCH_H
+#define MAPRAM_MULTIFD_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
  * Pages are sorted, then cut into runs of consecutive indexes, one write
  * request each.  Zero pages split runs, but a short stretch of zero pages
  * between data pages of one consecutive stretch is written too when that
@@ -9,11 +16,6 @@
  * their bits are set and the rule "bit set <=> the file holds the page's
  * current content" still holds.
  */
-#ifndef MAPRAM_MULTIFD_BATCH_H
-#define MAPRAM_MULTIFD_BATCH_H
-
-#include <stddef.h>
-#include <stdint.h>
 
 /* Per-page classification in and out of mr_batch_plan(). */
 enum {

@@ -1,13 +1,5 @@
 /*
  * Bitmaps over `unsigned long` words, one bit per page.
- *
- * The save side keeps one per RAM block (the "file bitmap": bit set = the
- * file holds the page's current content) and several channel threads update
- * the same words, so set/clear are atomic read-modify-writes.  Reads and
- * searches are plain: callers only scan after the writers have synced.
- *
- * On disk (docs/stream-format.md, "Page bitmap") the bitmap is little-endian 64-bit
- * words, ceil(nbits / 64) * 8 bytes, unused trailing bits zero.
  */
 #ifndef MAPRAM_UTIL_BITMAP_H
 #define MAPRAM_UTIL_BITMAP_H
@@ -16,6 +8,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/*
+ * The save side keeps one per RAM block (the "file bitmap": bit set = the
+ * file holds the page's current content) and several channel threads update
+ * the same words, so set/clear are atomic read-modify-writes.  Reads and
+ * searches are plain: callers only scan after the writers have synced.
+ *
+ * On disk (docs/stream-format.md, "Page bitmap") the bitmap is little-endian 64-bit
+ * words, ceil(nbits / 64) * 8 bytes, unused trailing bits zero.
+ */
 
 #define MR_BITS_PER_LONG (sizeof(unsigned long) * CHAR_BIT)
 

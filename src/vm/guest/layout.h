@@ -1,7 +1,11 @@
 /*
  * Guest-physical layout of the mapram-vm machine, shared by the host (C)
  * and the guest program (assembly): macros only.
- *
+ */
+#ifndef MAPRAM_VM_GUEST_LAYOUT_H
+#define MAPRAM_VM_GUEST_LAYOUT_H
+
+/*
  *   0x1000  GDT (null, code64, data)
  *   0x2000  PML4          0x3000  PDPT
  *   0x4000  guest program (header + code)
@@ -10,8 +14,6 @@
  *   0x10000 page directories, 2 MiB pages, 64 of them = 64 GiB
  *   1 MiB.. the test range (default up to the end of pc.ram)
  */
-#ifndef MAPRAM_VM_GUEST_LAYOUT_H
-#define MAPRAM_VM_GUEST_LAYOUT_H
 
 #define GUEST_GDT_GPA 0x1000
 #define GUEST_PML4_GPA 0x2000
