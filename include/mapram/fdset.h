@@ -5,6 +5,7 @@
 #define MAPRAM_FDSET_H
 
 #include <jansson.h>
+/* json_t: mr_fdset_query returns query-fdsets' JSON shape for QMP. */
 #include <stdbool.h>
 #include <stdint.h>
 

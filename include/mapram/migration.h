@@ -19,6 +19,9 @@
 #define MAPRAM_MIGRATION_H
 
 #include <jansson.h>
+/* jansson's json_t stays in this API for now: parameters, query-migrate
+ * and events are QMP's JSON shapes, shared with the QMP commands.  A
+ * JSON-free embedder path (typed setters, a stats struct) is planned. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -8,6 +8,8 @@
 #define MAPRAM_QMP_H
 
 #include <jansson.h>
+/* jansson's json_t stays in this API on purpose: QMP is JSON, and the
+ * handlers build and read QMP values; mapram.pc requires jansson. */
 #include <stdbool.h>
 #include <stdio.h>
 

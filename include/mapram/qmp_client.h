@@ -9,6 +9,8 @@
 #define MAPRAM_QMP_CLIENT_H
 
 #include <jansson.h>
+/* jansson's json_t stays here on purpose: QMP replies and events are
+ * JSON values handed to the caller as they are. */
 #include <stddef.h>
 
 #include "mapram/error.h"

@@ -11,6 +11,7 @@
 #define MAPRAM_VM_H
 
 #include <jansson.h>
+/* json_t: a device's VMDESCRIPTION entry, which is JSON in the stream. */
 #include <stddef.h>
 #include <stdint.h>
 
