@@ -468,11 +468,56 @@ def main(cases):
 
 # ---- a fake QMP monitor ------------------------------------------------------
 
+class _UnixServer:
+    """A listening UNIX socket served one client at a time by a daemon
+    thread: `_session(conn)` handles a client.  close() stops the thread
+    before the descriptor is released (shutdown wakes a blocked accept),
+    so a thread that was about to accept can never pick up a later
+    server's socket that reuses the descriptor number."""
+
+    def _listen(self, path, backlog):
+        import threading
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(backlog)
+        self._conn = None
+        self._closing = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self._closing:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            self._conn = conn
+            try:
+                self._session(conn)
+            except OSError:
+                pass
+            self._conn = None
+            conn.close()
+
+    def _stop(self):
+        self._closing = True
+        for s in (self.srv, self._conn):
+            try:
+                if s is not None:
+                    s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        import threading
+        if threading.current_thread() is not self.thread:
+            self.thread.join(10)
+        self.srv.close()
+
+
 class FakeQMPError(Exception):
     """Raised by a FakeQMP command: becomes a GenericError reply."""
 
 
-class FakeQMP:
+class FakeQMP(_UnixServer):
     """A scriptable stand-in for a VM's monitor on a UNIX socket, enough
     for `mapram save` and `mapram restore`: run state, query-migrate,
     fdsets (descriptors really received), and a `migrate` that writes a
@@ -483,7 +528,6 @@ class FakeQMP:
     `log` lists the commands received; `peer_pid` is the client's pid."""
 
     def __init__(self, path, status='running', ram=64 << 20, hooks=None):
-        import threading
         self.path = path
         self.status = status
         self.mig = 'none'
@@ -492,11 +536,7 @@ class FakeQMP:
         self.log = []
         self.fdsets = {}
         self.peer_pid = None
-        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.srv.bind(path)
-        self.srv.listen(4)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self._listen(path, 4)
 
     @property
     def running(self):
@@ -505,22 +545,10 @@ class FakeQMP:
     def error(self, desc):
         return {'error': {'class': 'GenericError', 'desc': desc}}
 
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.srv.accept()
-            except OSError:
-                return
-            cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                   struct.calcsize('3i'))
-            self.peer_pid = struct.unpack('3i', cred)[0]
-            try:
-                self._session(conn)
-            except OSError:
-                pass
-            conn.close()
-
     def _session(self, conn):
+        cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                               struct.calcsize('3i'))
+        self.peer_pid = struct.unpack('3i', cred)[0]
         conn.sendall(b'{"QMP": {"version": {"qemu": {"major": 10, "minor": '
                      b'0, "micro": 2}, "package": ""}, "capabilities": []}}\n')
         buf, fds = b'', []
@@ -641,7 +669,7 @@ class FakeQMP:
         return {}
 
     def close(self):
-        self.srv.close()
+        self._stop()
         for fds in self.fdsets.values():
             for fd in fds:
                 os.close(fd)
@@ -667,7 +695,7 @@ def _recv_line(sock, buf, fds):
     return line, rest
 
 
-class QMPProxy:
+class QMPProxy(_UnixServer):
     """Relays one client at a time to the monitor at `upstream` (QEMU
     serves one client per socket), descriptors included, and runs
     `hooks[command](proxy, args)` before forwarding a command: the test's
@@ -675,29 +703,18 @@ class QMPProxy:
     return a reply to answer in the VM's place, or None to forward."""
 
     def __init__(self, path, upstream, hooks=None):
-        import threading
         self.path, self.upstream = path, upstream
         self.hooks = dict(hooks or {})
         self.log = []
-        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.srv.bind(path)
-        self.srv.listen(1)
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._listen(path, 1)
 
-    def _serve(self):
-        while True:
-            try:
-                client, _ = self.srv.accept()
-            except OSError:
-                return
-            up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                up.connect(self.upstream)
-                self._relay(client, up)
-            except OSError:
-                pass
+    def _session(self, client):
+        up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            up.connect(self.upstream)
+            self._relay(client, up)
+        finally:
             up.close()
-            client.close()
 
     def _relay(self, client, up):
         cbuf, ubuf = b'', b''
@@ -732,4 +749,4 @@ class QMPProxy:
                     break
 
     def close(self):
-        self.srv.close()
+        self._stop()
