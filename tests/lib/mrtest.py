@@ -553,17 +553,9 @@ class FakeQMP(_UnixServer):
                      b'0, "micro": 2}, "package": ""}, "capabilities": []}}\n')
         buf, fds = b'', []
         while True:
-            while b'\n' not in buf:
-                data, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(64))
-                if not data:
-                    return
-                for level, kind, raw in anc:
-                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                        a = array.array('i')
-                        a.frombytes(raw[:len(raw) - len(raw) % a.itemsize])
-                        fds += list(a)
-                buf += data
-            line, buf = buf.split(b'\n', 1)
+            line, buf = _recv_line(conn, buf, fds)
+            if line is None:
+                return
             req = json.loads(line)
             cmd, args = req.get('execute'), req.get('arguments') or {}
             self.log.append(cmd)
