@@ -75,36 +75,48 @@ def bitmap_into_own_pages(path):
         f.write(struct.pack('>Q', blk['pages_offset'] + 0x10000))
 
 
-def restore_refused(path):
+def load(path, then):
+    """Load path into a fresh `-incoming defer` mapram-vm and return
+    then(dst, info) with the final query-migrate; the VM is killed after."""
     dst = vm(['-incoming', 'defer'])
     try:
         caps(dst.qmp)
         dst.qmp.cmd('migrate-incoming', {'uri': 'file:' + path,
                                          'exit-on-error': False})
-        info = wait_migrate(dst.qmp)
-        if info['status'] != 'failed' or \
-                not re.search(RULE, info.get('error-desc', '')):
-            fail('loader: expected failed with the layout rule, got %r'
-                 % info)
-        if dst.qmp.cmd('query-status')['running']:
-            fail('the guest runs after a refused load')
+        return then(dst, wait_migrate(dst.qmp))
     finally:
         dst.kill()
 
 
+def have_vm():
+    return os.path.exists(os.path.join(os.environ['MAPRAM_BUILD_DIR'], 'src',
+                                       'vm', 'mapram-vm'))
+
+
+def scratch(name):
+    return os.path.join(os.environ.get('TMPDIR', '/var/tmp'),
+                        '%s-%d' % (name, os.getpid()))
+
+
+def refused(dst, info):
+    if info['status'] != 'failed' or \
+            not re.search(RULE, info.get('error-desc', '')):
+        fail('loader: expected failed with the layout rule, got %r' % info)
+    if dst.qmp.cmd('query-status')['running']:
+        fail('the guest runs after a refused load')
+
+
 def main():
-    if not os.path.exists(os.path.join(os.environ['MAPRAM_BUILD_DIR'], 'src',
-                                       'vm', 'mapram-vm')):
+    if not have_vm():
         return 77
-    work = os.environ.get('TMPDIR', '/var/tmp')
-    path = os.path.join(work, 'layout-rule-%d.sav' % os.getpid())
+    path = scratch('layout-rule') + '.sav'
     try:
         save(path)
         bitmap_into_own_pages(path)
         res = mapram('verify', path)
         if res.returncode != 1 or not re.search(RULE, res.stderr):
             fail('verify: expected the layout rule, got %r' % res.stderr)
-        restore_refused(path)
+        load(path, refused)
     finally:
         if os.path.exists(path):
             os.unlink(path)

@@ -12,7 +12,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, '..', 'lib'))
-from layout_rule import caps, mapram, save, vm, wait_migrate  # noqa: E402
+from layout_rule import have_vm, load, mapram, save, scratch  # noqa: E402
 from mrtest import fail  # noqa: E402
 
 VMDESC_MAX = 10 << 20
@@ -37,37 +37,27 @@ def without_trailer(path, out, grow):
                 text)
 
 
-def restore_peak(path):
-    """VmHWM in bytes of a destination that loaded path."""
-    dst = vm(['-incoming', 'defer'])
-    try:
-        caps(dst.qmp)
-        dst.qmp.cmd('migrate-incoming', {'uri': 'file:' + path,
-                                         'exit-on-error': False})
-        info = wait_migrate(dst.qmp)
-        if info['status'] != 'completed':
-            fail('restore of %s: %r' % (path, info))
-        with open('/proc/%d/status' % dst.proc.pid) as f:
-            for line in f:
-                if line.startswith('VmHWM:'):
-                    return int(line.split()[1]) * 1024
-        fail('no VmHWM')
-    finally:
-        dst.kill()
+def peak(dst, info):
+    """VmHWM in bytes of a destination that loaded a file."""
+    if info['status'] != 'completed':
+        fail('restore: %r' % info)
+    with open('/proc/%d/status' % dst.proc.pid) as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) * 1024
+    fail('no VmHWM')
 
 
 def main():
-    if not os.path.exists(os.path.join(os.environ['MAPRAM_BUILD_DIR'], 'src',
-                                       'vm', 'mapram-vm')):
+    if not have_vm():
         return 77
-    work = os.environ.get('TMPDIR', '/var/tmp')
-    base = os.path.join(work, 'vmdesc-load-%d' % os.getpid())
+    base = scratch('vmdesc-load')
     paths = [base + s for s in ('.sav', '-small.sav', '-huge.sav')]
     try:
         save(paths[0])
         without_trailer(paths[0], paths[1], False)
         without_trailer(paths[0], paths[2], True)
-        small, huge = restore_peak(paths[1]), restore_peak(paths[2])
+        small, huge = load(paths[1], peak), load(paths[2], peak)
         print('peak RSS: %.1f MiB with the original VMDESCRIPTION, %.1f MiB '
               'with 10 MiB' % (small / 2**20, huge / 2**20))
         if huge - small > BOUND:
