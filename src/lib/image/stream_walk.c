@@ -218,15 +218,15 @@ static int note_page(struct mr_cursor *c, struct mr_walk *w,
     return 0;
 }
 
-/* Records of a RAM payload up to its EOS. */
+/* Records of a RAM payload up to its EOS.  As in QEMU, a CONTINUE record
+ * may refer to a block named in an earlier section (docs/stream-format.md). */
 static int walk_ram_records(struct mr_cursor *c, struct mr_walk *w)
 {
-    struct mr_ram_page_ctx ctx = { 0 };
     struct mr_ram_page_record r;
 
     for (;;) {
         if (mr_ram_read_page_record(c, w->mapped_ram, MR_TARGET_PAGE_SIZE,
-                                    &ctx, &r) < 0)
+                                    &w->in->pctx, &r) < 0)
             return c->err.code;
         if (r.flags == RAM_SAVE_FLAG_EOS)
             return 0;
