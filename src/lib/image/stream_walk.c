@@ -563,7 +563,8 @@ int mr_walk_file_visit(const struct mr_source *src, int64_t explicit_offset,
         return mr_error_set(err, -ENOMEM, "out of memory");
     w->in->visitor = v;
     w->file_size = src->size;
-    if (mr_stream_locate(src, explicit_offset, &w->loc, err) < 0)
+    if (mr_stream_locate(src, explicit_offset, &w->loc, err) < 0 ||
+        mr_libvirt_check_readable(&w->loc, err) < 0)
         return err->code;
     if (find_trailer(&stream, w, err))
         return err->code;
