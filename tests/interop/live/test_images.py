@@ -188,14 +188,14 @@ def case_multipass_legacy(workdir):
     path = os.path.join(workdir, 'live.sav')
     out = os.path.join(workdir, 'out')
     with Qemu(workdir, 'src', prefill=True, paused=False) as src:
-        qemu_save(src, path, bandwidth=64 << 20)
+        qemu_save(src, path, bandwidth=256 << 20)
         res = run_mapram('inspect', '--json', path, expect_rc=0)
         model = json.loads(res.stdout)
         parts = [s for s in model.get('sections', [])
                  if s.get('type') in ('PART', 'part', 2)]
         print('PART sections: %d' % len(parts))
-        run_mapram('extract', path, '-o', out, expect_rc=0)
-        check(same_file(os.path.join(out, 'mem.img'), src.ram_path),
+        run_mapram('extract', path, '--block', 'mem', '-o', out, expect_rc=0)
+        check(same_file(out, src.ram_path),
               'extracted RAM differs from the source')
         restore_and_compare(workdir, src, path, '--paused')
 
