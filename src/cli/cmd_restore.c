@@ -259,8 +259,13 @@ static int run_restore_image(struct restore_run *r, struct mr_error *err)
         .running = r->o.running, .json = r->o.json,
     };
     bool running = false;
-    int rc = restore_image(&io, &running, err);
+    int rc;
 
+    if (r->o.channels || r->o.direct_io || r->o.io_engine)
+        return mr_error_set(err, -EINVAL, "%s: --channels, --direct-io and "
+                            "--io-engine apply to mapram save files only",
+                            r->o.path);
+    rc = restore_image(&io, &running, err);
     r->o.paused = !running;
     return rc;
 }
