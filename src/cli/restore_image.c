@@ -167,12 +167,13 @@ static const struct feed_ops pipe_feed = { pipe_attach, pipe_detach };
 bool restore_image_wanted(const char *path, int64_t offset)
 {
     uint8_t sector[MR_FILE_HEADER_SECTOR];
+    struct mr_error err = MR_ERROR_INIT;
     int fd;
     ssize_t n;
 
     if (offset >= 0)
         return true;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = cli_open_regular(path, O_RDONLY, &err);
     if (fd < 0)
         return false;   /* the mapram path reports the error */
     n = pread(fd, sector, sizeof(sector), 0);
