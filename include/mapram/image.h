@@ -33,9 +33,15 @@ struct mr_libvirt_header {
     uint32_t version;
     uint32_t data_len;
     uint32_t was_running;
-    uint32_t format;            /* 0 raw, 6 sparse; others are compressed */
+    uint32_t format;            /* 0 raw, 6 sparse; 1-5 compressed */
     uint32_t cookie_offset;
+    uint32_t xml_len;           /* of the domain XML at offset 92, no NUL */
+    uint32_t cookie_len;        /* of the cookie text, 0 for none */
 };
+
+/* libvirt's names of the format field (docs/libvirt-header.md): "raw",
+ * "gzip", "bzip2", "xz", "lzop", "zstd", "sparse"; NULL for others. */
+const char *mr_libvirt_format_name(uint32_t format);
 
 struct mr_location {
     enum mr_container kind;

@@ -1,14 +1,18 @@
 /*
- * mapram inspect FILE [--offset N] [--json]: what is in a save file.
+ * mapram inspect FILE [--offset N] [--json | --xml]: what is in a save file
+ * (--xml: a libvirt image's domain XML, as virsh save-image-dumpxml).
  * The walk (libmapram format/stream_walk) does the reading; this file only
  * presents the model, as text for people or as JSON for programs (schema
  * in docs/inspect.md).  A broken file still shows what could be read, and
  * gets one line on stderr saying what was expected, found and where.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -19,10 +23,11 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: mapram inspect FILE [--offset N] [--json]\n"
+    fprintf(out, "usage: mapram inspect FILE [--offset N] [--json | --xml]\n"
             "  --offset N   the QEMU stream starts at byte N (default: "
             "detect)\n"
             "  --json       machine-readable output (docs/inspect.md)\n"
+            "  --xml        print a libvirt image's domain XML\n"
             "exit status: 0 readable, 1 broken or incomplete, 2 usage\n");
 }
 
@@ -78,13 +83,19 @@ static json_t *container_json(const struct mr_walk *w)
 
     if (l->kind == MR_CONTAINER_LIBVIRT)
         json_object_set_new(o, "libvirt", json_pack(
-            "{s:b, s:s, s:I, s:I, s:I, s:I}",
+            "{s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:s?, s:I, s:I, s:I}",
             "complete", l->libvirt.complete,
+            "magic", l->libvirt.complete ? "LibvirtQemudSave"
+                                         : "LibvirtQemudPart",
             "byte_order", l->libvirt.big_endian ? "big" : "little",
+            "version", (json_int_t)l->libvirt.version,
             "data_len", (json_int_t)l->libvirt.data_len,
             "was_running", (json_int_t)l->libvirt.was_running,
             "format", (json_int_t)l->libvirt.format,
-            "cookie_offset", (json_int_t)l->libvirt.cookie_offset));
+            "format_name", mr_libvirt_format_name(l->libvirt.format),
+            "cookie_offset", (json_int_t)l->libvirt.cookie_offset,
+            "xml_len", (json_int_t)l->libvirt.xml_len,
+            "cookie_len", (json_int_t)l->libvirt.cookie_len));
     if (l->kind == MR_CONTAINER_MAPRAM) {
         const struct mr_file_header *h = &l->mapram;
 
@@ -270,11 +281,15 @@ static void print_container(const struct mr_walk *w)
     printf("  container     %s, stream at offset 0x%" PRIx64 "\n",
            mr_container_name(l->kind), l->stream_offset);
     if (l->kind == MR_CONTAINER_LIBVIRT)
-        printf("  libvirt       %s, %s-endian, format %u, was_running %u\n",
+        printf("  libvirt       %s, version %u, %s-endian, format %u (%s), "
+               "was_running %u\n"
+               "                XML %u bytes, cookie %u bytes\n",
                l->libvirt.complete ? "complete (LibvirtQemudSave)"
                                    : "INCOMPLETE (LibvirtQemudPart)",
-               l->libvirt.big_endian ? "big" : "little", l->libvirt.format,
-               l->libvirt.was_running);
+               l->libvirt.version, l->libvirt.big_endian ? "big" : "little",
+               l->libvirt.format, mr_libvirt_format_name(l->libvirt.format),
+               l->libvirt.was_running, l->libvirt.xml_len,
+               l->libvirt.cookie_len);
     if (l->kind == MR_CONTAINER_MAPRAM)
         printf("  mapram header %s, vm '%s' (%s), written by %s, %u "
                "channels\n", mr_file_header_is_complete(&l->mapram)
@@ -443,16 +458,45 @@ static void print_human(const struct cli_file *f)
         printf("  %s\n", cli_printable(w->problems[i], line, sizeof(line)));
 }
 
+/* --xml: the domain XML lies at offset 92, xml_len bytes. */
+static int print_xml(const struct cli_file *f)
+{
+    const struct mr_libvirt_header *lv = &f->walk.loc.libvirt;
+    char *buf;
+    ssize_t n;
+
+    if (f->walk.loc.kind != MR_CONTAINER_LIBVIRT) {
+        fprintf(stderr, "mapram: %s: not a libvirt save image (no "
+                "LibvirtQemudSave header), so it has no domain XML\n",
+                f->path);
+        return 1;
+    }
+    buf = malloc(lv->xml_len ? lv->xml_len : 1);
+    if (!buf)
+        return 1;
+    n = pread(f->fd, buf, lv->xml_len, MR_LIBVIRT_HEADER_SIZE);
+    if (n != (ssize_t)lv->xml_len) {
+        fprintf(stderr, "mapram: %s: cannot read the domain XML: %s\n",
+                f->path, n < 0 ? strerror(errno) : "short read");
+        free(buf);
+        return 1;
+    }
+    fwrite(buf, 1, lv->xml_len, stdout);
+    free(buf);
+    return 0;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "offset", required_argument, NULL, 'o' },
         { "json", no_argument, NULL, 'j' },
+        { "xml", no_argument, NULL, 'x' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     int64_t offset = -1;
-    bool as_json = false;
+    bool as_json = false, as_xml = false;
     struct cli_file f;
     int opt, status;
 
@@ -471,6 +515,9 @@ int cmd_inspect(int argc, char **argv)
         case 'j':
             as_json = true;
             break;
+        case 'x':
+            as_xml = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -479,12 +526,17 @@ int cmd_inspect(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc - 1) {
+    if (optind != argc - 1 || (as_json && as_xml)) {
         usage(stderr);
         return 2;
     }
     if (cli_file_open(&f, argv[optind], offset))
         return 1;
+    if (as_xml) {
+        status = print_xml(&f);
+        cli_file_close(&f);
+        return status;
+    }
     if (as_json) {
         json_t *root = model_json(&f);
 

@@ -22,6 +22,7 @@
 
 #include "cli.h"
 #include "progress.h"
+#include "restore_image.h"
 #include "save_common.h"
 #include "mapram/format.h"
 #include "spawn_vm.h"
@@ -33,6 +34,8 @@ struct restore_opts {
     bool direct_io;
     const char *io_engine;     /* NULL: the VM's own setting */
     bool paused;
+    bool running;              /* libvirt/QEMU files: over was_running */
+    int64_t offset;            /* bare QEMU saves: -1 = detect */
     bool spawn;
     bool json;
 };
@@ -51,9 +54,11 @@ static void restore_usage(FILE *out)
 {
     fprintf(out,
             "usage: mapram restore (--qmp SOCKET | --spawn) FILE [--channels N]\n"
-            "                      [--direct-io] [--io-engine NAME] [--paused] [--json]\n"
-            "Load FILE (written by mapram save) into a VM started with -incoming defer;\n"
-            "--spawn starts a mapram-vm of the right size for it.\n"
+            "                      [--direct-io] [--io-engine NAME] [--paused | --running]\n"
+            "                      [--offset N] [--json]\n"
+            "Load FILE (a mapram save, a libvirt image or a bare QEMU save) into a VM\n"
+            "started with -incoming defer; --spawn starts a mapram-vm of the right size\n"
+            "for a mapram save.  --offset N: the QEMU stream starts at byte N.\n"
             "--channels defaults to the count the file was saved with, else one per\n"
             "online CPU, from %u to %u (here %u).\n"
             "--io-engine (auto, psync, io_uring) sets mapram-vm's x-io-engine.\n",
@@ -69,6 +74,8 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
         { "direct-io", no_argument, NULL, 'D' },
         { "io-engine", required_argument, NULL, 'e' },
         { "paused", no_argument, NULL, 'p' },
+        { "running", no_argument, NULL, 'r' },
+        { "offset", required_argument, NULL, 'o' },
         { "spawn", no_argument, NULL, 's' },
         { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
@@ -77,6 +84,7 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
     int opt;
 
     memset(o, 0, sizeof(*o));
+    o->offset = -1;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "q:c:hj", longopts, NULL)) != -1) {
         switch (opt) {
@@ -91,13 +99,25 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
                 return 2;
             break;
         case 'p': o->paused = true; break;
+        case 'r': o->running = true; break;
+        case 'o': {
+            uint64_t v;
+
+            if (!cli_parse_u64(optarg, &v) || v > INT64_MAX) {
+                fprintf(stderr, "mapram restore: bad --offset '%s'\n", optarg);
+                return 2;
+            }
+            o->offset = (int64_t)v;
+            break;
+        }
         case 's': o->spawn = true; break;
         case 'j': o->json = true; break;
         case 'h': restore_usage(stdout); return 0;
         default: restore_usage(stderr); return 2;
         }
     }
-    if (!o->socket_path == !o->spawn || optind != argc - 1) {
+    if (!o->socket_path == !o->spawn || optind != argc - 1 ||
+        (o->paused && o->running)) {
         restore_usage(stderr);
         return 2;
     }
@@ -230,11 +250,33 @@ static int finish_restore(struct restore_run *r, struct mr_error *err)
     return 0;
 }
 
+/* Not mapram's own file: restore_image.c. */
+static int run_restore_image(struct restore_run *r, struct mr_error *err)
+{
+    struct restore_image_opts io = {
+        .socket_path = r->o.socket_path, .path = r->o.path,
+        .offset = r->o.offset, .paused = r->o.paused,
+        .running = r->o.running, .json = r->o.json,
+    };
+    bool running = false;
+    int rc;
+
+    if (r->o.channels || r->o.direct_io || r->o.io_engine)
+        return mr_error_set(err, -EINVAL, "%s: --channels, --direct-io and "
+                            "--io-engine apply to mapram save files only",
+                            r->o.path);
+    rc = restore_image(&io, &running, err);
+    r->o.paused = !running;
+    return rc;
+}
+
 static int run_restore(struct restore_run *r, struct mr_error *err)
 {
     struct progress prog;
     const char *sock = r->o.socket_path;
 
+    if (!r->o.spawn && restore_image_wanted(r->o.path, r->o.offset))
+        return run_restore_image(r, err);
     if (read_header(r, err) < 0 || open_second(r, err) < 0)
         return err->code;
     if (r->o.spawn) {

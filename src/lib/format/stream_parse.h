@@ -108,7 +108,9 @@ struct mr_ram_page_record {
     uint8_t fill;               /* ZERO: the fill byte */
 };
 
-/* Remembers the last named block for CONTINUE records. */
+/* Remembers the last named block for CONTINUE records.  Keep one per
+ * stream, not per section: QEMU's loader keeps the last block per channel
+ * for the whole migration, so a section may begin with a CONTINUE. */
 struct mr_ram_page_ctx {
     bool have_block;
     char idstr[MR_STREAM_NAME_MAX];

@@ -35,7 +35,61 @@ static uint32_t get_u32(const uint8_t *p, bool big_endian)
            (uint32_t)p[1] << 8 | p[0];
 }
 
-static int locate_libvirt(const uint8_t *hdr, uint64_t file_size,
+const char *mr_libvirt_format_name(uint32_t format)
+{
+    static const char *const names[] = {
+        "raw", "gzip", "bzip2", "xz", "lzop", "zstd", "sparse",
+    };
+
+    return format < sizeof(names) / sizeof(names[0]) ? names[format] : NULL;
+}
+
+/* Length of the NUL-terminated text at `off`, looking at most `max` bytes
+ * (an unterminated text is `max` long). */
+static int text_len(const struct mr_source *src, uint64_t off, uint64_t max,
+                    uint32_t *len, struct mr_error *err)
+{
+    uint8_t buf[4096];
+    uint64_t done = 0;
+
+    if (off + max > src->size)
+        max = off < src->size ? src->size - off : 0;
+    while (done < max) {
+        size_t n = max - done < sizeof(buf) ? (size_t)(max - done)
+                                            : sizeof(buf);
+        const uint8_t *nul;
+
+        if (mr_source_read(src, buf, n, off + done, err) < 0)
+            return mr_error_prefix(err, "libvirt data area: ");
+        nul = memchr(buf, 0, n);
+        if (nul) {
+            *len = (uint32_t)(done + (uint64_t)(nul - buf));
+            return 0;
+        }
+        done += n;
+    }
+    *len = (uint32_t)max;
+    return 0;
+}
+
+/* The XML fills the data area up to the cookie (or to its end). */
+static int libvirt_texts(const struct mr_source *src,
+                         struct mr_libvirt_header *lv, struct mr_error *err)
+{
+    uint64_t xml_area = lv->cookie_offset && lv->cookie_offset < lv->data_len
+                        ? lv->cookie_offset : lv->data_len;
+
+    if (text_len(src, MR_LIBVIRT_HEADER_SIZE, xml_area, &lv->xml_len, err) < 0)
+        return err->code;
+    if (!lv->cookie_offset || lv->cookie_offset >= lv->data_len)
+        return 0;
+    return text_len(src, MR_LIBVIRT_HEADER_SIZE + (uint64_t)lv->cookie_offset,
+                    lv->data_len - lv->cookie_offset, &lv->cookie_len, err);
+}
+
+/* A compressed format is located (inspect shows its header, restore
+ * pipes it through the decompressor); only the walk refuses it. */
+static int locate_libvirt(const struct mr_source *src, const uint8_t *hdr,
                           struct mr_location *loc, struct mr_error *err)
 {
     struct mr_libvirt_header *lv = &loc->libvirt;
@@ -51,19 +105,31 @@ static int locate_libvirt(const uint8_t *hdr, uint64_t file_size,
     lv->was_running = get_u32(hdr + 24, lv->big_endian);
     lv->format = get_u32(hdr + 28, lv->big_endian);
     lv->cookie_offset = get_u32(hdr + 32, lv->big_endian);
-    if (lv->format != 0 && lv->format != 6)
-        return mr_error_set(err, -ENOTSUP, "expected a raw or sparse libvirt "
-                            "image (format 0 or 6) at offset 0x1c, found "
-                            "format %u (compressed; decompress it first)",
-                            lv->format);
     loc->kind = MR_CONTAINER_LIBVIRT;
     loc->incomplete = !lv->complete;
     loc->stream_offset = MR_LIBVIRT_HEADER_SIZE + (uint64_t)lv->data_len;
-    if (loc->stream_offset > file_size)
+    if (loc->stream_offset > src->size)
         return mr_error_set(err, -EIO, "truncated: libvirt header puts the "
                             "stream at offset 0x%" PRIx64 ", file ends at 0x%"
-                            PRIx64, loc->stream_offset, file_size);
-    return 0;
+                            PRIx64, loc->stream_offset, src->size);
+    if (!mr_libvirt_format_name(lv->format))
+        return mr_error_set(err, -ENOTSUP, "expected a libvirt image format "
+                            "0 to 6 at offset 0x1c, found format %u",
+                            lv->format);
+    return libvirt_texts(src, lv, err);
+}
+
+int mr_libvirt_check_readable(const struct mr_location *loc,
+                              struct mr_error *err)
+{
+    uint32_t f = loc->libvirt.format;
+
+    if (loc->kind != MR_CONTAINER_LIBVIRT || f == 0 || f == 6)
+        return 0;
+    return mr_error_set(err, -ENOTSUP, "expected a raw or sparse libvirt "
+                        "image (format 0 or 6) at offset 0x1c, found format "
+                        "%u (%s-compressed; decompress it first)", f,
+                        mr_libvirt_format_name(f));
 }
 
 static int locate_mapram(const struct mr_source *src, struct mr_location *loc,
@@ -152,7 +218,7 @@ int mr_stream_locate(const struct mr_source *src, int64_t explicit_offset,
             return mr_error_set(err, -EIO, "truncated: needed %d bytes of "
                                 "libvirt header at offset 0x0, file ends at "
                                 "0x%zx", MR_LIBVIRT_HEADER_SIZE, head_len);
-        return locate_libvirt(head, src->size, loc, err);
+        return locate_libvirt(src, head, loc, err);
     }
     if (mr_file_header_probe(head, head_len))
         return locate_mapram(src, loc, err);

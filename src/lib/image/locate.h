@@ -25,5 +25,10 @@
 int mr_stream_locate(const struct mr_source *src, int64_t explicit_offset,
                      struct mr_location *loc, struct mr_error *err);
 
+/* A compressed libvirt image is located but cannot be walked where it
+ * lies: 0, or -ENOTSUP naming the compressor. */
+int mr_libvirt_check_readable(const struct mr_location *loc,
+                              struct mr_error *err);
+
 
 #endif

@@ -218,15 +218,15 @@ static int note_page(struct mr_cursor *c, struct mr_walk *w,
     return 0;
 }
 
-/* Records of a RAM payload up to its EOS. */
+/* Records of a RAM payload up to its EOS.  As in QEMU, a CONTINUE record
+ * may refer to a block named in an earlier section (docs/stream-format.md). */
 static int walk_ram_records(struct mr_cursor *c, struct mr_walk *w)
 {
-    struct mr_ram_page_ctx ctx = { 0 };
     struct mr_ram_page_record r;
 
     for (;;) {
         if (mr_ram_read_page_record(c, w->mapped_ram, MR_TARGET_PAGE_SIZE,
-                                    &ctx, &r) < 0)
+                                    &w->in->pctx, &r) < 0)
             return c->err.code;
         if (r.flags == RAM_SAVE_FLAG_EOS)
             return 0;
@@ -563,7 +563,8 @@ int mr_walk_file_visit(const struct mr_source *src, int64_t explicit_offset,
         return mr_error_set(err, -ENOMEM, "out of memory");
     w->in->visitor = v;
     w->file_size = src->size;
-    if (mr_stream_locate(src, explicit_offset, &w->loc, err) < 0)
+    if (mr_stream_locate(src, explicit_offset, &w->loc, err) < 0 ||
+        mr_libvirt_check_readable(&w->loc, err) < 0)
         return err->code;
     if (find_trailer(&stream, w, err))
         return err->code;

@@ -37,6 +37,8 @@ struct mr_walk_internal {
     const struct mr_walk_visitor *visitor;
     struct mr_layout layout;    /* mapped-ram: the blocks' layout checked */
     struct mr_vmdesc vmdesc;    /* its text, once read (vmdesc.h) */
+    struct mr_ram_page_ctx pctx; /* the last block named: it carries over
+                                  * from one 'ram' section to the next */
 };
 
 /*

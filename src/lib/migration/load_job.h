@@ -45,7 +45,8 @@ struct load_job {
     char src_run[MIG_GLOBALSTATE_BYTES + 1];
     bool have_globalstate, have_ram;
     uint32_t ram_sid;
-    struct mr_ram_page_ctx pctx;
+    struct mr_ram_page_ctx pctx;    /* one per load: CONTINUE may refer to
+                                     * a block named in an earlier section */
     struct mr_multifd *mf;
     uint64_t total_bytes, done_bytes;
     struct mr_cksum ck;

@@ -307,8 +307,13 @@ def case_err_ram_mismatch(workdir):
 def case_err_foreign_file(workdir):
     path = os.path.join(workdir, "foreign.img")
     with open(path, "wb") as f:
-        f.write(b"QEVM\0\0\0\3" + bytes(8192))
+        f.write(b"NOTASAVE" + bytes(8192))
     restore_must_fail(workdir, path, "%s: not a mapram save file (no MAPRAMSV header)" % path)
+    # a QEMU stream is walked first (restore_image.c): a broken one is refused
+    with open(path, "wb") as f:
+        f.write(b"QEVM\0\0\0\3" + bytes(8192))
+    restore_must_fail(workdir, path, "%s: Configuration section missing: "
+                      "expected 0x07 at offset 0x8, found 0x00" % path)
 
 
 def case_err_incomplete(workdir):

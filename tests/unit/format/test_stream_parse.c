@@ -477,6 +477,31 @@ static void legacy_page_records(void **state)
     assert_int_equal(c->pos, fx.b.len);
 }
 
+/* The context outlives a payload: after EOS, a CONTINUE still names the
+ * last block, as QEMU's loader does across sections. */
+static void legacy_context_carries_over(void **state)
+{
+    struct mr_ram_page_ctx ctx = { 0 };
+    struct mr_ram_page_record r;
+    struct mr_cursor *c;
+
+    (void)state;
+    bb_be64(&fx.b, 0x1000 | 0x02);
+    bb_str(&fx.b, "pc.ram");
+    bb_u8(&fx.b, 0);
+    bb_be64(&fx.b, 0x10);
+    bb_be64(&fx.b, 0x2000 | 0x22);
+    bb_u8(&fx.b, 0);
+    c = cursor_at(0);
+    assert_int_equal(mr_ram_read_page_record(c, false, 4096, &ctx, &r), 0);
+    assert_int_equal(mr_ram_read_eos(c), 0);
+    assert_int_equal(mr_ram_read_page_record(c, false, 4096, &ctx, &r), 0);
+    assert_int_equal(r.flags, 0x22);
+    assert_int_equal(r.addr, 0x2000);
+    assert_string_equal(r.idstr, "pc.ram");
+    assert_int_equal(c->pos, fx.b.len);
+}
+
 static void legacy_page_record_errors(void **state)
 {
     struct mr_ram_page_ctx ctx = { 0 };
@@ -539,6 +564,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(legacy_page_records, setup, teardown),
         cmocka_unit_test_setup_teardown(legacy_page_record_errors, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(legacy_context_carries_over, setup,
                                         teardown),
     };
 

@@ -74,6 +74,36 @@ static void libvirt_both_byte_orders(void **state)
     assert_true(loc.incomplete);
 }
 
+static void libvirt_xml_and_cookie(void **state)
+{
+    static const char xml[] = "<domain type='kvm'><name>vm</name></domain>\n";
+    static const char cookie[] = "<qemu-migration/>";
+    struct mr_location loc;
+    struct mr_error err = MR_ERROR_INIT;
+
+    (void)state;
+    memset(file, 0, sizeof(file));
+    memcpy(file, "LibvirtQemudSave", 16);
+    put32(file + 16, 2, false);
+    put32(file + 20, 0x2000 - 92, false);
+    memcpy(file + 92, xml, strlen(xml));
+    put32(file + 32, 0x1000, false);
+    memcpy(file + 92 + 0x1000, cookie, strlen(cookie));
+    assert_int_equal(locate(sizeof(file), -1, &loc, &err), 0);
+    assert_int_equal(loc.libvirt.xml_len, strlen(xml));
+    assert_int_equal(loc.libvirt.cookie_len, strlen(cookie));
+    assert_int_equal(loc.stream_offset, 0x2000);
+    put32(file + 32, 0, false);     /* no cookie: the XML fills the area */
+    assert_int_equal(locate(sizeof(file), -1, &loc, &err), 0);
+    assert_int_equal(loc.libvirt.xml_len, strlen(xml));
+    assert_int_equal(loc.libvirt.cookie_len, 0);
+    memset(file + 92, 'x', 0x2000 - 92);    /* unterminated */
+    assert_int_equal(locate(sizeof(file), -1, &loc, &err), 0);
+    assert_int_equal(loc.libvirt.xml_len, 0x2000 - 92);
+    assert_string_equal(mr_libvirt_format_name(6), "sparse");
+    assert_null(mr_libvirt_format_name(7));
+}
+
 static void libvirt_errors(void **state)
 {
     struct mr_location loc;
@@ -87,11 +117,17 @@ static void libvirt_errors(void **state)
     assert_string_equal(err.msg, "expected libvirt save header version 2 at "
                         "offset 0x10, found 0x00000003");
     put32(file + 16, 2, false);
-    put32(file + 28, 5, false);
-    assert_int_equal(locate(sizeof(file), -1, &loc, &err), -ENOTSUP);
+    put32(file + 28, 5, false);     /* zstd: located, not walkable */
+    assert_int_equal(locate(sizeof(file), -1, &loc, &err), 0);
+    assert_int_equal(loc.libvirt.format, 5);
+    assert_int_equal(mr_libvirt_check_readable(&loc, &err), -ENOTSUP);
     assert_string_equal(err.msg, "expected a raw or sparse libvirt image "
                         "(format 0 or 6) at offset 0x1c, found format 5 "
-                        "(compressed; decompress it first)");
+                        "(zstd-compressed; decompress it first)");
+    put32(file + 28, 7, false);
+    assert_int_equal(locate(sizeof(file), -1, &loc, &err), -ENOTSUP);
+    assert_string_equal(err.msg, "expected a libvirt image format 0 to 6 at "
+                        "offset 0x1c, found format 7");
     put32(file + 28, 0, false);
     put32(file + 20, 0x100000, false);
     assert_int_equal(locate(sizeof(file), -1, &loc, &err), -EIO);
@@ -158,6 +194,7 @@ int main(void)
         cmocka_unit_test(raw_stream),
         cmocka_unit_test(libvirt_both_byte_orders),
         cmocka_unit_test(libvirt_errors),
+        cmocka_unit_test(libvirt_xml_and_cookie),
         cmocka_unit_test(mapram_header),
         cmocka_unit_test(probe_finds_stream_after_unknown_header),
     };

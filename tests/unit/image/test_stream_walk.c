@@ -357,6 +357,102 @@ static void legacy_past_the_map_budget(void **state)
     bb_free(&b);
 }
 
+/* Close the open section (EOS, footer) and open PART section 1. */
+static void next_part(struct bytebuf *b)
+{
+    bb_be64(b, 0x10);
+    bb_u8(b, 0x7e);
+    bb_be32(b, 1);
+    bb_u8(b, 0x02);
+    bb_be32(b, 1);
+}
+
+static void put_page(struct bytebuf *b, uint64_t addr, const char *name,
+                     uint8_t fill)
+{
+    uint8_t page[PS];
+
+    bb_be64(b, addr | (name ? 0x08 : 0x28));
+    if (name)
+        bb_str(b, name);
+    memset(page, fill, sizeof(page));
+    bb_put(b, page, sizeof(page));
+}
+
+/* QEMU keeps the last block named for the whole stream: a PART section
+ * may start with CONTINUE, in the block the previous section ended in. */
+static void legacy_continue_across_sections(void **state)
+{
+    struct bytebuf b = { 0 };
+    struct mr_source src;
+    struct mr_walk w;
+    struct mr_error err;
+    static struct mem_sink sink_mem;
+    struct mr_sink sink = { mem_write, &sink_mem };
+
+    (void)state;
+    put_head(&b, false);
+    bb_be64(&b, 4 * PS | 4);
+    bb_str(&b, "a");
+    bb_be64(&b, 2 * PS);
+    bb_str(&b, "b");
+    bb_be64(&b, 2 * PS);
+    put_page(&b, 0, "a", 0x11);         /* START ends in 'a' */
+    next_part(&b);
+    put_page(&b, PS, NULL, 0x12);       /* CONTINUE: 'a' page 1 */
+    put_page(&b, 0, "b", 0x21);
+    next_part(&b);
+    put_page(&b, PS, NULL, 0x22);       /* CONTINUE: 'b' page 1 */
+    put_page(&b, 0, "a", 0x13);         /* interleaved: back to 'a' */
+    next_part(&b);
+    put_page(&b, PS, NULL, 0x14);       /* CONTINUE: 'a' again */
+    put_tail(&b, false);
+    assert_int_equal(walk(&b, &src, &w, &err), 0);
+    assert_true(w.complete);
+    assert_int_equal(w.nr_blocks, 2);
+    assert_int_equal(w.blocks[0].page_records, 4);
+    assert_int_equal(w.blocks[0].pages_present, 2);
+    assert_int_equal(w.blocks[1].page_records, 2);
+    assert_int_equal(w.blocks[1].pages_present, 2);
+    memset(&sink_mem, 0, sizeof(sink_mem));
+    assert_int_equal(mr_extract_block(&src, &w, 0, &sink, &err), 0);
+    assert_int_equal(sink_mem.buf[0], 0x13);
+    assert_int_equal(sink_mem.buf[PS], 0x14);
+    memset(&sink_mem, 0, sizeof(sink_mem));
+    assert_int_equal(mr_extract_block(&src, &w, 1, &sink, &err), 0);
+    assert_int_equal(sink_mem.buf[0], 0x21);
+    assert_int_equal(sink_mem.buf[PS], 0x22);
+    mr_walk_free(&w);
+    bb_free(&b);
+}
+
+/* A CONTINUE with no block named anywhere before it is still an error. */
+static void legacy_continue_without_block(void **state)
+{
+    struct bytebuf b = { 0 };
+    struct mr_source src;
+    struct mr_walk w;
+    struct mr_error err;
+    char want[160];
+    size_t rec;
+
+    (void)state;
+    put_head(&b, false);
+    bb_be64(&b, PS | 4);
+    bb_str(&b, "mem");
+    bb_be64(&b, PS);
+    next_part(&b);
+    rec = b.len;
+    put_page(&b, 0, NULL, 0x11);
+    put_tail(&b, false);
+    assert_int_equal(walk(&b, &src, &w, &err), -EINVAL);
+    snprintf(want, sizeof(want), "Ack, bad migration stream!: expected a "
+             "named block before the CONTINUE record at offset 0x%zx", rec);
+    assert_string_equal(err.msg, want);
+    mr_walk_free(&w);
+    bb_free(&b);
+}
+
 static void legacy_offset_outside_block(void **state)
 {
     struct bytebuf b = { 0 };
@@ -466,6 +562,8 @@ int main(void)
         cmocka_unit_test(mapped_ram_layout_problems),
         cmocka_unit_test(legacy_last_write_wins),
         cmocka_unit_test(legacy_offset_outside_block),
+        cmocka_unit_test(legacy_continue_across_sections),
+        cmocka_unit_test(legacy_continue_without_block),
         cmocka_unit_test(long_runs_are_counted),
         cmocka_unit_test(legacy_past_the_map_budget),
         cmocka_unit_test(device_without_vmdesc_entry),
