@@ -418,6 +418,21 @@ static int walk_section(struct mr_cursor *c, struct mr_walk *w, uint8_t type,
     return 0;
 }
 
+/* Trailer bytes with no footer after them: an interrupted seal (or save)
+ * whose last write never happened; they do not count (docs/seal.md). */
+static bool unfinished_trailer(const struct mr_cursor *c, struct mr_walk *w)
+{
+    uint8_t magic[MR_CKSUM_MAGIC_BYTES];
+    struct mr_error err = MR_ERROR_INIT;
+
+    if (w->have_cksum || c->src->size - c->pos < sizeof(magic) ||
+        mr_source_read(c->src, magic, sizeof(magic), c->pos, &err) ||
+        memcmp(magic, MR_CKSUM_MAGIC, sizeof(magic)))
+        return false;
+    w->unfinished_trailer = true;
+    return true;
+}
+
 static int walk_trailer(struct mr_cursor *c, struct mr_walk *w)
 {
     uint64_t off;
@@ -446,7 +461,7 @@ static int walk_trailer(struct mr_cursor *c, struct mr_walk *w)
     w->vmdesc_present = true;
     w->vmdesc_offset = off;
     w->vmdesc_len = len;
-    if (c->pos < c->src->size)
+    if (c->pos < c->src->size && !unfinished_trailer(c, w))
         add_problem(w, "%" PRIu64 " bytes after the end of the stream at "
                     "0x%" PRIx64, c->src->size - c->pos, c->pos);
     return 0;
