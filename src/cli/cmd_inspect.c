@@ -42,7 +42,7 @@ static json_t *json_u64(uint64_t v)
 
 /* Names come from the file and need not be UTF-8, which JSON strings must
  * be: fall back to escaping every non-ASCII byte as \xNN. */
-static json_t *json_text(const char *s)
+json_t *json_text(const char *s)
 {
     char buf[4 * MR_ERROR_MSG_MAX + 1];
     json_t *j = json_string(s);
@@ -430,6 +430,11 @@ static void print_sections(const struct mr_walk *w)
                w->unlisted.by_type[MR_SECTION_FULL], w->unlisted.bytes);
 }
 
+static bool failed(const struct cli_file *f)
+{
+    return mr_error_is_set(&f->err) || cli_incomplete_reason(&f->walk);
+}
+
 static void print_human(const struct cli_file *f)
 {
     const struct mr_walk *w = &f->walk;
@@ -438,9 +443,15 @@ static void print_human(const struct cli_file *f)
     print_summary(f);
     print_blocks(w);
     print_sections(w);
-    printf("\nProblems:%s\n", w->nr_problems ? "" : " none");
+    /* "none" only for a file read to its end: a failure is a problem. */
+    printf("\nProblems:%s\n", w->nr_problems || failed(f) ? "" : " none");
     for (size_t i = 0; i < w->nr_problems; i++)
         printf("  %s\n", cli_printable(w->problems[i], line, sizeof(line)));
+    if (cli_incomplete_reason(w))
+        printf("  %s\n", cli_incomplete_reason(w));
+    if (mr_error_is_set(&f->err))
+        printf("  reading stopped: %s\n",
+               cli_printable(f->err.msg, line, sizeof(line)));
 }
 
 int cmd_inspect(int argc, char **argv)
@@ -483,8 +494,8 @@ int cmd_inspect(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (cli_file_open(&f, argv[optind], offset))
-        return 1;
+    if ((status = cli_file_open(&f, argv[optind], offset)))
+        return status;
     if (as_json) {
         json_t *root = model_json(&f);
 

@@ -1,6 +1,6 @@
 /*
  * The offline image API's entry points (include/mapram/image.h): a save
- * file on a descriptor, read through a bounded source, walked, extracted
+ * file on a descriptor, read through a bounded source, walked, extracted,
  * verified and sealed by the modules of this room.
  */
 #include <assert.h>
