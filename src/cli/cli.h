@@ -64,6 +64,9 @@ void cli_file_close(struct cli_file *f);
  * ("mapram: PATH: ...") and return its status (cli_status_of); else 0. */
 int cli_file_report(const struct cli_file *f);
 
+/* write(2) all of buf (EINTR retried); 0 or -errno with a message. */
+int cli_write_all(int fd, const void *buf, size_t len, struct mr_error *err);
+
 /* Parse a non-negative integer (decimal, 0x hex, optional K/M/G suffix). */
 bool cli_parse_u64(const char *s, uint64_t *out);
 

@@ -41,6 +41,25 @@ void cli_file_close(struct cli_file *f)
     f->fd = -1;
 }
 
+int cli_write_all(int fd, const void *buf, size_t len, struct mr_error *err)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return mr_error_set(err, n < 0 ? -errno : -ENOSPC, "write "
+                                "failed: %s", n < 0 ? strerror(errno) :
+                                "no space");
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 bool cli_parse_u64(const char *s, uint64_t *out)
 {
     char *end;
