@@ -150,8 +150,10 @@ int cli_file_report(const struct cli_file *f)
     return incomplete ? CLI_CORRUPT : (int)cli_status_of(&f->err);
 }
 
-/* Truncation is reported as -EIO too, but it is damage, not a failing
- * disk: only the OS's own read errors make a file unreadable. */
+/* After a file is open, its walk reports damage with many codes (a
+ * missing record is -ENOENT); truncation is -EIO too, but it is damage,
+ * not a failing disk: only the OS's own read errors ("read error ...")
+ * and seal's failed writes ("seal: ...") make a file unreadable. */
 enum cli_status cli_status_of(const struct mr_error *err)
 {
     switch (err->code) {
@@ -161,14 +163,11 @@ enum cli_status cli_status_of(const struct mr_error *err)
         return CLI_UNSUPPORTED;
     case -EALREADY:
         return CLI_NOTHING;
-    case -ENOENT: case -EACCES: case -EPERM: case -EISDIR: case -ENOMEM:
-    case -ENXIO: case -ENODEV: case -EROFS: case -ENOSPC: case -EDQUOT:
+    case -ENOMEM: case -EROFS: case -ENOSPC: case -EDQUOT:
         return CLI_UNREADABLE;
-    case -EIO:
-        return strncmp(err->msg, "read error", 10) ? CLI_CORRUPT
-                                                   : CLI_UNREADABLE;
     default:
-        return CLI_CORRUPT;
+        return !strncmp(err->msg, "read error", 10) ||
+               !strncmp(err->msg, "seal: ", 6) ? CLI_UNREADABLE : CLI_CORRUPT;
     }
 }
 
