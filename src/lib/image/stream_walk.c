@@ -418,21 +418,6 @@ static int walk_section(struct mr_cursor *c, struct mr_walk *w, uint8_t type,
     return 0;
 }
 
-/* Trailer bytes with no footer after them: an interrupted seal (or save)
- * whose last write never happened; they do not count (docs/seal.md). */
-static bool unfinished_trailer(const struct mr_cursor *c, struct mr_walk *w)
-{
-    uint8_t magic[MR_CKSUM_MAGIC_BYTES];
-    struct mr_error err = MR_ERROR_INIT;
-
-    if (w->have_cksum || c->src->size - c->pos < sizeof(magic) ||
-        mr_source_read(c->src, magic, sizeof(magic), c->pos, &err) ||
-        memcmp(magic, MR_CKSUM_MAGIC, sizeof(magic)))
-        return false;
-    w->unfinished_trailer = true;
-    return true;
-}
-
 static int walk_trailer(struct mr_cursor *c, struct mr_walk *w)
 {
     uint64_t off;
@@ -461,7 +446,7 @@ static int walk_trailer(struct mr_cursor *c, struct mr_walk *w)
     w->vmdesc_present = true;
     w->vmdesc_offset = off;
     w->vmdesc_len = len;
-    if (c->pos < c->src->size && !unfinished_trailer(c, w))
+    if (c->pos < c->src->size)
         add_problem(w, "%" PRIu64 " bytes after the end of the stream at "
                     "0x%" PRIx64, c->src->size - c->pos, c->pos);
     return 0;
@@ -552,9 +537,17 @@ static int find_trailer(struct mr_source *stream, struct mr_walk *w,
 {
     bool have = false;
     int rc = mr_cksum_open(stream, &w->cksum, &have, err);
+    uint64_t at;
 
     w->have_cksum = have;
     w->cksum_offset = stream->size;
+    /* An interrupted seal's trailer does not count: the stream ends
+     * before it (docs/seal.md). */
+    if (!rc && !have && mr_cksum_find_unfinished(stream,
+                                    w->loc.stream_offset, &at) == 0) {
+        w->unfinished_trailer = true;
+        stream->size = at;
+    }
     return rc;
 }
 

@@ -24,7 +24,10 @@
  * page i holds byte (i + 1); every third page absent. */
 static void put_stream(struct bytebuf *b, bool mapped_ram)
 {
-    static const char json[] = "{\"devices\":[]}";
+    /* One device section: the walk needs the VMDESCRIPTION at the end
+     * of the stream to skip it, which an unfinished trailer would hide. */
+    static const char json[] = "{\"devices\":[{\"name\":\"dev\","
+        "\"instance_id\":0,\"fields\":[{\"name\":\"a\",\"size\":20}]}]}";
     uint8_t bm[(NPAGES + 63) / 64 * 8] = { 0 };
     uint64_t h, pages;
 
@@ -74,6 +77,14 @@ static void put_stream(struct bytebuf *b, bool mapped_ram)
     bb_be64(b, 0x10);
     bb_u8(b, 0x7e);
     bb_be32(b, 1);
+    bb_u8(b, 0x04);
+    bb_be32(b, 2);
+    bb_str(b, "dev");
+    bb_be32(b, 0);
+    bb_be32(b, 1);
+    bb_put(b, "AAAABBBBBBBBCCCCCCCC", 20);
+    bb_u8(b, 0x7e);
+    bb_be32(b, 2);
     bb_u8(b, 0x00);
     bb_u8(b, 0x06);
     bb_be32(b, (uint32_t)strlen(json));
