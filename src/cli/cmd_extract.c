@@ -219,7 +219,7 @@ static int extract_all(struct cli_file *f, const struct extract_opts *o)
 
     if (dirfd < 0) {
         fprintf(stderr, "mapram: %s: %s\n", o->dir, strerror(errno));
-        return CLI_USAGE;
+        return CLI_UNREADABLE;
     }
     status = write_all(f, dirfd, o->force, o->report);
     close(dirfd);

@@ -86,10 +86,11 @@ static int compute(const struct mr_source *src, const struct mr_walk *w,
     return rc;
 }
 
-static int sys_fail(struct mr_error *err, const char *what, uint64_t off)
+/* e: a positive errno (0 counts as EIO). */
+static int sys_fail(struct mr_error *err, int e, const char *what,
+                    uint64_t off)
 {
-    int e = errno ? errno : EIO;
-
+    e = e ? e : EIO;
     return mr_error_set(err, -e, "seal: %s at 0x%llx failed: %s", what,
                         ULL(off), strerror(e));
 }
@@ -110,15 +111,15 @@ static int write_trailer(const struct mr_sys *sys, int fd,
     rc = mr_sys_pwrite_all(sys, fd, t, len, (off_t)at);
     free(t);
     if (rc)
-        return errno = -rc, sys_fail(err, "writing the trailer", at);
+        return sys_fail(err, -rc, "writing the trailer", at);
     if (sys->fdatasync(fd))
-        return sys_fail(err, "fdatasync after the trailer", at);
+        return sys_fail(err, errno, "fdatasync after the trailer", at);
     mr_cksum_footer_encode(footer, at, len);
     rc = mr_sys_pwrite_all(sys, fd, footer, sizeof(footer), (off_t)(at + len));
     if (rc)
-        return errno = -rc, sys_fail(err, "writing the footer", at + len);
+        return sys_fail(err, -rc, "writing the footer", at + len);
     if (sys->fdatasync(fd))
-        return sys_fail(err, "fdatasync after the footer", at + len);
+        return sys_fail(err, errno, "fdatasync after the footer", at + len);
     rep->trailer_offset = at;
     rep->trailer_len = len;
     return 0;
@@ -146,11 +147,15 @@ int mr_seal_file(const struct mr_sys *sys, int fd, const struct mr_walk *w,
      * counted, so cutting them changes nothing a reader sees. */
     if (!rc && w->unfinished_trailer) {
         if (sys->ftruncate(fd, (off_t)w->stream_end))
-            rc = sys_fail(err, "cutting an unfinished trailer", w->stream_end);
+            rc = sys_fail(err, errno, "cutting an unfinished trailer",
+                          w->stream_end);
         rep->replaced_unfinished = !rc;
     }
-    if (!rc)
-        rc = write_trailer(sys, fd, &ck, w->stream_end, rep, err);
+    /* A failed write or sync that the process survives: take back what
+     * got written, so the file is as it was.  Best effort: what stays
+     * reads as unfinished, as after a crash. */
+    if (!rc && (rc = write_trailer(sys, fd, &ck, w->stream_end, rep, err)))
+        (void)sys->ftruncate(fd, (off_t)w->stream_end);
     mr_cksum_free(&ck);
     return rc;
 }

@@ -227,14 +227,30 @@ static void refusals(void **state)
 }
 
 /* The io seam: the Nth pwrite or fdatasync fails; a failing pwrite
- * first writes half its bytes (a torn write). */
+ * first writes half its bytes (a torn write).  With `crash` every later
+ * call fails too (nothing after the fault reaches the disk), without it
+ * the process survives and seal takes its writes back. */
 static int calls, fail_at;
+static bool crash, crashed;
+
+/* 0: go ahead; 1: this is the faulted call; 2: after a crash. */
+static int fails(void)
+{
+    if (crashed)
+        return 2;
+    if (++calls != fail_at)
+        return 0;
+    crashed = crash;
+    return 1;
+}
 
 static ssize_t torn_pwrite(int fd, const void *buf, size_t count, off_t off)
 {
-    if (++calls == fail_at) {
-        if (count > 1 && pwrite(fd, buf, count / 2, off) < 0)
-            return -1;
+    int f = fails();
+
+    if (f == 1 && count > 1 && pwrite(fd, buf, count / 2, off) < 0)
+        return -1;
+    if (f) {
         errno = EIO;
         return -1;
     }
@@ -243,11 +259,37 @@ static ssize_t torn_pwrite(int fd, const void *buf, size_t count, off_t off)
 
 static int failing_fdatasync(int fd)
 {
-    if (++calls == fail_at) {
+    if (fails()) {
         errno = EIO;
         return -1;
     }
     return fdatasync(fd);
+}
+
+static int failing_ftruncate(int fd, off_t len)
+{
+    if (crashed) {
+        errno = EIO;
+        return -1;
+    }
+    return ftruncate(fd, len);
+}
+
+/* Reseal a file an interrupted seal left unsealed. */
+static void reseal(int fd, struct mr_walk *w)
+{
+    const struct mr_sys *sys = mr_sys_default();
+    struct mr_seal_report rep;
+    struct mr_verify_report vr;
+    struct mr_error err = MR_ERROR_INIT;
+    bool unfinished = w->unfinished_trailer;
+
+    assert_int_equal(mr_seal_file(sys, fd, w, &rep, &err), 0);
+    assert_int_equal(rep.replaced_unfinished, unfinished);
+    mr_walk_free(w);
+    assert_int_equal(walk_verify(fd, w, &vr, &err), 0);
+    assert_true(w->have_cksum);
+    assert_int_equal(vr.extents, 2);
 }
 
 static void interrupted_seal(void **state)
@@ -258,45 +300,50 @@ static void interrupted_seal(void **state)
     struct mr_seal_report rep;
     struct mr_verify_report vr;
     struct mr_error err = MR_ERROR_INIT;
-    bool sealed = false;
+    uint8_t *back = malloc(1 << 21);
 
     (void)state;
     sys.pwrite = torn_pwrite;
     sys.fdatasync = failing_fdatasync;
+    sys.ftruncate = failing_ftruncate;
     put_stream(&b, true);
-    /* Calls: trailer pwrite, sync, footer pwrite, sync; then none fails. */
-    for (fail_at = 1; fail_at <= 5; fail_at++) {
-        int fd = temp_file(&b), rc;
+    /* Calls: trailer pwrite, sync, footer pwrite, sync; 5: none fails. */
+    for (int mode = 0; mode < 2; mode++) {
+        for (fail_at = 1; fail_at <= 5; fail_at++) {
+            int fd = temp_file(&b), rc;
 
-        calls = 0;
-        assert_int_equal(walk(fd, &w), 0);
-        mr_error_clear(&err);
-        rc = mr_seal_file(&sys, fd, &w, &rep, &err);
-        assert_int_equal(rc, fail_at <= 4 ? -EIO : 0);
-        mr_walk_free(&w);
-        /* Whatever happened, the file reads as sound. */
-        assert_int_equal(walk_verify(fd, &w, &vr, &err), 0);
-        assert_int_equal(w.nr_problems, 0);
-        /* Only a footer on disk makes it sealed (the last sync failing
-         * does not undo a write the page cache holds). */
-        assert_int_equal(w.have_cksum, fail_at >= 4);
-        assert_int_equal(w.unfinished_trailer, fail_at <= 3);
-        if (!w.have_cksum) {
             calls = 0;
-            fail_at += 100;
-            assert_int_equal(mr_seal_file(&sys, fd, &w, &rep, &err), 0);
-            assert_true(rep.replaced_unfinished);
-            fail_at -= 100;
+            crash = mode;
+            crashed = false;
+            assert_int_equal(walk(fd, &w), 0);
+            mr_error_clear(&err);
+            rc = mr_seal_file(&sys, fd, &w, &rep, &err);
+            assert_int_equal(rc, fail_at <= 4 ? -EIO : 0);
             mr_walk_free(&w);
+            /* Whatever happened, the file reads as sound. */
             assert_int_equal(walk_verify(fd, &w, &vr, &err), 0);
-            assert_true(w.have_cksum);
-            assert_int_equal(vr.extents, 2);
+            assert_int_equal(w.nr_problems, 0);
+            if (fail_at == 5) {
+                assert_true(w.have_cksum);
+            } else if (crash) {
+                /* Sealed only once the footer was written (4: its sync
+                 * failed, the page cache holds it). */
+                assert_int_equal(w.have_cksum, fail_at == 4);
+                assert_int_equal(w.unfinished_trailer, fail_at <= 3);
+            } else {
+                /* Survived: every write taken back, byte for byte. */
+                assert_false(w.have_cksum);
+                assert_int_equal(pread(fd, back, b.len + 1, 0),
+                                 (ssize_t)b.len);
+                assert_memory_equal(back, b.data, b.len);
+            }
+            if (!w.have_cksum)
+                reseal(fd, &w);
+            mr_walk_free(&w);
+            close(fd);
         }
-        sealed |= w.have_cksum;
-        mr_walk_free(&w);
-        close(fd);
     }
-    assert_true(sealed);
+    free(back);
     bb_free(&b);
 }
 
