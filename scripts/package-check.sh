@@ -48,8 +48,9 @@ if readelf -d /usr/bin/mapram | grep -E 'RPATH|RUNPATH'; then exit 1; fi
 
 step "examples/ built through pkg-config mapram and run"
 cp -r examples "$work/examples"
-make -s -C "$work/examples" toy_vmm
+make -s -C "$work/examples" toy_vmm read_image
 (cd "$work/examples" && ./toy_vmm "$work/toy.sav")
+"$work/examples/read_image" "$work/toy.sav" | grep "^verify      OK"
 
 step "a 64M /usr/bin/mapram-vm saved and restored with /usr/bin/mapram"
 start_vm() { # name extra-args...

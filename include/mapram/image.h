@@ -146,6 +146,10 @@ struct mr_walk {
     bool have_cksum;            /* mapram's checksum trailer (cksum.h) */
     struct mr_cksum cksum;
     uint64_t cksum_offset;      /* where the trailer starts */
+    bool unfinished_trailer;    /* the bytes after the stream start with
+                                 * the trailer's magic but no footer ends
+                                 * the file: an interrupted seal, treated
+                                 * as no trailer (docs/seal.md) */
     bool complete;              /* walked all the way to the end */
 
     char problems[MR_WALK_MAX_PROBLEMS][MR_ERROR_MSG_MAX];
@@ -219,5 +223,31 @@ struct mr_verify_report {
  */
 int mr_image_verify(int fd, const struct mr_walk *w,
                     struct mr_verify_report *rep, struct mr_error *err);
+
+/* ---- seal ---- */
+
+struct mr_seal_report {
+    uint64_t blocks;
+    uint64_t extents;           /* checksummed */
+    uint64_t data_bytes;        /* present page bytes read */
+    uint64_t trailer_offset;    /* = where the stream ends */
+    uint64_t trailer_len;       /* footer excluded */
+    bool replaced_unfinished;   /* an interrupted seal's bytes were cut */
+};
+
+/*
+ * Add mapram's checksum trailer to the walked mapped-ram file open
+ * read-write on `fd`: a CRC32C per 1 MiB extent of every block as a
+ * loader sees it, and the stream CRC, computed from the file.  The file
+ * must be complete, sound (mr_image_verify's layout checks) and have no
+ * trailer yet.  Atomic: the trailer goes after the stream and is synced,
+ * then the 32-byte footer that makes it visible is written and synced; a
+ * file cut anywhere before that reads as unsealed.  Returns 0; -EALREADY
+ * when the file already has a trailer; -ENOTSUP for a legacy stream (its
+ * pages are inline: nothing to checksum by extent); -EINVAL for an
+ * incomplete or unsound file; an I/O error as -errno.
+ */
+int mr_image_seal(int fd, const struct mr_walk *w, struct mr_seal_report *rep,
+                  struct mr_error *err);
 
 #endif

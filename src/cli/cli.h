@@ -1,5 +1,7 @@
-/* The mapram tool's subcommands.  Each returns the exit status:
- * 0 success, 1 failure (a message was printed), 2 usage error. */
+/* The mapram tool's subcommands.  Each returns the exit status: for the
+ * file commands (inspect, extract, verify, seal) one of enum cli_status
+ * (docs/inspect.md "Exit status"); save and restore: 0, 1 failure (a
+ * message was printed), 2 usage error. */
 #ifndef MAPRAM_CLI_H
 #define MAPRAM_CLI_H
 
@@ -7,7 +9,24 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
 #include "mapram/image.h"
+
+/* Exit statuses of the file commands, in the spirit of qemu-img check. */
+enum cli_status {
+    CLI_OK = 0,
+    CLI_CORRUPT = 1,            /* the file is damaged or incomplete */
+    CLI_USAGE = 2,
+    CLI_UNREADABLE = 3,         /* it could not be opened or read */
+    CLI_NOTHING = 4,            /* nothing to do (seal: already sealed) */
+    CLI_UNSUPPORTED = 63,       /* a kind of file or feature not handled */
+};
+
+/* The status for a library error code (negative errno) and message. */
+enum cli_status cli_status_of(const struct mr_error *err);
+/* "ok", "corrupt", ... for JSON output. */
+const char *cli_status_name(enum cli_status s);
 
 struct cli_command {
     const char *name;
@@ -21,6 +40,7 @@ int cmd_extract(int argc, char **argv);
 int cmd_save(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_seal(int argc, char **argv);
 
 /* ---- helpers shared by the file-reading commands (cli_file.c) ---- */
 
@@ -33,13 +53,19 @@ struct cli_file {
 };
 
 /* Open and walk; returns 0 if the file could be opened (the walk may still
- * have failed: see f->err), else prints "mapram: PATH: ..." and returns 1. */
+ * have failed: see f->err), else prints "mapram: PATH: ..." and returns
+ * CLI_UNREADABLE.  flags: O_RDONLY, or O_RDWR for seal. */
+int cli_file_open_mode(struct cli_file *f, const char *path, int64_t offset,
+                       int flags);
 int cli_file_open(struct cli_file *f, const char *path, int64_t offset);
 void cli_file_close(struct cli_file *f);
 
 /* If the file is incomplete or its walk failed, print the one stderr line
- * ("mapram: PATH: ...") and return 1; else return 0. */
+ * ("mapram: PATH: ...") and return its status (cli_status_of); else 0. */
 int cli_file_report(const struct cli_file *f);
+
+/* write(2) all of buf (EINTR retried); 0 or -errno with a message. */
+int cli_write_all(int fd, const void *buf, size_t len, struct mr_error *err);
 
 /* Parse a non-negative integer (decimal, 0x hex, optional K/M/G suffix). */
 bool cli_parse_u64(const char *s, uint64_t *out);
@@ -49,6 +75,10 @@ const char *cli_human_bytes(uint64_t bytes, char *buf, size_t len);
 
 /* The one-line reason an incomplete image is incomplete, or NULL. */
 const char *cli_incomplete_reason(const struct mr_walk *w);
+
+/* A JSON string of text from a file, which need not be UTF-8: non-ASCII
+ * bytes then become \xNN (cmd_inspect.c; shared by every --json). */
+json_t *json_text(const char *s);
 
 /* Text from a file, safe for a terminal: control bytes become '?'.  The
  * one filter for everything inspect and extract print from a file. */

@@ -14,13 +14,19 @@
 
 int cli_file_open(struct cli_file *f, const char *path, int64_t offset)
 {
+    return cli_file_open_mode(f, path, offset, O_RDONLY);
+}
+
+int cli_file_open_mode(struct cli_file *f, const char *path, int64_t offset,
+                       int flags)
+{
     memset(f, 0, sizeof(*f));
     f->path = path;
-    f->fd = cli_open_regular(path, O_RDONLY, &f->err);
+    f->fd = cli_open_regular(path, flags, &f->err);
     if (f->fd < 0) {
         fprintf(stderr, "mapram: %s: %s\n", path, f->err.msg);
         mr_error_clear(&f->err);
-        return 1;
+        return CLI_UNREADABLE;
     }
     mr_image_walk(f->fd, offset, &f->walk, &f->err);
     mr_walk_measure_allocation(&f->walk, f->fd);
@@ -33,6 +39,25 @@ void cli_file_close(struct cli_file *f)
     if (f->fd >= 0)
         close(f->fd);
     f->fd = -1;
+}
+
+int cli_write_all(int fd, const void *buf, size_t len, struct mr_error *err)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return mr_error_set(err, n < 0 ? -errno : -ENOSPC, "write "
+                                "failed: %s", n < 0 ? strerror(errno) :
+                                "no space");
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }
 
 bool cli_parse_u64(const char *s, uint64_t *out)
@@ -122,5 +147,39 @@ int cli_file_report(const struct cli_file *f)
                 one_line(f->err.msg, msg));
     else
         return 0;
-    return 1;
+    return incomplete ? CLI_CORRUPT : (int)cli_status_of(&f->err);
+}
+
+/* After a file is open, its walk reports damage with many codes (a
+ * missing record is -ENOENT); truncation is -EIO too, but it is damage,
+ * not a failing disk: only the OS's own read errors ("read error ...")
+ * and seal's failed writes ("seal: ...") make a file unreadable. */
+enum cli_status cli_status_of(const struct mr_error *err)
+{
+    switch (err->code) {
+    case 0:
+        return CLI_OK;
+    case -ENOTSUP:
+        return CLI_UNSUPPORTED;
+    case -EALREADY:
+        return CLI_NOTHING;
+    case -ENOMEM: case -EROFS: case -ENOSPC: case -EDQUOT:
+        return CLI_UNREADABLE;
+    default:
+        return !strncmp(err->msg, "read error", 10) ||
+               !strncmp(err->msg, "seal: ", 6) ? CLI_UNREADABLE : CLI_CORRUPT;
+    }
+}
+
+const char *cli_status_name(enum cli_status s)
+{
+    switch (s) {
+    case CLI_OK: return "ok";
+    case CLI_CORRUPT: return "corrupt";
+    case CLI_USAGE: return "usage";
+    case CLI_UNREADABLE: return "unreadable";
+    case CLI_NOTHING: return "nothing to do";
+    case CLI_UNSUPPORTED: return "unsupported";
+    }
+    return "corrupt";
 }

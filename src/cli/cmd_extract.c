@@ -1,9 +1,10 @@
 /*
- * mapram extract FILE --block NAME -o OUT | --all -d DIR: RAM blocks as
- * raw images of used_length bytes, sparse where pages are absent.  --all
- * names come from block_names.h, opened in DIR with O_NOFOLLOW.  Outputs
- * are regular files other than the input, kept unless --force, and never
- * removed unless created here (docs/inspect.md).
+ * mapram extract FILE --block NAME -o OUT|- | --all -d DIR [--json]: RAM
+ * blocks as raw images of used_length bytes, sparse where pages are
+ * absent.  --all names come from block_names.h, opened in DIR with
+ * O_NOFOLLOW.  Outputs are regular files other than the input, kept
+ * unless --force, never removed unless created here; "-" is stdout
+ * (docs/inspect.md).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,7 @@ struct extract_opts {
     const char *dir;
     bool all;
     bool force;
+    json_t *report;             /* --json: the blocks written, else NULL */
 };
 
 static void usage(FILE *out)
@@ -33,6 +35,9 @@ static void usage(FILE *out)
     fprintf(out, "usage: mapram extract FILE --block NAME -o OUT [--force] "
             "[--offset N]\n"
             "       mapram extract FILE --all -d DIR [--force] [--offset N]\n"
+            "  -o -     write the block to stdout (not a terminal; absent "
+            "pages as zeros)\n"
+            "  --json   report what was written as JSON (docs/inspect.md)\n"
             "Writes a RAM block as a raw image of its used length; absent "
             "pages stay holes.\n");
 }
@@ -123,8 +128,33 @@ static int fill_output(struct cli_file *f, size_t idx, int fd,
 /* Write block idx to dirfd/name (dirfd may be AT_FDCWD).  On error a file
  * we created is removed (if it still is ours); one that existed before is
  * never removed. */
+/* One line of text, or one object of the --json report. */
+static void report_block(const struct mr_walk_block *b, const char *name,
+                         const char *note, json_t *report, FILE *out)
+{
+    char shown[MR_STREAM_NAME_MAX];
+
+    if (report) {
+        json_array_append_new(report, json_pack("{s:o, s:o, s:I, s:I, s:o}",
+            "name", json_text(b->entry.idstr), "output", json_text(name),
+            "used_length", (json_int_t)b->entry.used_length,
+            "num_pages", (json_int_t)b->num_pages, "pages_present",
+            b->present_known ? json_integer((json_int_t)b->pages_present)
+                             : json_null()));
+        return;
+    }
+    cli_printable(b->entry.idstr, shown, sizeof(shown));
+    if (b->present_known)
+        fprintf(out, "%s: %s, %" PRIu64 " of %" PRIu64 " pages present%s\n",
+                name, shown, b->pages_present, b->num_pages, note);
+    else    /* a legacy block past the walk's map budget */
+        fprintf(out, "%s: %s, %" PRIu64 " pages%s\n", name, shown,
+                b->num_pages, note);
+}
+
 static int write_block(struct cli_file *f, size_t idx, int dirfd,
-                       const char *name, bool force, const char *note)
+                       const char *name, bool force, const char *note,
+                       json_t *report)
 {
     const struct mr_walk_block *b = &f->walk.blocks[idx];
     struct mr_error err = MR_ERROR_INIT;
@@ -135,7 +165,7 @@ static int write_block(struct cli_file *f, size_t idx, int dirfd,
     if (fstat(f->fd, &input) < 0 ||
         open_output(dirfd, name, force, &input, &o, &err) < 0) {
         fprintf(stderr, "mapram: %s: %s\n", name, err.msg);
-        return 1;
+        return CLI_UNREADABLE;
     }
     cli_printable(b->entry.idstr, shown, sizeof(shown));
     fill_output(f, idx, o.fd, &err);
@@ -147,14 +177,9 @@ static int write_block(struct cli_file *f, size_t idx, int dirfd,
         fprintf(stderr, "mapram: %s: block '%s': %s%s\n", f->path, shown,
                 err.msg, o.created ? "" : " (the existing output is left "
                 "as far as it was written)");
-        return 1;
+        return (int)cli_status_of(&err);
     }
-    if (b->present_known)
-        printf("%s: %s, %" PRIu64 " of %" PRIu64 " pages present%s\n", name,
-               shown, b->pages_present, b->num_pages, note);
-    else    /* a legacy block past the walk's map budget */
-        printf("%s: %s, %" PRIu64 " pages%s\n", name, shown, b->num_pages,
-               note);
+    report_block(b, name, note, report, stdout);
     return 0;
 }
 
@@ -164,7 +189,8 @@ static const char *const kind_notes[] = {
     [BLOCK_NAME_SHORTENED] = " (shortened: the name is too long for a file)",
 };
 
-static int write_all(struct cli_file *f, int dirfd, bool force)
+static int write_all(struct cli_file *f, int dirfd, bool force,
+                     json_t *report)
 {
     size_t n = f->walk.nr_blocks;
     const char **ids = calloc(n ? n : 1, sizeof(*ids));
@@ -180,7 +206,7 @@ static int write_all(struct cli_file *f, int dirfd, bool force)
     }
     for (size_t i = 0; i < n && !status; i++)
         status = write_block(f, i, dirfd, names[i].file, force,
-                             kind_notes[names[i].kind]);
+                             kind_notes[names[i].kind], report);
     free(ids);
     free(names);
     return status;
@@ -193,11 +219,78 @@ static int extract_all(struct cli_file *f, const struct extract_opts *o)
 
     if (dirfd < 0) {
         fprintf(stderr, "mapram: %s: %s\n", o->dir, strerror(errno));
-        return 1;
+        return CLI_UNREADABLE;
     }
-    status = write_all(f, dirfd, o->force);
+    status = write_all(f, dirfd, o->force, o->report);
     close(dirfd);
     return status;
+}
+
+/* -o -: the block in address order, absent pages and gaps as zeros, so
+ * that a pipe gets exactly used_length bytes. */
+struct seq_sink {
+    int fd;
+    uint64_t pos;
+};
+
+static int put_zeros(struct seq_sink *s, uint64_t upto, struct mr_error *err)
+{
+    static const uint8_t zeros[65536];
+
+    while (s->pos < upto) {
+        size_t n = upto - s->pos < sizeof(zeros) ? (size_t)(upto - s->pos)
+                                                 : sizeof(zeros);
+
+        if (cli_write_all(s->fd, zeros, n, err))
+            return err->code;
+        s->pos += n;
+    }
+    return 0;
+}
+
+static int seq_write(void *opaque, const void *buf, size_t len, uint64_t off,
+                     struct mr_error *err)
+{
+    struct seq_sink *s = opaque;
+
+    if (off < s->pos)
+        return mr_error_set(err, -ESPIPE, "page at 0x%" PRIx64 " comes after "
+                            "0x%" PRIx64 ": -o - needs pages in address order",
+                            off, s->pos);
+    if (put_zeros(s, off, err) || cli_write_all(s->fd, buf, len, err))
+        return err->code;
+    s->pos += len;
+    return 0;
+}
+
+/* A legacy stream's pages come in stream order, and a later record of a
+ * page replaces an earlier one: only a file can take that. */
+static int write_stdout(struct cli_file *f, size_t idx, json_t *report)
+{
+    const struct mr_walk_block *b = &f->walk.blocks[idx];
+    struct seq_sink s = { STDOUT_FILENO, 0 };
+    struct mr_sink sink = { .write = seq_write, .opaque = &s };
+    struct mr_error err = MR_ERROR_INIT;
+
+    if (isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "mapram extract: refusing to write guest memory to "
+                "a terminal; redirect stdout or use -o FILE\n");
+        return CLI_USAGE;
+    }
+    if (!f->walk.mapped_ram) {
+        fprintf(stderr, "mapram extract: -o - needs a mapped-ram file: a "
+                "legacy stream's pages come in stream order, not in address "
+                "order; use -o FILE\n");
+        return CLI_UNSUPPORTED;
+    }
+    if (mr_image_extract(f->fd, &f->walk, idx, &sink, &err) ||
+        put_zeros(&s, b->entry.used_length, &err)) {
+        fprintf(stderr, "mapram: %s: block '%s' to stdout: %s\n", f->path,
+                b->entry.idstr, err.msg);
+        return (int)cli_status_of(&err);
+    }
+    report_block(b, "-", "", report, stderr);
+    return 0;
 }
 
 /* A stream that breaks after its RAM END section (e.g. a device section
@@ -212,16 +305,16 @@ static bool ram_only_usable(const struct cli_file *f)
 static int run(const char *path, const struct extract_opts *o)
 {
     struct cli_file f;
-    int status = 1, idx;
+    int status, idx;
 
-    if (cli_file_open(&f, path, o->offset))
-        return 1;
+    if ((status = cli_file_open(&f, path, o->offset)))
+        return status;
     if (ram_only_usable(&f)) {
         fprintf(stderr, "mapram: %s: note: %s (the RAM sections before it "
                 "are complete)\n", path, f.err.msg);
         mr_error_clear(&f.err);
     }
-    if (cli_file_report(&f)) {
+    if ((status = cli_file_report(&f))) {
         /* nothing more to do: the line is printed */
     } else if (o->all) {
         status = extract_all(&f, o);
@@ -229,10 +322,36 @@ static int run(const char *path, const struct extract_opts *o)
         fprintf(stderr, "mapram: %s: expected a RAM block named '%s', found "
                 "%zu other blocks (see mapram inspect)\n", path, o->block,
                 f.walk.nr_blocks);
+        status = CLI_USAGE;
+    } else if (!strcmp(o->out, "-")) {
+        status = write_stdout(&f, (size_t)idx, o->report);
     } else {
-        status = write_block(&f, (size_t)idx, AT_FDCWD, o->out, o->force, "");
+        status = write_block(&f, (size_t)idx, AT_FDCWD, o->out, o->force, "",
+                             o->report);
     }
     cli_file_close(&f);
+    return status;
+}
+
+/* --json: one object on stdout (docs/inspect.md "extract --json"). */
+static int run_json(const char *path, struct extract_opts *o)
+{
+    json_t *root;
+    int status;
+
+    if (o->out && !strcmp(o->out, "-")) {
+        fprintf(stderr, "mapram extract: --json and -o - both want stdout\n");
+        return CLI_USAGE;
+    }
+    o->report = json_array();
+    status = run(path, o);
+    root = json_pack("{s:i, s:o, s:s, s:i, s:o}", "schema", 1,
+                     "file", json_text(path), "status",
+                     cli_status_name((enum cli_status)status), "exit", status,
+                     "blocks", o->report);
+    json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("\n");
+    json_decref(root);
     return status;
 }
 
@@ -245,14 +364,16 @@ int cmd_extract(int argc, char **argv)
         { "dir", required_argument, NULL, 'd' },
         { "force", no_argument, NULL, 'f' },
         { "offset", required_argument, NULL, 'O' },
+        { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct extract_opts o = { .offset = -1 };
+    bool as_json = false;
     int opt;
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "b:o:ad:fh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "b:o:ad:fjh", opts, NULL)) != -1) {
         uint64_t v;
 
         switch (opt) {
@@ -261,6 +382,7 @@ int cmd_extract(int argc, char **argv)
         case 'a': o.all = true; break;
         case 'd': o.dir = optarg; break;
         case 'f': o.force = true; break;
+        case 'j': as_json = true; break;
         case 'O':
             if (!cli_parse_u64(optarg, &v) || v > INT64_MAX) {
                 fprintf(stderr, "mapram extract: bad --offset '%s'\n", optarg);
@@ -281,5 +403,5 @@ int cmd_extract(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    return run(argv[optind], &o);
+    return as_json ? run_json(argv[optind], &o) : run(argv[optind], &o);
 }

@@ -47,7 +47,7 @@ static json_t *json_u64(uint64_t v)
 
 /* Names come from the file and need not be UTF-8, which JSON strings must
  * be: fall back to escaping every non-ASCII byte as \xNN. */
-static json_t *json_text(const char *s)
+json_t *json_text(const char *s)
 {
     char buf[4 * MR_ERROR_MSG_MAX + 1];
     json_t *j = json_string(s);
@@ -445,6 +445,11 @@ static void print_sections(const struct mr_walk *w)
                w->unlisted.by_type[MR_SECTION_FULL], w->unlisted.bytes);
 }
 
+static bool failed(const struct cli_file *f)
+{
+    return mr_error_is_set(&f->err) || cli_incomplete_reason(&f->walk);
+}
+
 static void print_human(const struct cli_file *f)
 {
     const struct mr_walk *w = &f->walk;
@@ -453,9 +458,15 @@ static void print_human(const struct cli_file *f)
     print_summary(f);
     print_blocks(w);
     print_sections(w);
-    printf("\nProblems:%s\n", w->nr_problems ? "" : " none");
+    /* "none" only for a file read to its end: a failure is a problem. */
+    printf("\nProblems:%s\n", w->nr_problems || failed(f) ? "" : " none");
     for (size_t i = 0; i < w->nr_problems; i++)
         printf("  %s\n", cli_printable(w->problems[i], line, sizeof(line)));
+    if (cli_incomplete_reason(w))
+        printf("  %s\n", cli_incomplete_reason(w));
+    if (mr_error_is_set(&f->err))
+        printf("  reading stopped: %s\n",
+               cli_printable(f->err.msg, line, sizeof(line)));
 }
 
 /* --xml: the domain XML lies at offset 92, xml_len bytes. */
@@ -469,21 +480,21 @@ static int print_xml(const struct cli_file *f)
         fprintf(stderr, "mapram: %s: not a libvirt save image (no "
                 "LibvirtQemudSave header), so it has no domain XML\n",
                 f->path);
-        return 1;
+        return CLI_UNSUPPORTED;
     }
     buf = malloc(lv->xml_len ? lv->xml_len : 1);
     if (!buf)
-        return 1;
+        return CLI_UNREADABLE;
     n = pread(f->fd, buf, lv->xml_len, MR_LIBVIRT_HEADER_SIZE);
     if (n != (ssize_t)lv->xml_len) {
         fprintf(stderr, "mapram: %s: cannot read the domain XML: %s\n",
                 f->path, n < 0 ? strerror(errno) : "short read");
         free(buf);
-        return 1;
+        return CLI_UNREADABLE;
     }
     fwrite(buf, 1, lv->xml_len, stdout);
     free(buf);
-    return 0;
+    return CLI_OK;
 }
 
 int cmd_inspect(int argc, char **argv)
@@ -530,8 +541,8 @@ int cmd_inspect(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (cli_file_open(&f, argv[optind], offset))
-        return 1;
+    if ((status = cli_file_open(&f, argv[optind], offset)))
+        return status;
     if (as_xml) {
         status = print_xml(&f);
         cli_file_close(&f);

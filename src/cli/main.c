@@ -11,6 +11,7 @@ static const struct cli_command commands[] = {
     { "inspect", cmd_inspect, "show what a save file contains" },
     { "extract", cmd_extract, "write RAM blocks of a save file as raw images" },
     { "verify", cmd_verify, "check a save file's integrity (checksums, layout)" },
+    { "seal", cmd_seal, "add per-extent checksums to a save file without them" },
     { "version", cmd_version, "print the version" },
     { "save", cmd_save, "save a VM's memory to a file over QMP" },
     { "restore", cmd_restore, "load a save file into a VM over QMP" },

@@ -4,7 +4,8 @@
  * by the right CRC32C so the fuzzer gets past the integrity check into
  * the field validation; a decoded trailer then has its spans computed and
  * its stream CRC taken over the input itself, and the input followed by a
- * valid footer goes through mr_cksum_open like a file would.
+ * valid footer goes through mr_cksum_open like a file would; the input
+ * is also searched for an unfinished trailer (mr_cksum_find_unfinished).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +33,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct mr_cksum ck;
     struct mr_source src;
     bool have;
+    uint64_t at;
 
     if (!buf)
         return 0;
     exercise(data, size);
+    mr_source_init_mem(&src, data, size);
+    if (mr_cksum_find_unfinished(&src, 0, &at) == 0 && at > size)
+        abort();
     memcpy(buf, data, size);
     if (size >= 4) {
         uint32_t crc = mr_crc32c(0, buf, size - 4);

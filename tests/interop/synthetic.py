@@ -105,7 +105,7 @@ def check(tmp, label, mapped_ram, prefix, kind, extra=(), incomplete=None):
     if p.returncode or open(one, 'rb').read() != expected['mem']:
         fail(f'{label}: extract --block mem: {p.stderr}')
     p = run(['extract', *extra, path, '--block', 'mem', '-o', one])
-    if p.returncode != 1 or 'use --force' not in p.stderr:
+    if p.returncode != 3 or 'use --force' not in p.stderr:
         fail(f'{label}: extract over an existing file: {p.stderr!r}')
     if run(['extract', *extra, path, '--block', 'mem', '-o', one,
             '--force']).returncode:

@@ -21,6 +21,7 @@
 
 #include "format/cksum.h"
 #include "format/mapped_ram.h"
+#include "format/vmdesc.h"
 #include "mapram/crc32c.h"
 #include "util/bitmap.h"
 
@@ -340,6 +341,71 @@ int mr_cksum_open(struct mr_source *src, struct mr_cksum *ck, bool *have,
         return rc;
     src->size = off;
     return 0;
+}
+
+/* ---- an unfinished trailer --------------------------------------------- */
+
+#define SCAN_CHUNK (64u << 10)
+
+/* Does the VMDESCRIPTION record end exactly at `at`? */
+static bool vmdesc_ends_at(const struct mr_source *src, uint64_t min,
+                           uint64_t at)
+{
+    struct mr_source cut = *src;
+    struct mr_error err = MR_ERROR_INIT;
+    uint64_t off;
+    uint32_t len;
+
+    cut.size = at;
+    return mr_vmdesc_find(&cut, min, &off, &len, &err) == 0;
+}
+
+/* The trailer magic in buf (file offset base), last one first. */
+static bool scan_chunk(const struct mr_source *src, uint64_t min,
+                       const uint8_t *buf, size_t n, uint64_t base,
+                       uint64_t *at)
+{
+    for (size_t i = n >= MR_CKSUM_MAGIC_BYTES ? n - MR_CKSUM_MAGIC_BYTES + 1
+                                              : 0; i-- > 0;)
+        if (buf[i] == 'M' && !memcmp(buf + i, MR_CKSUM_MAGIC,
+                                     MR_CKSUM_MAGIC_BYTES) &&
+            vmdesc_ends_at(src, min, base + i)) {
+            *at = base + i;
+            return true;
+        }
+    return false;
+}
+
+int mr_cksum_find_unfinished(const struct mr_source *src,
+                             uint64_t stream_offset, uint64_t *at)
+{
+    uint64_t lo, end = src->size;
+    uint8_t *buf;
+    bool found = false;
+
+    if (vmdesc_ends_at(src, stream_offset, src->size))
+        return -ENOENT;
+    lo = src->size > MR_CKSUM_MAX_TRAILER_BYTES + MR_CKSUM_FOOTER_BYTES ?
+         src->size - MR_CKSUM_MAX_TRAILER_BYTES - MR_CKSUM_FOOTER_BYTES : 0;
+    if (lo < stream_offset)
+        lo = stream_offset;
+    buf = malloc(SCAN_CHUNK + MR_CKSUM_MAGIC_BYTES);
+    if (!buf)
+        return -ENOMEM;
+    /* Backwards in chunks that overlap by a magic's length. */
+    while (!found && end > lo) {
+        uint64_t start = end - lo > SCAN_CHUNK ? end - SCAN_CHUNK : lo;
+        size_t n = (size_t)((end + MR_CKSUM_MAGIC_BYTES - 1 < src->size ?
+                             end + MR_CKSUM_MAGIC_BYTES - 1 : src->size) -
+                            start);
+
+        if (mr_source_read(src, buf, n, start, NULL))
+            break;
+        found = scan_chunk(src, stream_offset, buf, n, start, at);
+        end = start;
+    }
+    free(buf);
+    return found ? 0 : -ENOENT;
 }
 
 /* ---- stream CRC -------------------------------------------------------- */

@@ -116,6 +116,17 @@ void mr_cksum_footer_encode(uint8_t out[MR_CKSUM_FOOTER_BYTES],
 int mr_cksum_read(const struct mr_source *src, struct mr_cksum *ck,
                   uint64_t *trailer_offset, struct mr_error *err);
 
+/*
+ * No footer: are there trailer bytes right after the stream, left by a
+ * seal or save whose footer never reached the disk (docs/seal.md)?  Looks
+ * for the trailer magic in the last MR_CKSUM_MAX_TRAILER_BYTES of the
+ * file at a place where the VMDESCRIPTION record ends; only when that
+ * record does not end the file.  0 with *at = where the stream ends, or
+ * -ENOENT.
+ */
+int mr_cksum_find_unfinished(const struct mr_source *src,
+                             uint64_t stream_offset, uint64_t *at);
+
 /* mr_cksum_read, then shrink src->size to the stream's end so stream
  * readers see exactly what QEMU wrote.  *have says whether there was one. */
 int mr_cksum_open(struct mr_source *src, struct mr_cksum *ck, bool *have,

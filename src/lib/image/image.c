@@ -1,7 +1,7 @@
 /*
  * The offline image API's entry points (include/mapram/image.h): a save
- * file on a descriptor, read through a bounded source, walked, extracted
- * and verified by the modules of this room.
+ * file on a descriptor, read through a bounded source, walked, extracted,
+ * verified and sealed by the modules of this room.
  */
 #include <assert.h>
 #include <string.h>
@@ -9,6 +9,7 @@
 #include "format/source.h"
 #include "format/stream_defs.h"
 #include "image/extract.h"
+#include "image/seal.h"
 #include "image/stream_walk.h"
 #include "image/verify.h"
 
@@ -57,4 +58,10 @@ int mr_image_verify(int fd, const struct mr_walk *w,
     int rc = walked_source(fd, w, &src, err);
 
     return rc ? rc : mr_verify_file(&src, w, rep, err);
+}
+
+int mr_image_seal(int fd, const struct mr_walk *w, struct mr_seal_report *rep,
+                  struct mr_error *err)
+{
+    return mr_seal_file(mr_sys_default(), fd, w, rep, err);
 }

@@ -537,9 +537,17 @@ static int find_trailer(struct mr_source *stream, struct mr_walk *w,
 {
     bool have = false;
     int rc = mr_cksum_open(stream, &w->cksum, &have, err);
+    uint64_t at;
 
     w->have_cksum = have;
     w->cksum_offset = stream->size;
+    /* An interrupted seal's trailer does not count: the stream ends
+     * before it (docs/seal.md). */
+    if (!rc && !have && mr_cksum_find_unfinished(stream,
+                                    w->loc.stream_offset, &at) == 0) {
+        w->unfinished_trailer = true;
+        stream->size = at;
+    }
     return rc;
 }
 

@@ -17,8 +17,8 @@
 
 /* The layout rules (layout.h) over every block, then no bits set past a
  * block's pages. */
-static int check_layout(const struct mr_source *src, const struct mr_walk *w,
-                        struct mr_error *err)
+int mr_verify_layout(const struct mr_source *src, const struct mr_walk *w,
+                     struct mr_error *err)
 {
     struct mr_layout l = { 0 };
     int rc = 0;
@@ -37,8 +37,9 @@ static int check_layout(const struct mr_source *src, const struct mr_walk *w,
     return rc;
 }
 
-static uint8_t *read_bitmap(const struct mr_source *src,
-                            const struct mr_walk_block *b, struct mr_error *err)
+uint8_t *mr_verify_read_bitmap(const struct mr_source *src,
+                               const struct mr_walk_block *b,
+                               struct mr_error *err)
 {
     uint64_t bytes = mr_mapped_ram_bitmap_size(b->num_pages);
     uint8_t *bm = malloc(bytes ? (size_t)bytes : 1);
@@ -54,11 +55,10 @@ static uint8_t *read_bitmap(const struct mr_source *src,
     return bm;
 }
 
-/* One extent as a loader sees it, read into buf; returns its CRC. */
-static int extent_crc(const struct mr_source *src,
-                      const struct mr_walk_block *b, const uint8_t *bm,
-                      uint64_t ext, uint8_t *buf, uint32_t *crc,
-                      uint64_t *data_bytes, struct mr_error *err)
+int mr_verify_extent_crc(const struct mr_source *src,
+                         const struct mr_walk_block *b, const uint8_t *bm,
+                         uint64_t ext, uint8_t *buf, uint32_t *crc,
+                         uint64_t *data_bytes, struct mr_error *err)
 {
     uint64_t ps = b->entry.page_size, per = mr_cksum_extent_pages(ps);
     uint64_t first = ext * per, end = first + per, a, z;
@@ -90,14 +90,15 @@ static int verify_block(const struct mr_source *src,
         cb->used_length != b->entry.used_length)
         return mr_error_set(err, -EINVAL, "checksum trailer: RAM block %s "
                             "layout differs from the stream's", cb->name);
-    bm = read_bitmap(src, b, err);
+    bm = mr_verify_read_bitmap(src, b, err);
     buf = bm ? malloc((size_t)(mr_cksum_extent_pages(ps) * ps)) : NULL;
     if (bm && !buf)
         rc = mr_error_set(err, -ENOMEM, "out of memory for an extent");
     for (uint64_t e = 0; buf && !rc && e < cb->nr_extents; e++) {
         uint32_t got = 0;
 
-        rc = extent_crc(src, b, bm, e, buf, &got, &rep->data_bytes, err);
+        rc = mr_verify_extent_crc(src, b, bm, e, buf, &got, &rep->data_bytes,
+                                  err);
         if (!rc && got != cb->crc[e])
             rc = mr_error_set(err, -EBADMSG, "checksum mismatch in RAM block "
                               "%s extent %llu (file offset 0x%llx): expected "
@@ -150,7 +151,7 @@ int mr_verify_file(const struct mr_source *src, const struct mr_walk *w,
                             "finish)");
     if (w->have_cksum && (rc = check_stream(src, w, err)))
         return rc;
-    if (w->mapped_ram && (rc = check_layout(src, w, err)))
+    if (w->mapped_ram && (rc = mr_verify_layout(src, w, err)))
         return rc;
     for (size_t i = 0; w->mapped_ram && !rc && i < w->nr_blocks; i++) {
         const struct mr_walk_block *b = &w->blocks[i];

@@ -26,4 +26,18 @@
 int mr_verify_file(const struct mr_source *src, const struct mr_walk *w,
                    struct mr_verify_report *rep, struct mr_error *err);
 
+/* The parts seal shares: the layout rules over every block and no bits
+ * set past a block's pages; a block's on-disk bitmap (caller frees); one
+ * extent as a loader sees it, read into buf (extent_pages pages), and its
+ * CRC32C. */
+int mr_verify_layout(const struct mr_source *src, const struct mr_walk *w,
+                     struct mr_error *err);
+uint8_t *mr_verify_read_bitmap(const struct mr_source *src,
+                               const struct mr_walk_block *b,
+                               struct mr_error *err);
+int mr_verify_extent_crc(const struct mr_source *src,
+                         const struct mr_walk_block *b, const uint8_t *bm,
+                         uint64_t ext, uint8_t *buf, uint32_t *crc,
+                         uint64_t *data_bytes, struct mr_error *err);
+
 #endif

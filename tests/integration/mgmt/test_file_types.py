@@ -38,7 +38,9 @@ def check(cond, what):
         fail(what)
 
 
-def expect(res, line, rc=1):
+def expect(res, line, rc=3):
+    """rc 3: a file that cannot be opened, read or written (docs/inspect.md);
+    save and restore pass rc=1."""
     got = res.stderr.strip().splitlines()
     check(res.returncode == rc, 'expected exit %d, got %d: %r'
           % (rc, res.returncode, res.stderr))
@@ -210,10 +212,10 @@ def case_save(work):
         for path, kind in specials:
             expect(mapram('save', '--qmp', vm.path, path),
                    "mapram save: '%s' exists; use --force to overwrite it"
-                   % path)
+                   % path, rc=1)
             expect(mapram('save', '--qmp', vm.path, path, '--force'),
                    "mapram save: '%s' is not a regular file (it is %s)"
-                   % (path, kind))
+                   % (path, kind), rc=1)
         check(not os.path.exists(os.path.join(work, 'nowhere')),
               'a dangling symlink was followed')
         check('stop' not in vm.log, 'a refused save paused the VM')
@@ -243,7 +245,7 @@ def case_restore(work):
         try:
             expect(mapram('restore', '--qmp', dst.path, path),
                    "mapram restore: Could not open '%s': %s"
-                   % (path, NOT_REG % kind))
+                   % (path, NOT_REG % kind), rc=1)
             check(dst.log == [], 'the VM was contacted: %r' % dst.log)
         finally:
             dst.close()
