@@ -35,6 +35,7 @@ struct restore_opts {
     bool paused;
     bool spawn;
     bool json;
+    int timeout_ms;            /* --timeout: the monitor's greeting */
 };
 
 struct restore_run {
@@ -51,7 +52,8 @@ static void restore_usage(FILE *out)
 {
     fprintf(out,
             "usage: mapram restore (--qmp SOCKET | --spawn) FILE [--channels N]\n"
-            "                      [--direct-io] [--io-engine NAME] [--paused] [--json]\n"
+            "                      [--direct-io] [--io-engine NAME] [--paused]\n"
+            "                      [--timeout SECONDS] [--json]\n"
             "Load FILE (written by mapram save) into a VM started with -incoming defer;\n"
             "--spawn starts a mapram-vm of the right size for it.\n"
             "--channels defaults to the count the file was saved with, else one per\n"
@@ -71,12 +73,14 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
         { "paused", no_argument, NULL, 'p' },
         { "spawn", no_argument, NULL, 's' },
         { "json", no_argument, NULL, 'j' },
+        { "timeout", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     int opt;
 
     memset(o, 0, sizeof(*o));
+    o->timeout_ms = MGMT_QMP_TIMEOUT_MS;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "q:c:hj", longopts, NULL)) != -1) {
         switch (opt) {
@@ -93,6 +97,10 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
         case 'p': o->paused = true; break;
         case 's': o->spawn = true; break;
         case 'j': o->json = true; break;
+        case 't':
+            if (mgmt_parse_timeout("restore", optarg, &o->timeout_ms) < 0)
+                return 2;
+            break;
         case 'h': restore_usage(stdout); return 0;
         default: restore_usage(stderr); return 2;
         }
@@ -242,7 +250,7 @@ static int run_restore(struct restore_run *r, struct mr_error *err)
             return err->code;
         sock = r->vm.socket_path;
     }
-    if (mgmt_connect(sock, &r->qmp, err) < 0 || check_vm(r, err) < 0 ||
+    if (mgmt_connect(sock, r->o.timeout_ms, &r->qmp, err) < 0 || check_vm(r, err) < 0 ||
         start_incoming(r, err) < 0)
         return err->code;
     progress_init(&prog, mgmt_progress_mode(r->o.json),

@@ -44,6 +44,7 @@ struct save_opts {
     bool live;
     bool force;
     bool json;
+    int timeout_ms;            /* --timeout: the monitor's greeting */
 };
 
 struct save_run {
@@ -68,7 +69,7 @@ static void save_usage(FILE *out)
     fprintf(out,
             "usage: mapram save --qmp SOCKET FILE [--channels N]\n"
             "                   [--direct-io|--no-direct-io] [--io-engine NAME]\n"
-            "                   [--live] [--force] [--json]\n"
+            "                   [--live] [--force] [--timeout SECONDS] [--json]\n"
             "Save the VM's memory to FILE (mapped-ram format behind a mapram header).\n"
             "The VM is paused first unless --live, and stays paused after success.\n"
             "--channels defaults to one per online CPU, from %u to %u (here %u).\n"
@@ -88,12 +89,14 @@ static int parse_save_args(int argc, char **argv, struct save_opts *o)
         { "live", no_argument, NULL, 'l' },
         { "force", no_argument, NULL, 'f' },
         { "json", no_argument, NULL, 'j' },
+        { "timeout", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     int opt;
 
     memset(o, 0, sizeof(*o));
+    o->timeout_ms = MGMT_QMP_TIMEOUT_MS;
     o->channels = mgmt_default_channels();
     optind = 1;
     while ((opt = getopt_long(argc, argv, "q:c:fhj", longopts, NULL)) != -1) {
@@ -112,6 +115,10 @@ static int parse_save_args(int argc, char **argv, struct save_opts *o)
         case 'l': o->live = true; break;
         case 'f': o->force = true; break;
         case 'j': o->json = true; break;
+        case 't':
+            if (mgmt_parse_timeout("save", optarg, &o->timeout_ms) < 0)
+                return 2;
+            break;
         case 'h': save_usage(stdout); return 0;
         default: save_usage(stderr); return 2;
         }
@@ -499,7 +506,7 @@ static int run_save(struct save_run *r, struct mr_error *err)
     struct progress prog;
 
     if (check_target(r, err) < 0 ||
-        mgmt_connect(r->o.socket_path, &r->qmp, err) < 0 ||
+        mgmt_connect(r->o.socket_path, r->o.timeout_ms, &r->qmp, err) < 0 ||
         inspect_vm(r, err) < 0 || check_space(r, err) < 0 ||
         open_file(r, err) < 0 || start_migration(r, err) < 0)
         return err->code;
