@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "launch_config.h"
 
 /* Bumped only if a key changes meaning; new keys do not bump it. */
 #define MR_INSPECT_JSON_SCHEMA 1
@@ -217,6 +218,8 @@ static json_t *model_json(const struct cli_file *f)
                              container_json(w));
     json_t *blocks = json_array(), *cmds = json_array(), *probs = json_array();
 
+    json_object_set_new(root, "launch", w->loc.kind == MR_CONTAINER_MAPRAM ?
+                        launch_config_json(f->fd, &w->loc.mapram) : json_null());
     if (w->have_config)
         json_object_set_new(root, "stream", stream_json(w));
     json_object_set_new(root, "sections", sections_json(w));
@@ -436,6 +439,8 @@ static void print_human(const struct cli_file *f)
     char line[MR_ERROR_MSG_MAX];
 
     print_summary(f);
+    if (w->loc.kind == MR_CONTAINER_MAPRAM)
+        launch_config_print(f->fd, &w->loc.mapram);
     print_blocks(w);
     print_sections(w);
     printf("\nProblems:%s\n", w->nr_problems ? "" : " none");

@@ -24,6 +24,7 @@
 #include "progress.h"
 #include "save_common.h"
 #include "mapram/format.h"
+#include "launch_config.h"
 #include "spawn_vm.h"
 
 struct restore_opts {
@@ -35,6 +36,7 @@ struct restore_opts {
     bool paused;
     bool spawn;
     bool json;
+    bool force_config;         /* skip launch_config_check() */
     int timeout_ms;            /* --timeout: the monitor's greeting */
 };
 
@@ -43,6 +45,7 @@ struct restore_run {
     struct mr_qmp_client *qmp;
     struct mr_file_header hdr;
     struct spawned_vm vm;
+    struct mr_launch_meta launch;  /* as saved (launch_config.c) */
     int fd_main;
     int fd_second;
     int64_t fdset_id;
@@ -53,9 +56,11 @@ static void restore_usage(FILE *out)
     fprintf(out,
             "usage: mapram restore (--qmp SOCKET | --spawn) FILE [--channels N]\n"
             "                      [--direct-io] [--io-engine NAME] [--paused]\n"
-            "                      [--timeout SECONDS] [--json]\n"
+            "                      [--timeout SECONDS] [--force-config] [--json]\n"
             "Load FILE (written by mapram save) into a VM started with -incoming defer;\n"
-            "--spawn starts a mapram-vm of the right size for it.\n"
+            "--spawn starts the saved QEMU command line again, else a mapram-vm.\n"
+            "The VM must match the saved launch configuration (machine type,\n"
+            "target, RAM size, devices) unless --force-config.\n"
             "--channels defaults to the count the file was saved with, else one per\n"
             "online CPU, from %u to %u (here %u).\n"
             "--io-engine (auto, psync, io_uring) sets mapram-vm's x-io-engine.\n",
@@ -74,6 +79,7 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
         { "spawn", no_argument, NULL, 's' },
         { "json", no_argument, NULL, 'j' },
         { "timeout", required_argument, NULL, 't' },
+        { "force-config", no_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -95,6 +101,7 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
                 return 2;
             break;
         case 'p': o->paused = true; break;
+        case 'F': o->force_config = true; break;
         case 's': o->spawn = true; break;
         case 'j': o->json = true; break;
         case 't':
@@ -243,14 +250,20 @@ static int run_restore(struct restore_run *r, struct mr_error *err)
     struct progress prog;
     const char *sock = r->o.socket_path;
 
-    if (read_header(r, err) < 0 || open_second(r, err) < 0)
+    if (read_header(r, err) < 0 || open_second(r, err) < 0 ||
+        launch_config_read(r->fd_main, &r->hdr, &r->launch, err) < 0)
         return err->code;
     if (r->o.spawn) {
-        if (spawn_vm_start(&r->vm, r->hdr.ram_size, err) < 0)
+        if ((launch_config_can_spawn(&r->launch) ?
+             launch_config_spawn(&r->vm, &r->launch, err) :
+             spawn_vm_start(&r->vm, r->hdr.ram_size, err)) < 0)
             return err->code;
         sock = r->vm.socket_path;
     }
-    if (mgmt_connect(sock, r->o.timeout_ms, &r->qmp, err) < 0 || check_vm(r, err) < 0 ||
+    if (mgmt_connect(sock, r->o.timeout_ms, &r->qmp, err) < 0 ||
+        (!r->o.force_config &&
+         launch_config_check(r->qmp, &r->launch, err) < 0) ||
+        check_vm(r, err) < 0 ||
         start_incoming(r, err) < 0)
         return err->code;
     progress_init(&prog, mgmt_progress_mode(r->o.json),
@@ -284,8 +297,8 @@ static void report(const struct restore_run *r, const struct mr_error *err)
     if (!r->o.json)
         printf("restored %s; the VM is %s\n", r->o.path, state);
     if (r->o.spawn)
-        printf("mapram-vm (pid %d) is reachable at %s\n", (int)r->vm.pid,
-               r->vm.socket_path);
+        printf("%s (pid %d) is reachable at %s\n", r->vm.name,
+               (int)r->vm.pid, r->vm.socket_path);
 }
 
 int cmd_restore(int argc, char **argv)
@@ -311,5 +324,6 @@ int cmd_restore(int argc, char **argv)
     if (rc < 0)
         spawn_vm_kill(&r.vm);
     report(&r, rc < 0 ? &err : NULL);
+    mr_launch_meta_free(&r.launch);
     return rc < 0 ? 1 : 0;
 }
