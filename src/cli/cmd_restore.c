@@ -59,8 +59,8 @@ static void restore_usage(FILE *out)
             "                      [--timeout SECONDS] [--force-config] [--json]\n"
             "Load FILE (written by mapram save) into a VM started with -incoming defer;\n"
             "--spawn starts the saved QEMU command line again, else a mapram-vm.\n"
-            "The VM must match the saved launch configuration (machine type,\n"
-            "target, RAM size, devices) unless --force-config.\n"
+            "The VM must have the saved RAM size, and match the saved launch\n"
+            "configuration (target, machine type, devices) unless --force-config.\n"
             "--channels defaults to the count the file was saved with, else one per\n"
             "online CPU, from %u to %u (here %u).\n"
             "--io-engine (auto, psync, io_uring) sets mapram-vm's x-io-engine.\n",
@@ -261,9 +261,9 @@ static int run_restore(struct restore_run *r, struct mr_error *err)
         sock = r->vm.socket_path;
     }
     if (mgmt_connect(sock, r->o.timeout_ms, &r->qmp, err) < 0 ||
+        check_vm(r, err) < 0 ||
         (!r->o.force_config &&
          launch_config_check(r->qmp, &r->launch, err) < 0) ||
-        check_vm(r, err) < 0 ||
         start_incoming(r, err) < 0)
         return err->code;
     progress_init(&prog, mgmt_progress_mode(r->o.json),

@@ -210,28 +210,18 @@ static void diff_add(struct diff *d, const char *fmt, const char *a,
     d->count++;
 }
 
-static const char *ram_text(const char *bytes, char *buf, size_t len)
-{
-    if (!bytes)
-        return "none reported";
-    return cli_human_bytes(strtoull(bytes, NULL, 10), buf, len);
-}
-
 static void compare_one(struct diff *d, const struct mr_launch_meta *saved,
                         const struct mr_launch_meta *here, const char *key,
                         const char *what)
 {
     const char *a = mr_launch_meta_get(saved, key);
     const char *b = mr_launch_meta_get(here, key);
-    char fmt[96], ra[32], rb[32];
+    char fmt[96];
 
     if (!a || (b && !strcmp(a, b)))
         return;
     snprintf(fmt, sizeof(fmt), "%s: saved %%s, this VM %%s", what);
-    if (!strcmp(key, "ram"))
-        diff_add(d, fmt, ram_text(a, ra, sizeof(ra)), ram_text(b, rb, sizeof(rb)));
-    else
-        diff_add(d, fmt, a, b ? b : "none reported");
+    diff_add(d, fmt, a, b ? b : "none reported");
 }
 
 static unsigned count_value(const struct mr_launch_meta *m, const char *key,
@@ -287,7 +277,6 @@ int launch_config_check(struct mr_qmp_client *c,
     compare_one(&d, saved, &here, "kind", "VM");
     compare_one(&d, saved, &here, "arch", "target");
     compare_one(&d, saved, &here, "machine", "machine type");
-    compare_one(&d, saved, &here, "ram", "RAM size");
     compare_devices(&d, saved, &here, "device", "device %s%s missing here");
     compare_devices(&d, &here, saved, "device", "device %s%s not in the save");
     compare_devices(&d, saved, &here, "device-anon",

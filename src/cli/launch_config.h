@@ -34,7 +34,8 @@ int launch_config_read(int fd, const struct mr_file_header *h,
                        struct mr_launch_meta *m, struct mr_error *err);
 
 /* Compare the VM behind `c` with what was saved; names every difference
- * (machine type, target, RAM size, devices). */
+ * (kind, target, machine type, devices).  The RAM size is restore's own
+ * check, made before this one. */
 int launch_config_check(struct mr_qmp_client *c,
                         const struct mr_launch_meta *saved,
                         struct mr_error *err);

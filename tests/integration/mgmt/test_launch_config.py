@@ -137,8 +137,8 @@ def case_qemu_check(d):
         with Qemu(d, 'big', ram_mib=128, incoming=True) as big:
             res = run_mapram('restore', '--qmp', big.sock_path, path)
             assert res.returncode == 1, res.returncode
-            assert 'RAM size: saved 64.0 MiB, this VM 128.0 MiB' in \
-                res.stderr, res.stderr
+            assert 'RAM size mismatch: the file holds 64 MiB of RAM, the ' \
+                'VM has 128 MiB' in res.stderr, res.stderr
             assert big.status() == 'inmigrate'
         with Qemu(d, 'dst', incoming=True) as dst:
             run_mapram('restore', '--qmp', dst.sock_path, path, '--paused',
