@@ -263,7 +263,6 @@ int launch_config_check(struct mr_qmp_client *c,
     struct diff d = { .len = 0 };
     char version[64] = "";
     uint64_t ram = 0;
-    int rc;
 
     if (saved->count == 0)
         return 0;
@@ -286,10 +285,9 @@ int launch_config_check(struct mr_qmp_client *c,
     mr_launch_meta_free(&here);
     if (!d.count)
         return 0;
-    rc = mr_error_set(err, -EINVAL, "the VM differs from the saved launch "
-                      "configuration (--force-config loads anyway): %s",
-                      d.text);
-    return rc;
+    return mr_error_set(err, -EINVAL, "the VM differs from the saved launch "
+                        "configuration (--force-config loads anyway): %s",
+                        d.text);
 }
 
 /* ---- showing ---- */
@@ -329,8 +327,7 @@ void launch_config_print(int fd, const struct mr_file_header *h)
 }
 
 /* Repeated keys become arrays, "ram" a number. */
-static void json_put(json_t *o, const struct mr_launch_meta *m,
-                     const struct mr_launch_entry *e)
+static void json_put(json_t *o, const struct mr_launch_entry *e)
 {
     static const char *const lists[] = { "argv", "device", "device-anon" };
 
@@ -343,7 +340,6 @@ static void json_put(json_t *o, const struct mr_launch_meta *m,
                               json_string(e->value));
         return;
     }
-    (void)m;
     if (!strcmp(e->key, "ram"))
         json_object_set_new(o, e->key,
                             json_integer((json_int_t)strtoull(e->value, NULL, 10)));
@@ -363,7 +359,7 @@ json_t *launch_config_json(int fd, const struct mr_file_header *h)
         return json_pack("{s:s}", "error", err.msg);
     o = json_object();
     for (size_t i = 0; i < m.count; i++)
-        json_put(o, &m, &m.entries[i]);
+        json_put(o, &m.entries[i]);
     mr_launch_meta_free(&m);
     return o;
 }

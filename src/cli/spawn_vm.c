@@ -80,7 +80,7 @@ static void exec_vm(const char *bin, const struct spawned_vm *vm,
         dup2(log, STDOUT_FILENO);
         dup2(log, STDERR_FILENO);
     }
-    execv(bin, argv);
+    execvp(bin, argv);   /* a recorded argv[0] may be a bare name */
     _exit(127);
 }
 
