@@ -8,6 +8,7 @@
 #define MAPRAM_FORMAT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mapram/error.h"
@@ -116,6 +117,8 @@ struct mr_file_header {
     char tool_version[33];
     char vm_version[33];
     uint32_t meta_len;
+    uint32_t launch_len;        /* launch metadata after the JSON, 0: none */
+    uint32_t launch_crc;        /* CRC32C of those launch_len bytes */
 };
 
 /* Fill the 512-byte sector (reserved bytes zero, CRC computed); also
@@ -137,6 +140,53 @@ static inline bool mr_file_header_is_complete(const struct mr_file_header *h)
 {
     return h->state == MR_FILE_STATE_DONE;
 }
+
+/* Launch metadata lies at MR_FILE_HEADER_SECTOR + meta_len. */
+static inline uint64_t mr_file_header_launch_offset(const struct mr_file_header *h)
+{
+    return (uint64_t)MR_FILE_HEADER_SECTOR + h->meta_len;
+}
+
+/* The launch_len bytes read from there match launch_crc. */
+int mr_file_header_check_launch(const struct mr_file_header *h,
+                                const uint8_t *buf, size_t len,
+                                struct mr_error *err);
+
+/* ---- launch metadata (docs/file-header.md, "Launch metadata") ----
+ * How the saved VM was started: text key/value pairs, keys may repeat
+ * ("argv" once per argument), order kept.  Values hold no NUL. */
+
+#define MR_LAUNCH_MAGIC         "MRLAUNCH"
+#define MR_LAUNCH_VERSION       1
+#define MR_LAUNCH_KEY_MAX       64
+#define MR_LAUNCH_ENTRIES_MAX   4096
+#define MR_LAUNCH_BYTES_MAX     (1u << 20)
+
+struct mr_launch_entry {
+    char *key;                  /* [a-z0-9._-]{1,64} */
+    char *value;
+};
+
+struct mr_launch_meta {
+    size_t count;
+    size_t capacity;
+    struct mr_launch_entry *entries;
+};
+
+void mr_launch_meta_init(struct mr_launch_meta *m);
+void mr_launch_meta_free(struct mr_launch_meta *m);
+int mr_launch_meta_add(struct mr_launch_meta *m, const char *key,
+                       const char *value, struct mr_error *err);
+/* The first value of `key`, or NULL. */
+const char *mr_launch_meta_get(const struct mr_launch_meta *m,
+                               const char *key);
+size_t mr_launch_meta_encoded_size(const struct mr_launch_meta *m);
+/* Returns the bytes written (mr_launch_meta_encoded_size) or an error. */
+int mr_launch_meta_encode(const struct mr_launch_meta *m, uint8_t *out,
+                          size_t out_bytes, struct mr_error *err);
+/* Parse exactly `len` bytes; on error `m` is left empty. */
+int mr_launch_meta_parse(const uint8_t *buf, size_t len,
+                         struct mr_launch_meta *m, struct mr_error *err);
 
 /* For a complete file: the file must hold stream_offset + stream_size. */
 int mr_file_header_check_size(const struct mr_file_header *h,

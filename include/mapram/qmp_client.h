@@ -36,6 +36,8 @@ json_t *mr_qmp_client_greeting(struct mr_qmp_client *c);
 json_t *mr_qmp_client_execute(struct mr_qmp_client *c, const char *command,
                               json_t *args, const int *fds, size_t nfds,
                               int timeout_ms, struct mr_error *err);
+/* The pid of the monitor's process (SO_PEERCRED), or -1 if unknown. */
+int mr_qmp_client_peer_pid(struct mr_qmp_client *c);
 /* Class of the last error reply ("GenericError", ...), "" if none. */
 const char *mr_qmp_client_error_class(struct mr_qmp_client *c);
 

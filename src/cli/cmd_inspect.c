@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "launch_config.h"
 
 /* Bumped only if a key changes meaning; new keys do not bump it. */
 #define MR_INSPECT_JSON_SCHEMA 1
@@ -228,6 +229,8 @@ static json_t *model_json(const struct cli_file *f)
                              container_json(w));
     json_t *blocks = json_array(), *cmds = json_array(), *probs = json_array();
 
+    json_object_set_new(root, "launch", w->loc.kind == MR_CONTAINER_MAPRAM ?
+                        launch_config_json(f->fd, &w->loc.mapram) : json_null());
     if (w->have_config)
         json_object_set_new(root, "stream", stream_json(w));
     json_object_set_new(root, "sections", sections_json(w));
@@ -456,6 +459,8 @@ static void print_human(const struct cli_file *f)
     char line[MR_ERROR_MSG_MAX];
 
     print_summary(f);
+    if (w->loc.kind == MR_CONTAINER_MAPRAM)
+        launch_config_print(f->fd, &w->loc.mapram);
     print_blocks(w);
     print_sections(w);
     /* "none" only for a file read to its end: a failure is a problem. */

@@ -25,6 +25,7 @@
 #include "restore_image.h"
 #include "save_common.h"
 #include "mapram/format.h"
+#include "launch_config.h"
 #include "spawn_vm.h"
 
 struct restore_opts {
@@ -38,6 +39,8 @@ struct restore_opts {
     int64_t offset;            /* bare QEMU saves: -1 = detect */
     bool spawn;
     bool json;
+    bool force_config;         /* skip launch_config_check() */
+    int timeout_ms;            /* --timeout: the monitor's greeting */
 };
 
 struct restore_run {
@@ -45,6 +48,7 @@ struct restore_run {
     struct mr_qmp_client *qmp;
     struct mr_file_header hdr;
     struct spawned_vm vm;
+    struct mr_launch_meta launch;  /* as saved (launch_config.c) */
     int fd_main;
     int fd_second;
     int64_t fdset_id;
@@ -55,10 +59,12 @@ static void restore_usage(FILE *out)
     fprintf(out,
             "usage: mapram restore (--qmp SOCKET | --spawn) FILE [--channels N]\n"
             "                      [--direct-io] [--io-engine NAME] [--paused | --running]\n"
-            "                      [--offset N] [--json]\n"
+            "                      [--offset N] [--timeout SECONDS] [--force-config] [--json]\n"
             "Load FILE (a mapram save, a libvirt image or a bare QEMU save) into a VM\n"
-            "started with -incoming defer; --spawn starts a mapram-vm of the right size\n"
-            "for a mapram save.  --offset N: the QEMU stream starts at byte N.\n"
+            "started with -incoming defer; --spawn starts the saved QEMU command line\n"
+            "again, else a mapram-vm of the right size.  A mapram save's RAM size and\n"
+            "launch configuration (target, machine type, devices) must match unless\n"
+            "--force-config.  --offset N: the QEMU stream starts at byte N.\n"
             "--channels defaults to the count the file was saved with, else one per\n"
             "online CPU, from %u to %u (here %u).\n"
             "--io-engine (auto, psync, io_uring) sets mapram-vm's x-io-engine.\n",
@@ -78,6 +84,8 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
         { "offset", required_argument, NULL, 'o' },
         { "spawn", no_argument, NULL, 's' },
         { "json", no_argument, NULL, 'j' },
+        { "timeout", required_argument, NULL, 't' },
+        { "force-config", no_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -85,6 +93,7 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
 
     memset(o, 0, sizeof(*o));
     o->offset = -1;
+    o->timeout_ms = MGMT_QMP_TIMEOUT_MS;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "q:c:hj", longopts, NULL)) != -1) {
         switch (opt) {
@@ -110,8 +119,13 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
             o->offset = (int64_t)v;
             break;
         }
+        case 'F': o->force_config = true; break;
         case 's': o->spawn = true; break;
         case 'j': o->json = true; break;
+        case 't':
+            if (mgmt_parse_timeout("restore", optarg, &o->timeout_ms) < 0)
+                return 2;
+            break;
         case 'h': restore_usage(stdout); return 0;
         default: restore_usage(stderr); return 2;
         }
@@ -257,6 +271,7 @@ static int run_restore_image(struct restore_run *r, struct mr_error *err)
         .socket_path = r->o.socket_path, .path = r->o.path,
         .offset = r->o.offset, .paused = r->o.paused,
         .running = r->o.running, .json = r->o.json,
+        .timeout_ms = r->o.timeout_ms,
     };
     bool running = false;
     int rc;
@@ -277,14 +292,20 @@ static int run_restore(struct restore_run *r, struct mr_error *err)
 
     if (!r->o.spawn && restore_image_wanted(r->o.path, r->o.offset))
         return run_restore_image(r, err);
-    if (read_header(r, err) < 0 || open_second(r, err) < 0)
+    if (read_header(r, err) < 0 || open_second(r, err) < 0 ||
+        launch_config_read(r->fd_main, &r->hdr, &r->launch, err) < 0)
         return err->code;
     if (r->o.spawn) {
-        if (spawn_vm_start(&r->vm, r->hdr.ram_size, err) < 0)
+        if ((launch_config_can_spawn(&r->launch) ?
+             launch_config_spawn(&r->vm, &r->launch, err) :
+             spawn_vm_start(&r->vm, r->hdr.ram_size, err)) < 0)
             return err->code;
         sock = r->vm.socket_path;
     }
-    if (mgmt_connect(sock, &r->qmp, err) < 0 || check_vm(r, err) < 0 ||
+    if (mgmt_connect(sock, r->o.timeout_ms, &r->qmp, err) < 0 ||
+        check_vm(r, err) < 0 ||
+        (!r->o.force_config &&
+         launch_config_check(r->qmp, &r->launch, err) < 0) ||
         start_incoming(r, err) < 0)
         return err->code;
     progress_init(&prog, mgmt_progress_mode(r->o.json),
@@ -318,8 +339,8 @@ static void report(const struct restore_run *r, const struct mr_error *err)
     if (!r->o.json)
         printf("restored %s; the VM is %s\n", r->o.path, state);
     if (r->o.spawn)
-        printf("mapram-vm (pid %d) is reachable at %s\n", (int)r->vm.pid,
-               r->vm.socket_path);
+        printf("%s (pid %d) is reachable at %s\n", r->vm.name,
+               (int)r->vm.pid, r->vm.socket_path);
 }
 
 int cmd_restore(int argc, char **argv)
@@ -345,5 +366,6 @@ int cmd_restore(int argc, char **argv)
     if (rc < 0)
         spawn_vm_kill(&r.vm);
     report(&r, rc < 0 ? &err : NULL);
+    mr_launch_meta_free(&r.launch);
     return rc < 0 ? 1 : 0;
 }

@@ -25,8 +25,10 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "launch_config.h"
 #include "progress.h"
 #include "save_common.h"
+#include "mapram/crc32c.h"
 #include "mapram/format.h"
 
 /* Room for the ROM blocks, their 1 MiB alignment and the device state
@@ -44,6 +46,7 @@ struct save_opts {
     bool live;
     bool force;
     bool json;
+    int timeout_ms;            /* --timeout: the monitor's greeting */
 };
 
 struct save_run {
@@ -52,6 +55,7 @@ struct save_run {
     struct mgmt_vm_status before;
     struct mr_file_header hdr;
     json_t *meta;
+    struct mr_launch_meta launch;  /* launch_config.c */
     int fd_main;
     int fd_direct;             /* O_DIRECT, or a second plain open */
     char work_path[PATH_MAX];  /* the file written: FILE, or a temp name
@@ -68,7 +72,7 @@ static void save_usage(FILE *out)
     fprintf(out,
             "usage: mapram save --qmp SOCKET FILE [--channels N]\n"
             "                   [--direct-io|--no-direct-io] [--io-engine NAME]\n"
-            "                   [--live] [--force] [--json]\n"
+            "                   [--live] [--force] [--timeout SECONDS] [--json]\n"
             "Save the VM's memory to FILE (mapped-ram format behind a mapram header).\n"
             "The VM is paused first unless --live, and stays paused after success.\n"
             "--channels defaults to one per online CPU, from %u to %u (here %u).\n"
@@ -88,12 +92,14 @@ static int parse_save_args(int argc, char **argv, struct save_opts *o)
         { "live", no_argument, NULL, 'l' },
         { "force", no_argument, NULL, 'f' },
         { "json", no_argument, NULL, 'j' },
+        { "timeout", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     int opt;
 
     memset(o, 0, sizeof(*o));
+    o->timeout_ms = MGMT_QMP_TIMEOUT_MS;
     o->channels = mgmt_default_channels();
     optind = 1;
     while ((opt = getopt_long(argc, argv, "q:c:fhj", longopts, NULL)) != -1) {
@@ -112,6 +118,10 @@ static int parse_save_args(int argc, char **argv, struct save_opts *o)
         case 'l': o->live = true; break;
         case 'f': o->force = true; break;
         case 'j': o->json = true; break;
+        case 't':
+            if (mgmt_parse_timeout("save", optarg, &o->timeout_ms) < 0)
+                return 2;
+            break;
         case 'h': save_usage(stdout); return 0;
         default: save_usage(stderr); return 2;
         }
@@ -207,7 +217,8 @@ static int inspect_vm(struct save_run *r, struct mr_error *err)
         return err->code;
     mgmt_query_version(r->qmp, r->hdr.vm_version, sizeof(r->hdr.vm_version));
     mgmt_query_name(r->qmp, r->hdr.vm_name, sizeof(r->hdr.vm_name));
-    return 0;
+    return launch_config_collect(r->qmp, r->hdr.vm_version, r->hdr.ram_size,
+                                 true, &r->launch, err);
 }
 
 static int open_direct(struct save_run *r, struct mr_error *err)
@@ -323,31 +334,51 @@ static int publish(struct save_run *r, struct mr_error *err)
     return 0;
 }
 
+/* The reserved area: sector, JSON metadata, launch metadata (its CRC in
+ * the sector); header_size grows in 4 KiB steps when they need it. */
 static int write_header(struct save_run *r, struct mr_error *err)
 {
-    uint8_t buf[MR_FILE_HEADER_SIZE_DEFAULT];
     char *meta = r->meta ? json_dumps(r->meta, JSON_COMPACT) : NULL;
-    size_t meta_len = meta ? strlen(meta) : 0;
-    ssize_t n;
+    size_t meta_len = meta ? strlen(meta) : 0, launch_len = 0, need;
+    uint8_t *launch = NULL, *buf;
+    ssize_t n, want;
 
-    if (meta_len > sizeof(buf) - MR_FILE_HEADER_SECTOR)
-        meta_len = 0;
+    if (r->launch.count &&
+        launch_config_encode(&r->launch, &launch, &launch_len, err) < 0) {
+        free(meta);
+        return err->code;
+    }
+    need = MR_FILE_HEADER_SECTOR + meta_len + launch_len;
+    if (r->hdr.state == MR_FILE_STATE_PART)
+        r->hdr.header_size = r->hdr.stream_offset =
+            (need + MR_FILE_HEADER_SIZE_DEFAULT - 1) /
+            MR_FILE_HEADER_SIZE_DEFAULT * MR_FILE_HEADER_SIZE_DEFAULT;
+    buf = calloc(1, r->hdr.header_size);
+    if (!buf) {
+        free(meta);
+        free(launch);
+        return mr_error_set(err, -ENOMEM, "out of memory");
+    }
     r->hdr.meta_len = (uint32_t)meta_len;
+    r->hdr.launch_len = (uint32_t)launch_len;
+    r->hdr.launch_crc = launch_len ? mr_crc32c(0, launch, launch_len) : 0;
     mr_file_header_encode(&r->hdr, buf);
-    memset(buf + MR_FILE_HEADER_SECTOR, 0,
-           sizeof(buf) - MR_FILE_HEADER_SECTOR);
     if (meta_len)
         memcpy(buf + MR_FILE_HEADER_SECTOR, meta, meta_len);
+    if (launch_len)
+        memcpy(buf + MR_FILE_HEADER_SECTOR + meta_len, launch, launch_len);
     free(meta);
+    free(launch);
     /* a PART header rewrites the whole reserved area, a DONE header only
      * the first sector (docs/file-header.md) */
-    n = pwrite(r->fd_main, buf, r->hdr.state == MR_FILE_STATE_DONE ?
-               MR_FILE_HEADER_SECTOR : sizeof(buf), 0);
+    want = r->hdr.state == MR_FILE_STATE_DONE ?
+           (ssize_t)MR_FILE_HEADER_SECTOR : (ssize_t)r->hdr.header_size;
+    n = pwrite(r->fd_main, buf, (size_t)want, 0);
+    free(buf);
     if (n < 0)
         return mr_error_set(err, -errno, "cannot write the header of '%s': %s",
                             r->o.path, strerror(errno));
-    if (n != (r->hdr.state == MR_FILE_STATE_DONE ?
-              (ssize_t)MR_FILE_HEADER_SECTOR : (ssize_t)sizeof(buf)))
+    if (n != want)
         return mr_error_set(err, -ENOSPC, "short write of the header of '%s'",
                             r->o.path);
     return 0;
@@ -499,7 +530,7 @@ static int run_save(struct save_run *r, struct mr_error *err)
     struct progress prog;
 
     if (check_target(r, err) < 0 ||
-        mgmt_connect(r->o.socket_path, &r->qmp, err) < 0 ||
+        mgmt_connect(r->o.socket_path, r->o.timeout_ms, &r->qmp, err) < 0 ||
         inspect_vm(r, err) < 0 || check_space(r, err) < 0 ||
         open_file(r, err) < 0 || start_migration(r, err) < 0)
         return err->code;
@@ -548,6 +579,7 @@ int cmd_save(int argc, char **argv)
     if (r.qmp)
         mr_qmp_client_close(r.qmp);
     json_decref(r.meta);
+    mr_launch_meta_free(&r.launch);
     if (rc < 0) {
         print_error(&r.o, &err);
         return 1;

@@ -282,7 +282,7 @@ static int load(const struct restore_image_opts *o, struct feed *f,
     struct progress prog;
     int rc;
 
-    rc = mgmt_connect(o->socket_path, &qmp, err);
+    rc = mgmt_connect(o->socket_path, o->timeout_ms, &qmp, err);
     if (rc == 0)
         rc = start_incoming(qmp, f, !compressed(&w->loc) && w->mapped_ram,
                             run, err);

@@ -18,6 +18,7 @@ struct restore_image_opts {
     bool paused;                /* --paused */
     bool running;               /* --running */
     bool json;
+    int timeout_ms;             /* --timeout, for the monitor's greeting */
 };
 
 /* Does `path` need this path (not a mapram save file, or --offset)? */

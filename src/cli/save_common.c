@@ -49,8 +49,21 @@ enum progress_mode mgmt_progress_mode(bool json)
     return isatty(STDERR_FILENO) ? PROGRESS_TTY : PROGRESS_PLAIN;
 }
 
-int mgmt_connect(const char *socket_path, struct mr_qmp_client **out,
-                 struct mr_error *err)
+/* The hint for a monitor that accepted us but never greeted. */
+static int busy_monitor(const char *socket_path, int timeout_ms,
+                        struct mr_error *err)
+{
+    mr_error_clear(err);
+    return mr_error_set(err, -ETIMEDOUT,
+                        "no QMP greeting from '%s' within %g s: another "
+                        "client (libvirt?) may hold this monitor (QEMU serves "
+                        "one client per -qmp socket); add a second -qmp "
+                        "socket for mapram", socket_path,
+                        timeout_ms / 1000.0);
+}
+
+int mgmt_connect(const char *socket_path, int timeout_ms,
+                 struct mr_qmp_client **out, struct mr_error *err)
 {
     struct stat st;
 
@@ -64,12 +77,31 @@ int mgmt_connect(const char *socket_path, struct mr_qmp_client **out,
         return mr_error_set(err, -ENOTSOCK,
                             "cannot connect to the VM monitor at '%s': not a socket",
                             socket_path);
-    *out = mr_qmp_client_connect(socket_path, MGMT_QMP_TIMEOUT_MS, err);
-    if (!*out) {
-        mr_error_set(err, -EIO, "no answer");
-        return mr_error_prefix(err, "cannot connect to the VM monitor at '%s': ",
-                               socket_path);
+    *out = mr_qmp_client_connect(socket_path, timeout_ms, err);
+    if (*out)
+        return 0;
+    if (err->code == -ETIMEDOUT && strstr(err->msg, "greeting"))
+        return busy_monitor(socket_path, timeout_ms, err);
+    return mr_error_prefix(err, "cannot connect to the VM monitor at '%s': ",
+                           socket_path);
+}
+
+/* --timeout SECONDS: how long to wait for the monitor's greeting. */
+int mgmt_parse_timeout(const char *cmd, const char *text, int *timeout_ms)
+{
+    char *end;
+    double s;
+
+    errno = 0;
+    s = strtod(text, &end);
+    if (errno || end == text || *end || !(s > 0) || s > 3600) {
+        fprintf(stderr, "mapram %s: --timeout expects seconds, more than 0 "
+                "and at most 3600, not '%s'\n", cmd, text);
+        return -1;
     }
+    *timeout_ms = (int)(s * 1000 + 0.5);
+    if (*timeout_ms < 1)
+        *timeout_ms = 1;
     return 0;
 }
 

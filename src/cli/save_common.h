@@ -29,8 +29,13 @@ struct mgmt_vm_status {
     bool running;
 };
 
-int mgmt_connect(const char *socket_path, struct mr_qmp_client **out,
-                 struct mr_error *err);
+/* Connect within `timeout_ms` (the greeting included); a monitor that
+ * accepts but never greets gets the busy-monitor diagnosis. */
+int mgmt_connect(const char *socket_path, int timeout_ms,
+                 struct mr_qmp_client **out, struct mr_error *err);
+/* --timeout SECONDS (0 < s <= 3600, fractions allowed).  Prints
+ * "mapram CMD: ..." and returns -1 when invalid. */
+int mgmt_parse_timeout(const char *cmd, const char *text, int *timeout_ms);
 /* Run a command whose reply we do not need. */
 int mgmt_exec(struct mr_qmp_client *c, const char *command, json_t *args,
               struct mr_error *err);

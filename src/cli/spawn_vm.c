@@ -1,5 +1,6 @@
 /*
- * Starting a mapram-vm for `restore --spawn` (see spawn_vm.h).
+ * Starting a VM for `restore --spawn` (see spawn_vm.h): a mapram-vm here,
+ * a QEMU from its recorded command line in launch_config.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,7 +70,7 @@ int spawn_vm_find_binary(char *buf, size_t buf_bytes, struct mr_error *err)
 }
 
 static void exec_vm(const char *bin, const struct spawned_vm *vm,
-                    const char *mem, const char *qmp)
+                    char *const argv[])
 {
     int log = open(vm->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                    0600);
@@ -79,8 +80,7 @@ static void exec_vm(const char *bin, const struct spawned_vm *vm,
         dup2(log, STDOUT_FILENO);
         dup2(log, STDERR_FILENO);
     }
-    execl(bin, bin, "-m", mem, "-qmp", qmp, "-incoming", "defer",
-          "-nographic", (char *)NULL);
+    execvp(bin, argv);   /* a recorded argv[0] may be a bare name */
     _exit(127);
 }
 
@@ -97,41 +97,60 @@ static int wait_socket(struct spawned_vm *vm, struct mr_error *err)
             vm->pid = 0;
             vm->keep_log = true; /* the message points there */
             return mr_error_set(err, -ECHILD,
-                                "mapram-vm exited before its monitor came up (see %s)",
-                                vm->log_path);
+                                "%s exited before its monitor came up (see %s)",
+                                vm->name, vm->log_path);
         }
         usleep(20000);
     }
     return mr_error_set(err, -ETIMEDOUT,
-                        "mapram-vm did not open %s within 5 s", vm->socket_path);
+                        "%s did not open %s within 5 s", vm->name,
+                        vm->socket_path);
 }
 
-int spawn_vm_start(struct spawned_vm *vm, uint64_t ram_bytes,
-                   struct mr_error *err)
+int spawn_vm_prepare(struct spawned_vm *vm, const char *name,
+                     struct mr_error *err)
 {
-    char bin[PATH_MAX], mem[32], qmp[160];
-
-    if (spawn_vm_find_binary(bin, sizeof(bin), err) < 0)
-        return err->code;
+    snprintf(vm->name, sizeof(vm->name), "%s", name);
     snprintf(vm->dir, sizeof(vm->dir), "/tmp/mapram-vm.XXXXXX");
-    if (!mkdtemp(vm->dir))
+    if (!mkdtemp(vm->dir)) {
+        vm->dir[0] = '\0';
         return mr_error_set(err, -errno, "cannot create a temp dir: %s",
                             strerror(errno));
+    }
     snprintf(vm->socket_path, sizeof(vm->socket_path), "%s/qmp.sock", vm->dir);
-    snprintf(vm->log_path, sizeof(vm->log_path), "%s/mapram-vm.log", vm->dir);
-    if (ram_bytes % (1 << 20) == 0)
-        snprintf(mem, sizeof(mem), "%" PRIu64 "M", ram_bytes >> 20);
-    else
-        snprintf(mem, sizeof(mem), "%" PRIu64 "K", ram_bytes >> 10);
-    snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", vm->socket_path);
+    snprintf(vm->log_path, sizeof(vm->log_path), "%s/vm.log", vm->dir);
+    return 0;
+}
+
+int spawn_vm_run(struct spawned_vm *vm, const char *bin, char *const argv[],
+                 struct mr_error *err)
+{
     vm->pid = fork();
     if (vm->pid < 0) {
         vm->pid = 0;
         return mr_error_set(err, -errno, "fork: %s", strerror(errno));
     }
     if (vm->pid == 0)
-        exec_vm(bin, vm, mem, qmp);
+        exec_vm(bin, vm, argv);
     return wait_socket(vm, err);
+}
+
+int spawn_vm_start(struct spawned_vm *vm, uint64_t ram_bytes,
+                   struct mr_error *err)
+{
+    char bin[PATH_MAX], mem[32], qmp[160];
+    char *argv[] = { bin, "-m", mem, "-qmp", qmp, "-incoming", "defer",
+                     "-nographic", NULL };
+
+    if (spawn_vm_find_binary(bin, sizeof(bin), err) < 0 ||
+        spawn_vm_prepare(vm, "mapram-vm", err) < 0)
+        return err->code;
+    if (ram_bytes % (1 << 20) == 0)
+        snprintf(mem, sizeof(mem), "%" PRIu64 "M", ram_bytes >> 20);
+    else
+        snprintf(mem, sizeof(mem), "%" PRIu64 "K", ram_bytes >> 10);
+    snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", vm->socket_path);
+    return spawn_vm_run(vm, bin, argv, err);
 }
 
 void spawn_vm_kill(struct spawned_vm *vm)

@@ -19,6 +19,7 @@ struct spawned_vm {
     char socket_path[128];
     char log_path[128];
     bool keep_log;             /* the VM failed to start: leave its log */
+    char name[32];             /* "mapram-vm" or "QEMU", for messages */
 };
 
 void spawn_vm_init(struct spawned_vm *vm);
@@ -26,6 +27,13 @@ void spawn_vm_init(struct spawned_vm *vm);
 int spawn_vm_find_binary(char *buf, size_t buf_bytes, struct mr_error *err);
 int spawn_vm_start(struct spawned_vm *vm, uint64_t ram_bytes,
                    struct mr_error *err);
+/* For another VM binary (launch_config.c): make the private dir and the
+ * socket/log paths, then start `argv` (which names socket_path) and wait
+ * for its monitor socket. */
+int spawn_vm_prepare(struct spawned_vm *vm, const char *name,
+                     struct mr_error *err);
+int spawn_vm_run(struct spawned_vm *vm, const char *bin, char *const argv[],
+                 struct mr_error *err);
 /* Kill and reap a VM we started (no-op otherwise). */
 void spawn_vm_kill(struct spawned_vm *vm);
 

@@ -25,6 +25,8 @@
 #define OFF_TOOL_VERSION    128
 #define OFF_VM_VERSION      160
 #define OFF_META_LEN        192
+#define OFF_LAUNCH_LEN      196
+#define OFF_LAUNCH_CRC      200
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
@@ -82,6 +84,8 @@ void mr_file_header_encode(struct mr_file_header *h,
     put_text(out + OFF_TOOL_VERSION, 32, h->tool_version);
     put_text(out + OFF_VM_VERSION, 32, h->vm_version);
     put_le32(out + OFF_META_LEN, h->meta_len);
+    put_le32(out + OFF_LAUNCH_LEN, h->launch_len);
+    put_le32(out + OFF_LAUNCH_CRC, h->launch_crc);
     h->header_crc = mr_crc32c(0, out, MR_FILE_HEADER_SECTOR);
     put_le32(out + OFF_CRC, h->header_crc);
 }
@@ -114,6 +118,10 @@ static int check_fields(const struct mr_file_header *h, struct mr_error *err)
         return mr_error_set(err, -EINVAL, "expected metadata of at most %u "
                             "bytes at offset 0xc0, found %u",
                             h->header_size - 512, h->meta_len);
+    if (h->launch_len > h->header_size - 512 - h->meta_len)
+        return mr_error_set(err, -EINVAL, "expected launch metadata of at "
+                            "most %u bytes at offset 0xc4, found %u",
+                            h->header_size - 512 - h->meta_len, h->launch_len);
     return 0;
 }
 
@@ -141,6 +149,8 @@ int mr_file_header_decode(const uint8_t in[MR_FILE_HEADER_SECTOR],
     get_text(h->tool_version, in + OFF_TOOL_VERSION, 32);
     get_text(h->vm_version, in + OFF_VM_VERSION, 32);
     h->meta_len = get_le32(in + OFF_META_LEN);
+    h->launch_len = get_le32(in + OFF_LAUNCH_LEN);
+    h->launch_crc = get_le32(in + OFF_LAUNCH_CRC);
     memcpy(copy, in, sizeof(copy));
     memset(copy + OFF_CRC, 0, 4);
     crc = mr_crc32c(0, copy, sizeof(copy));

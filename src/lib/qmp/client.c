@@ -213,8 +213,16 @@ struct mr_qmp_client *mr_qmp_client_connect(const char *socket_path,
     if (c->fd < 0)
         goto fail;
     c->greeting = next_message(c, deadline, err);
-    if (!c->greeting)
+    if (!c->greeting) {
+        /* Connected, yet silent: the server took the connection but sends
+         * no greeting (QEMU serves one client per -qmp socket). */
+        if (err && err->code == -ETIMEDOUT) {
+            mr_error_clear(err);
+            mr_error_set(err, -ETIMEDOUT, "no QMP greeting within %d ms",
+                         timeout_ms);
+        }
         goto fail;
+    }
     if (!json_is_object(json_object_get(c->greeting, "QMP"))) {
         mr_error_set(err, -EPROTO, "not a QMP monitor (no QMP greeting)");
         goto fail;
@@ -246,6 +254,17 @@ void mr_qmp_client_close(struct mr_qmp_client *c)
 json_t *mr_qmp_client_greeting(struct mr_qmp_client *c)
 {
     return c->greeting;
+}
+
+int mr_qmp_client_peer_pid(struct mr_qmp_client *c)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+        len != sizeof(cred) || cred.pid <= 0)
+        return -1;
+    return (int)cred.pid;
 }
 
 const char *mr_qmp_client_error_class(struct mr_qmp_client *c)
