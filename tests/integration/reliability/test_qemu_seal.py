@@ -2,7 +2,8 @@
 """`mapram seal` on a bare QEMU 10 `file:` save (docs/seal.md): the sealed
 file still restores into a real QEMU byte for byte (pmemsave of source and
 destination), `verify` then checks every extent, and a flipped byte in a
-present page is reported corrupt (exit 1).
+present page is reported corrupt (exit 1) by verify and refused by
+`mapram restore` before the VM is touched.
 Usage: test_qemu_seal.py seal (exit 77 without QEMU)."""
 import json
 import os
@@ -96,6 +97,14 @@ def case_seal(workdir):
     res = run_mapram('verify', '--json', path, expect_rc=1)
     if json.loads(res.stdout)['status'] != 'corrupt':
         raise AssertionError('verify --json does not say corrupt')
+    with Qemu(workdir, 'dst2', incoming=True) as dst:
+        res = run_mapram('restore', '--qmp', dst.sock_path, path, expect_rc=1)
+        if 'checksum mismatch in RAM block mem ' not in res.stderr:
+            raise AssertionError('restore did not name the bad extent: %r'
+                                 % res.stderr)
+        st = dst.qmp.cmd('query-status')['status']
+        if st != 'inmigrate':
+            raise AssertionError('a refused restore touched the VM: %s' % st)
 
 
 if __name__ == '__main__':
