@@ -1,6 +1,6 @@
 /*
  * The multifd channel handshake and RAM packet header codec
- * (docs/multifd.md, "Multifd over sockets"), with QEMU 10's receive-side
+ * (docs/multifd.md, "Over sockets"), with QEMU 10's receive-side
  * messages where QEMU has one and mapram's stricter checks otherwise.
  */
 #include <errno.h>

@@ -1,6 +1,6 @@
 /*
  * QEMU 10's multifd socket wire format without compression
- * (docs/multifd.md, "Multifd over sockets"): the 64-byte channel
+ * (docs/multifd.md, "Over sockets"): the 64-byte channel
  * handshake and the RAM packet header, encoded and decoded with every
  * check the receiver needs.  Pure: no I/O.
  */

@@ -1,5 +1,5 @@
 /* Unit tests for the multifd socket wire codec (src/lib/format/multifd_wire.c):
- * the byte layout of docs/multifd.md, "Multifd over sockets", round trips,
+ * the byte layout of docs/multifd.md, "Over sockets", round trips,
  * and every refusal with its message. */
 #include <setjmp.h>
 #include <stdarg.h>
