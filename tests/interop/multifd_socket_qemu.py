@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Interop: mapram's multifd wire codec against a real QEMU 10 sender.
+
+A paused QEMU with a patterned 64 MiB RAM migrates with multifd (CHANNELS
+page sockets, zero-page-detection=multifd) to a UNIX socket this script
+listens on.  Every socket is captured to a file until QEMU closes it; the
+main stream is recognised by its QEVM magic and its RAM setup gives the
+block list.  tests/interop/mfd_recv_check then decodes each page channel
+with mapram's codec, stores the pages, and the `mem` block must equal the
+guest RAM byte for byte.
+
+usage: multifd_socket_qemu.py CHECKER CHANNELS
+"""
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'lib'))
+import mrtest  # noqa: E402
+
+
+def capture(listener, n, workdir):
+    """Accept n sockets, each read to EOF into its own file."""
+    paths, threads = [], []
+
+    def drain(conn, path):
+        with open(path, 'wb') as f:
+            while True:
+                b = conn.recv(1 << 20)
+                if not b:
+                    break
+                f.write(b)
+        conn.close()
+
+    for i in range(n):
+        conn, _ = listener.accept()
+        path = os.path.join(workdir, 'sock%d' % i)
+        t = threading.Thread(target=drain, args=(conn, path))
+        t.start()
+        paths.append(path)
+        threads.append(t)
+    return paths, threads
+
+
+def ram_blocks(main):
+    """The block list of the ram START section (docs/multifd.md)."""
+    with open(main, 'rb') as f:
+        s = f.read(1 << 16)
+    assert s[:8] == b'QEVM\0\0\0\3', 'main stream magic'
+    pos = 8
+    assert s[pos] == 0x07
+    pos += 5 + struct.unpack_from('>I', s, pos + 1)[0]
+    while s[pos] != 0x01:  # OPEN_RETURN_PATH etc. would be 0x08
+        assert s[pos] == 0x08, 'unexpected section 0x%x' % s[pos]
+        pos += 5 + struct.unpack_from('>H', s, pos + 3)[0]
+    pos += 5
+    name = s[pos + 1:pos + 1 + s[pos]]
+    assert name == b'ram', name
+    pos += 1 + s[pos] + 8
+    total = struct.unpack_from('>Q', s, pos)[0] & ~0xfff
+    pos += 8
+    blocks = []
+    while sum(b[1] for b in blocks) < total:
+        n = s[pos]
+        bname = s[pos + 1:pos + 1 + n].decode()
+        used = struct.unpack_from('>Q', s, pos + 1 + n)[0]
+        blocks.append((bname, used))
+        pos += 1 + n + 8
+    return blocks
+
+
+def run(workdir, checker, channels):
+    sock = os.path.join(workdir, 'mig.sock')
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(sock)
+    listener.listen(channels + 1)
+    with mrtest.Qemu(workdir, 'src', prefill=True) as q:
+        q.qmp.cmd('migrate-set-capabilities', {'capabilities': [
+            {'capability': 'multifd', 'state': True}]})
+        q.qmp.cmd('migrate-set-parameters', {'multifd-channels': channels})
+        q.qmp.cmd('migrate', {'uri': 'unix:' + sock})
+        paths, threads = capture(listener, channels + 1, workdir)
+        deadline = time.time() + 60
+        while q.qmp.cmd('query-migrate').get('status') != 'completed':
+            st = q.qmp.cmd('query-migrate')
+            if st.get('status') == 'failed' or time.time() > deadline:
+                mrtest.fail('QEMU migration: %s' % st)
+            time.sleep(0.05)
+        q.qmp.cmd('quit')
+        for t in threads:
+            t.join(60)
+    main = [p for p in paths if open(p, 'rb').read(4) == b'QEVM']
+    assert len(main) == 1, 'exactly one main socket'
+    pages = [p for p in paths if p not in main]
+    blocks = ram_blocks(main[0])
+    print('blocks:', blocks)
+    out = os.path.join(workdir, 'out')
+    os.mkdir(out)
+    args = [checker, out] + ['%s=%d' % b for b in blocks] + ['--'] + pages
+    res = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    print(res.stdout, res.stderr)
+    if res.returncode:
+        mrtest.fail('mapram codec refused QEMU channel: %s' % res.stderr)
+    ids = sorted(int(l.split()[1].rstrip(':')) for l in res.stdout.splitlines())
+    assert ids == list(range(channels)), ids
+    for line in res.stdout.splitlines():
+        assert int(line.split()[5]) >= 1, 'every channel carries a SYNC'
+    mem = [i for i, b in enumerate(blocks) if b[0] == 'mem'][0]
+    if not mrtest.same_file(os.path.join(out, '%d.img' % mem), q.ram_path):
+        mrtest.fail('pages received differ from the guest RAM')
+    print('OK: %d channels decoded, mem equals guest RAM' % channels)
+
+
+def main():
+    checker, channels = sys.argv[1], int(sys.argv[2])
+    sys.argv[1:] = ['run']
+    return mrtest.main({'run': lambda w: run(w, checker, channels)})
+
+
+if __name__ == '__main__':
+    sys.exit(main())
