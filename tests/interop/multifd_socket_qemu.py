@@ -112,7 +112,66 @@ def run(workdir, checker, channels):
     mem = [i for i, b in enumerate(blocks) if b[0] == 'mem'][0]
     if not mrtest.same_file(os.path.join(out, '%d.img' % mem), q.ram_path):
         mrtest.fail('pages received differ from the guest RAM')
+    hostile(workdir, checker, out, blocks, pages)
     print('OK: %d channels decoded, mem equals guest RAM' % channels)
+
+
+def refused(checker, out, blocks, pages, msg):
+    args = [checker, out] + ['%s=%d' % b for b in blocks] + ['--'] + pages
+    res = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    print('hostile: rc=%d %s' % (res.returncode, res.stderr.strip()))
+    if res.returncode == 0 or msg not in res.stderr:
+        mrtest.fail('expected refusal %r, got rc=%d %r'
+                    % (msg, res.returncode, res.stderr))
+
+
+def tampered(workdir, src, name, edit):
+    data = bytearray(open(src, 'rb').read())
+    data = edit(data)
+    path = os.path.join(workdir, name)
+    with open(path, 'wb') as f:
+        f.write(data)
+    return path
+
+
+def hostile(workdir, checker, out, blocks, pages):
+    """QEMU's own channel bytes, altered as a hostile peer would."""
+    first = [p for p in pages
+             if struct.unpack_from('>B', open(p, 'rb').read(25), 24)[0] == 0]
+    src = first[0]
+
+    def magic(d):
+        d[0] ^= 0xff
+        return d
+
+    def early_eof(d):
+        return d[:64 + 1344 + 100]
+
+    def packet_magic(d):
+        d[64 + 1344 + 3] ^= 1  # the first packet after the SYNC
+        return d
+
+    def offset_past_block(d):
+        hdr = 64 + 1344  # first data packet: offset[0] := the block length
+        name = bytes(d[hdr + 64:hdr + 320]).rstrip(b'\0').decode()
+        used = dict(blocks)[name]
+        struct.pack_into('>Q', d, hdr + 320, used)
+        return d
+
+    refused(checker, out, blocks, [tampered(workdir, src, 'm', magic)],
+            'received packet magic ee223344 expected 11223344')
+    refused(checker, out, blocks, [tampered(workdir, src, 'e', early_eof)],
+            'unexpected EOF after packet header')
+    refused(checker, out, blocks, [tampered(workdir, src, 'p', packet_magic)],
+            'received packet magic 11223345, expected 11223344')
+    refused(checker, out, blocks,
+            [tampered(workdir, src, 'o', offset_past_block)],
+            'multifd: offset too long')
+    if len(pages) > 1:  # a channel id the receiver has no slot for
+        other = [p for p in pages if p != src][0]
+        refused(checker, out, blocks, [other],
+                'is greater than number of channels 1')
+    refused(checker, out, blocks[1:], [src], 'multifd: unknown ram block')
 
 
 def main():
