@@ -9,7 +9,12 @@ block list.  tests/interop/mfd_recv_check then decodes each page channel
 with mapram's codec, stores the pages, and the `mem` block must equal the
 guest RAM byte for byte.
 
-usage: multifd_socket_qemu.py CHECKER CHANNELS
+Then the other direction: tests/interop/mfd_resend re-encodes the pages
+with mapram's encoder in its own, smaller packets, and a QEMU 10
+destination loads the captured main stream with those channels; its RAM
+must equal the source's.
+
+usage: multifd_socket_qemu.py CHECKER RESENDER CHANNELS
 """
 import os
 import socket
@@ -73,7 +78,7 @@ def ram_blocks(main):
     return blocks
 
 
-def run(workdir, checker, channels):
+def run(workdir, checker, resender, channels):
     sock = os.path.join(workdir, 'mig.sock')
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(sock)
@@ -114,6 +119,51 @@ def run(workdir, checker, channels):
         mrtest.fail('pages received differ from the guest RAM')
     hostile(workdir, checker, out, blocks, pages)
     print('OK: %d channels decoded, mem equals guest RAM' % channels)
+    to_qemu(workdir, resender, blocks, main[0], pages, q.ram_path)
+
+
+def send_all(sock_path, paths):
+    """Connect one socket per file and stream them all concurrently."""
+    def send(path):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(sock_path)
+        with open(path, 'rb') as f:
+            c.sendall(f.read())
+        c.shutdown(socket.SHUT_WR)
+        while c.recv(4096):
+            pass
+        c.close()
+    threads = [threading.Thread(target=send, args=(p,)) for p in paths]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def to_qemu(workdir, resender, blocks, main, pages, src_ram):
+    res = subprocess.run([resender, workdir] + ['%s=%d' % b for b in blocks]
+                         + ['--'] + pages, capture_output=True, text=True,
+                         timeout=60)
+    if res.returncode:
+        mrtest.fail('mfd_resend: %s' % res.stderr)
+    resent = [os.path.join(workdir, 'resent%d' % i) for i in range(len(pages))]
+    sock = os.path.join(workdir, 'dst.mig')
+    with mrtest.Qemu(workdir, 'dst', incoming=True) as d:
+        d.qmp.cmd('migrate-set-capabilities', {'capabilities': [
+            {'capability': 'multifd', 'state': True}]})
+        d.qmp.cmd('migrate-set-parameters', {'multifd-channels': len(pages)})
+        d.qmp.cmd('migrate-incoming', {'uri': 'unix:' + sock})
+        threads = send_all(sock, [main] + resent)
+        deadline = time.time() + 60
+        while d.qmp.cmd('query-migrate').get('status') != 'completed':
+            if time.time() > deadline:
+                mrtest.fail('QEMU destination: %s\n%s' % (
+                    d.qmp.cmd('query-migrate'), open(d.log_path).read()))
+            time.sleep(0.05)
+        for t in threads:
+            t.join(30)
+        if not mrtest.same_file(d.ram_path, src_ram):
+            mrtest.fail('QEMU destination RAM differs from the source')
+    print('OK: QEMU 10 loaded mapram-encoded channels, RAM equal')
 
 
 def refused(checker, out, blocks, pages, msg):
@@ -175,9 +225,10 @@ def hostile(workdir, checker, out, blocks, pages):
 
 
 def main():
-    checker, channels = sys.argv[1], int(sys.argv[2])
+    checker, resender, channels = sys.argv[1], sys.argv[2], int(sys.argv[3])
     sys.argv[1:] = ['run']
-    return mrtest.main({'run': lambda w: run(w, checker, channels)})
+    return mrtest.main({'run': lambda w: run(w, checker, resender,
+                                             channels)})
 
 
 if __name__ == '__main__':
