@@ -1,9 +1,9 @@
 /*
  * Migration addresses (docs/qmp.md, "migrate"): `file:PATH[,offset=SIZE]`, the
  * `channels` list, and the transport compatibility checks of
- * docs/multifd.md, "When multifd over a file applies", with QEMU's messages.  mapram only moves data
- * through files; the other schemes are recognised so that their errors are
- * the right ones.
+ * docs/multifd.md, "When multifd over a file applies", with QEMU's messages.
+ * `unix:` and `tcp:` addresses are parsed into path / host and port; the
+ * other schemes are recognised so that their errors are the right ones.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -42,6 +42,60 @@ static int parse_file(const char *spec, struct mr_mig_addr *out,
     return 0;
 }
 
+static int copy_str(char *dst, size_t cap, const char *src, size_t len,
+                    const char *what, struct mr_error *err)
+{
+    if (len >= cap)
+        return mr_error_set(err, -ENAMETOOLONG, "%s is too long", what);
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+    return 0;
+}
+
+static int parse_unix(const char *spec, struct mr_mig_addr *out,
+                      struct mr_error *err)
+{
+    if (!*spec)
+        return mr_error_set(err, -EINVAL, "unix socket path is empty");
+    out->socket = MR_SOCKET_UNIX;
+    return copy_str(out->path, sizeof(out->path), spec, strlen(spec),
+                    "unix socket path", err);
+}
+
+/* HOST:PORT, HOST possibly a bracketed IPv6 address; QEMU's options after
+ * a comma are not supported. */
+static int parse_inet(const char *spec, struct mr_mig_addr *out,
+                      struct mr_error *err)
+{
+    const char *host = spec, *colon, *end;
+    size_t hlen;
+    int rc;
+
+    if (*spec == '[') {
+        end = strchr(spec, ']');
+        if (!end || end[1] != ':')
+            return mr_error_set(err, -EINVAL, "error parsing IPv6 address "
+                                "'%s'", spec);
+        host = spec + 1;
+        hlen = (size_t)(end - host);
+        colon = end + 1;
+    } else {
+        colon = strrchr(spec, ':');
+        if (!colon)
+            return mr_error_set(err, -EINVAL, "error parsing address '%s'",
+                                spec);
+        hlen = (size_t)(colon - spec);
+    }
+    if (!colon[1] || strchr(colon + 1, ','))
+        return mr_error_set(err, -EINVAL, "error parsing address '%s'", spec);
+    out->socket = MR_SOCKET_INET;
+    rc = copy_str(out->host, sizeof(out->host), host, hlen, "host name", err);
+    if (rc)
+        return rc;
+    return copy_str(out->port, sizeof(out->port), colon + 1,
+                    strlen(colon + 1), "port", err);
+}
+
 int mr_uri_parse(const char *uri, struct mr_mig_addr *out,
                  struct mr_error *err)
 {
@@ -57,6 +111,10 @@ int mr_uri_parse(const char *uri, struct mr_mig_addr *out,
             out->transport = schemes[i].transport;
             snprintf(out->scheme, sizeof(out->scheme), "%.*s", (int)n - 1,
                      uri);
+            if (strcmp(out->scheme, "unix") == 0)
+                return parse_unix(uri + n, out, err);
+            if (strcmp(out->scheme, "tcp") == 0)
+                return parse_inet(uri + n, out, err);
             return 0;
         }
     }
@@ -92,6 +150,51 @@ static int parse_file_addr(json_t *addr, int idx, struct mr_mig_addr *out,
     return 0;
 }
 
+static const char *json_str(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* `{"transport":"socket","type":"inet"|"unix",...}`; the other socket
+ * types stay recognised only. */
+static int parse_socket_addr(json_t *addr, int idx, struct mr_mig_addr *out,
+                             struct mr_error *err)
+{
+    const char *type = json_str(addr, "type"), *a, *b;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    out->transport = MR_TRANSPORT_SOCKET;
+    snprintf(out->scheme, sizeof(out->scheme), "socket");
+    if (!type)
+        return mr_error_set(err, -EINVAL, "Parameter 'channels[%d].addr."
+                            "type' is missing", idx);
+    if (strcmp(type, "unix") == 0) {
+        a = json_str(addr, "path");
+        if (!a)
+            return mr_error_set(err, -EINVAL, "Parameter 'channels[%d].addr."
+                                "path' is missing", idx);
+        snprintf(out->scheme, sizeof(out->scheme), "unix");
+        return parse_unix(a, out, err);
+    }
+    if (strcmp(type, "inet") != 0)
+        return 0;
+    a = json_str(addr, "host");
+    b = json_str(addr, "port");
+    if (!a || !b)
+        return mr_error_set(err, -EINVAL, "Parameter 'channels[%d].addr.%s' "
+                            "is missing", idx, a ? "port" : "host");
+    snprintf(out->scheme, sizeof(out->scheme), "tcp");
+    out->socket = MR_SOCKET_INET;
+    rc = copy_str(out->host, sizeof(out->host), a, strlen(a), "host name",
+                  err);
+    if (rc)
+        return rc;
+    return copy_str(out->port, sizeof(out->port), b, strlen(b), "port", err);
+}
+
 static int parse_addr(json_t *addr, int idx, struct mr_mig_addr *out,
                       struct mr_error *err)
 {
@@ -112,6 +215,8 @@ static int parse_addr(json_t *addr, int idx, struct mr_mig_addr *out,
             continue;
         if (kinds[i] == MR_TRANSPORT_FILE)
             return parse_file_addr(addr, idx, out, err);
+        if (kinds[i] == MR_TRANSPORT_SOCKET)
+            return parse_socket_addr(addr, idx, out, err);
         memset(out, 0, sizeof(*out));
         out->transport = kinds[i];
         snprintf(out->scheme, sizeof(out->scheme), "%s", names[i]);

@@ -21,15 +21,26 @@ enum mr_transport {
 };
 
 #define MR_URI_PATH_MAX 4096
+#define MR_URI_HOST_MAX 256
+
+enum mr_socket_kind {
+    MR_SOCKET_NONE,  /* not a socket, or a socket form not parsed (fd:) */
+    MR_SOCKET_UNIX,  /* path */
+    MR_SOCKET_INET,  /* host, port */
+};
 
 struct mr_mig_addr {
     enum mr_transport transport;
     char scheme[16];             /* "file", "tcp", ... */
-    char path[MR_URI_PATH_MAX];  /* file transport only */
+    char path[MR_URI_PATH_MAX];  /* file, and unix socket */
     uint64_t offset;
+    enum mr_socket_kind socket;
+    char host[MR_URI_HOST_MAX];  /* inet: without IPv6 brackets */
+    char port[32];               /* inet: service string, as QMP has it */
 };
 
-/* Parse `file:PATH[,offset=SIZE]` and recognise the other schemes. */
+/* Parse `file:PATH[,offset=SIZE]`, `unix:PATH`, `tcp:HOST:PORT` and
+ * recognise the other schemes. */
 int mr_uri_parse(const char *uri, struct mr_mig_addr *out,
                  struct mr_error *err);
 

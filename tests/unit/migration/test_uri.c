@@ -43,8 +43,35 @@ static void test_file_uri(void **state)
                         "unknown migration protocol: ftp:/x");
     assert_string_equal(uri_msg("tcp:localhost:4444", &a), "");
     assert_int_equal(a.transport, MR_TRANSPORT_SOCKET);
+    assert_int_equal(a.socket, MR_SOCKET_INET);
+    assert_string_equal(a.host, "localhost");
+    assert_string_equal(a.port, "4444");
     assert_string_equal(uri_msg("exec:cat", &a), "");
     assert_int_equal(a.transport, MR_TRANSPORT_EXEC);
+}
+
+static void test_socket_uri(void **state)
+{
+    struct mr_mig_addr a;
+
+    (void)state;
+    assert_string_equal(uri_msg("unix:/run/m.sock", &a), "");
+    assert_int_equal(a.socket, MR_SOCKET_UNIX);
+    assert_string_equal(a.path, "/run/m.sock");
+    assert_string_equal(a.scheme, "unix");
+    assert_string_equal(uri_msg("unix:", &a), "unix socket path is empty");
+    assert_string_equal(uri_msg("tcp:[::1]:0", &a), "");
+    assert_string_equal(a.host, "::1");
+    assert_string_equal(a.port, "0");
+    assert_string_equal(uri_msg("tcp::4444", &a), "");
+    assert_string_equal(a.host, "");
+    assert_string_equal(uri_msg("tcp:localhost", &a),
+                        "error parsing address 'localhost'");
+    assert_string_equal(uri_msg("tcp:h:", &a), "error parsing address 'h:'");
+    assert_string_equal(uri_msg("tcp:[::1", &a),
+                        "error parsing IPv6 address '[::1'");
+    assert_string_equal(uri_msg("fd:3", &a), "");
+    assert_int_equal(a.socket, MR_SOCKET_NONE);
 }
 
 static const char *chan_msg(const char *json, bool incoming,
@@ -59,6 +86,27 @@ static const char *chan_msg(const char *json, bool incoming,
     rc = mr_channels_parse(c, incoming, a, &err);
     json_decref(c);
     return rc ? err.msg : "";
+}
+
+static void test_socket_channels(void **state)
+{
+    struct mr_mig_addr a;
+
+    (void)state;
+    assert_string_equal(chan_msg("[{\"channel-type\": \"main\", \"addr\": "
+        "{\"transport\": \"socket\", \"type\": \"inet\", \"host\": "
+        "\"127.0.0.1\", \"port\": \"4444\"}}]", true, &a), "");
+    assert_int_equal(a.socket, MR_SOCKET_INET);
+    assert_string_equal(a.host, "127.0.0.1");
+    assert_string_equal(a.port, "4444");
+    assert_string_equal(chan_msg("[{\"channel-type\": \"main\", \"addr\": "
+        "{\"transport\": \"socket\", \"type\": \"unix\", \"path\": "
+        "\"/run/x.sock\"}}]", true, &a), "");
+    assert_int_equal(a.socket, MR_SOCKET_UNIX);
+    assert_string_equal(a.path, "/run/x.sock");
+    assert_string_equal(chan_msg("[{\"channel-type\": \"main\", \"addr\": "
+        "{\"transport\": \"socket\", \"type\": \"inet\", \"host\": "
+        "\"h\"}}]", true, &a), "Parameter 'channels[0].addr.port' is missing");
 }
 
 static void test_channels(void **state)
@@ -145,6 +193,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_uri),
+        cmocka_unit_test(test_socket_uri),
+        cmocka_unit_test(test_socket_channels),
         cmocka_unit_test(test_channels),
         cmocka_unit_test(test_args),
         cmocka_unit_test(test_transport),
