@@ -2,6 +2,7 @@
 #ifndef MAPRAM_TEST_BYTEBUF_H
 #define MAPRAM_TEST_BYTEBUF_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,40 @@ static inline void bb_pad_to(struct bytebuf *b, size_t n)
 {
     while (b->len < n)
         bb_u8(b, 0);
+}
+
+/* The pieces every synthetic QEMU stream starts with
+ * (docs/stream-format.md): magic and version 3 ... */
+static inline void bb_stream_magic(struct bytebuf *b)
+{
+    bb_put(b, "QEVM\0\0\0\3", 8);
+}
+
+/* ... the configuration section: the machine type and, with mapped_ram,
+ * the capabilities subsection naming mapped-ram ... */
+static inline void bb_stream_config(struct bytebuf *b, const char *machine,
+                                    bool mapped_ram)
+{
+    bb_u8(b, 0x07);
+    bb_be32(b, (uint32_t)strlen(machine));
+    bb_put(b, machine, strlen(machine));
+    if (mapped_ram) {
+        bb_u8(b, 0x05);
+        bb_str(b, "configuration/capabilities");
+        bb_be32(b, 1);
+        bb_be32(b, 1);
+        bb_str(b, "mapped-ram");
+    }
+}
+
+/* ... and the SECTION_START of "ram" (id 1, instance 0, version 4). */
+static inline void bb_ram_section_start(struct bytebuf *b)
+{
+    bb_u8(b, 0x01);
+    bb_be32(b, 1);
+    bb_str(b, "ram");
+    bb_be32(b, 0);
+    bb_be32(b, 4);
 }
 
 static inline void bb_free(struct bytebuf *b)

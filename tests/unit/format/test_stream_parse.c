@@ -80,16 +80,7 @@ static void header_errors(void **state)
 
 static void build_config(struct bytebuf *b, bool mapped_ram)
 {
-    bb_u8(b, 0x07);
-    bb_be32(b, 11);
-    bb_put(b, "pc-q35-10.0", 11);
-    if (mapped_ram) {
-        bb_u8(b, 0x05);
-        bb_str(b, "configuration/capabilities");
-        bb_be32(b, 1);
-        bb_be32(b, 1);
-        bb_str(b, "mapped-ram");
-    }
+    bb_stream_config(b, "pc-q35-10.0", mapped_ram);
 }
 
 static void config_with_capabilities(void **state)

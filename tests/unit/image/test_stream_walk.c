@@ -25,22 +25,9 @@ static const char device_json[] =
 
 static void put_head(struct bytebuf *b, bool mapped_ram)
 {
-    bb_put(b, "QEVM\0\0\0\3", 8);
-    bb_u8(b, 0x07);
-    bb_be32(b, 2);
-    bb_put(b, "pc", 2);
-    if (mapped_ram) {
-        bb_u8(b, 0x05);
-        bb_str(b, "configuration/capabilities");
-        bb_be32(b, 1);
-        bb_be32(b, 1);
-        bb_str(b, "mapped-ram");
-    }
-    bb_u8(b, 0x01);
-    bb_be32(b, 1);
-    bb_str(b, "ram");
-    bb_be32(b, 0);
-    bb_be32(b, 4);
+    bb_stream_magic(b);
+    bb_stream_config(b, "pc", mapped_ram);
+    bb_ram_section_start(b);
 }
 
 /* A mapped-ram block of npages with the given bitmap byte; page i holds
