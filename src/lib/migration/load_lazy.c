@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,6 +77,19 @@ static int adopt(struct mig_lazy *lz, struct load_job *j, struct mr_error *err)
     return 0;
 }
 
+/* docs/lazy-load.md: registered memory must be truly empty, or pages
+ * already there (a reused shmem file, say) would never fault. */
+static int discard(struct mig_lazy_block *b, const char *name,
+                   struct mr_error *err)
+{
+    if (!madvise(b->host, b->len, MADV_REMOVE) ||
+        !madvise(b->host, b->len, MADV_DONTNEED))
+        return 0;
+    return mr_error_set(err, -errno, "RAM block %s: cannot discard its "
+                        "memory before a lazy load: %s", name,
+                        strerror(errno));
+}
+
 static int register_all(struct mig_lazy *lz, struct mr_error *err)
 {
     for (size_t i = 0; i < lz->nplans; i++) {
@@ -85,9 +99,10 @@ static int register_all(struct mig_lazy *lz, struct mr_error *err)
             return mr_error_set(err, -EINVAL, "RAM block %s: lazy load "
                                 "needs 4 KiB pages",
                                 lz->mig->blocks[b->plan->block].name);
-        if (b->len && mr_uffd_register(lz->uffd, b->host, b->len,
-                                       lz->mig->blocks[b->plan->block].name,
-                                       err))
+        if (b->len && (discard(b, lz->mig->blocks[b->plan->block].name, err) ||
+                       mr_uffd_register(lz->uffd, b->host, b->len,
+                                        lz->mig->blocks[b->plan->block].name,
+                                        err)))
             return err->code;
     }
     return 0;
