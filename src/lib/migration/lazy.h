@@ -43,6 +43,7 @@ struct mig_lazy {
     bool fault_live, fill_live;
     pthread_t fault_thr, fill_thr;
     atomic_bool stop, failed;
+    atomic_bool stuck;               /* a fault waits on a failed granule */
     atomic_int pending;              /* the fault thread has events */
     uint64_t total_bytes;
     atomic_uint_fast64_t done_bytes, faults, fault_ns_sum, fault_ns_max;

@@ -3,7 +3,8 @@
  * bounce buffer (absent pages never read, left zero), each of its extents
  * checked against the trailer, then its present runs copied in and its
  * absent runs mapped as zero pages; a fault on a granule someone else
- * owns is woken by that owner's copy.
+ * owns is woken by that owner's copy.  A granule that fails is never
+ * installed: the load fails and the guest is stopped (mig_lazy_fail).
  */
 #include <errno.h>
 #include <poll.h>
@@ -145,13 +146,18 @@ static int serve(struct mig_lazy *lz, uint64_t addr, struct mr_error *err)
         if (addr < (uintptr_t)b->host || addr >= (uintptr_t)b->host + b->len)
             continue;
         g = b->first + (addr - (uintptr_t)b->host) / lz->granule;
-        if (atomic_load(&lz->failed))
-            return 0;           /* stopped: the faulting thread sleeps on */
         if (mr_claim_take(&lz->claim, g)) {
-            rc = mig_lazy_install(lz, g, lz->fault_buf, err);
+            struct mr_error e = MR_ERROR_INIT;
+
+            /* After a failure verified granules are still served (the
+             * vCPUs must reach their park point); a bad one never is,
+             * and its faulting thread sleeps on. */
+            rc = mig_lazy_install(lz, g, lz->fault_buf, &e);
             mr_claim_done(&lz->claim, g, rc == 0);
-            if (rc)
-                return rc;
+            if (rc) {
+                atomic_store(&lz->stuck, true);
+                mig_lazy_fail(lz, &e);
+            }
         } else if (mr_claim_get(&lz->claim, g) == MR_CLAIM_RESIDENT) {
             mr_uffd_wake(lz->uffd, (void *)(uintptr_t)(addr & ~4095ULL), 4096);
         }   /* claimed: the owner's copy wakes the faulting thread */

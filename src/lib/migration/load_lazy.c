@@ -137,19 +137,38 @@ static void publish(struct mig_lazy *lz)
     mig_publish_in(lz->mig, lz->total_bytes, atomic_load(&lz->done_bytes));
 }
 
+/* Any thread, the fault thread included: it must not touch guest RAM, so
+ * the guest is stopped by the fill thread (stop_guest). */
 void mig_lazy_fail(struct mig_lazy *lz, const struct mr_error *err)
 {
     struct mr_migration *mig = lz->mig;
-    struct mr_error e2 = MR_ERROR_INIT;
 
     if (atomic_exchange(&lz->failed, true))
         return;
-    /* stop first: no vCPU runs on past the failure */
-    mig->ops->stop(mig->vm, MR_RUN_POSTMIGRATE, &e2);
     mig_set_in_error(mig, err);
-    mr_mig_state_cas(&mig->in, MR_MIG_POSTCOPY_ACTIVE, MR_MIG_FAILED);
+    if (!mr_mig_state_cas(&mig->in, MR_MIG_POSTCOPY_ACTIVE, MR_MIG_FAILED))
+        mr_mig_state_cas(&mig->in, MR_MIG_ACTIVE, MR_MIG_FAILED);
+}
+
+/* The vCPUs park cooperatively (writing guest RAM) on pages the fault
+ * thread still serves verified; a vCPU waiting on the failed granule
+ * stays asleep in its fault. */
+static void stop_guest(struct mig_lazy *lz)
+{
+    struct mr_migration *mig = lz->mig;
+    struct mr_error e = MR_ERROR_INIT, stop_err = MR_ERROR_INIT;
+
+    /* A vCPU asleep on the failed granule cannot park: it is stopped
+     * already, in its fault; the others are left as they are. */
+    if (atomic_load(&lz->stuck))
+        mig->ops->set_runstate(mig->vm, MR_RUN_POSTMIGRATE);
+    else
+        mig->ops->stop(mig->vm, MR_RUN_POSTMIGRATE, &stop_err);
+    pthread_mutex_lock(&mig->lock);
+    mr_error_propagate(&e, &mig->in_err);
+    pthread_mutex_unlock(&mig->lock);
     if (mig->load_failed_fn)
-        mig->load_failed_fn(mig->load_failed_opaque, lz->exit_on_error, err);
+        mig->load_failed_fn(mig->load_failed_opaque, lz->exit_on_error, &e);
 }
 
 /* Wait for granules owned by the fault thread to land. */
@@ -181,7 +200,7 @@ static void *fill_thread(void *arg)
         int rc;
 
         if (atomic_load(&lz->stop) || atomic_load(&lz->failed))
-            return NULL;
+            break;
         while (atomic_load(&lz->pending))
             sched_yield();      /* demand faults first */
         if (!mr_claim_take(&lz->claim, g))
@@ -190,13 +209,15 @@ static void *fill_thread(void *arg)
         mr_claim_done(&lz->claim, g, rc == 0);
         if (rc) {
             mig_lazy_fail(lz, &err);
-            return NULL;
+            break;
         }
         if ((g & 15) == 0)
             publish(lz);
     }
     wait_resident(lz);
-    if (mr_claim_all_resident(&lz->claim) && !atomic_load(&lz->failed))
+    if (atomic_load(&lz->failed))
+        stop_guest(lz);
+    else if (mr_claim_all_resident(&lz->claim))
         complete(lz);
     return NULL;
 }
@@ -205,10 +226,16 @@ static int lazy_resumed(struct load_job *j)
 {
     struct mig_lazy *lz = j->mig->lazy;
 
-    mr_mig_state_cas(&j->mig->in, MR_MIG_ACTIVE, MR_MIG_POSTCOPY_ACTIVE);
+    if (!mr_mig_state_cas(&j->mig->in, MR_MIG_ACTIVE,
+                          MR_MIG_POSTCOPY_ACTIVE)) {
+        /* a fault failed while devices loaded: the state is failed */
+        stop_guest(lz);
+        return 0;
+    }
     if (pthread_create(&lz->fill_thr, NULL, fill_thread, lz)) {
         mr_error_set(&j->err, -EAGAIN, "cannot start the fill thread");
         mig_lazy_fail(lz, &j->err);
+        stop_guest(lz);
         return 0;
     }
     lz->fill_live = true;

@@ -2,7 +2,10 @@
 """Lazy (postcopy-ram + mapped-ram) restore of a running guest into
 mapram-vm: test_lazy.py kvm|thread.  Exit 77 (skip) for kvm without
 /dev/kvm or without userfaultfd."""
+import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -10,7 +13,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', '..', 'lib'))
 from mrtest import (VM, QMPError, check_guest_ram, fail, have_kvm,  # noqa: E402
-                    wait_for_serial)
+                    mapram_bin, wait_for_serial)
 
 ACCEL = sys.argv[1] if len(sys.argv) > 1 else 'thread'
 RAM = '150M'
@@ -134,6 +137,49 @@ def test_lazy(backend, path, img, tmp):
         dst.kill()
 
 
+def corrupt(path, out, guest_addr):
+    """A copy of the image with one byte flipped inside the pc.ram page
+    at guest_addr (not its first byte, which the guest rewrites)."""
+    desc = json.loads(subprocess.run([mapram_bin(), 'inspect', '--json', path],
+                                     check=True, capture_output=True).stdout)
+    blk = [b for b in desc['ram']['blocks'] if b['name'] == 'pc.ram'][0]
+    shutil.copyfile(path, out)
+    with open(out, 'r+b') as f:
+        f.seek(blk['pages_offset'] + guest_addr + 100)
+        b = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([b[0] ^ 0xff]))
+
+
+def test_corrupt_extent(path, tmp):
+    """Fail closed: the fill meets the bad extent; the guest is stopped,
+    the migration fails with the checksum error, nothing is installed."""
+    bad = os.path.join(tmp, 'bad')
+    corrupt(path, bad, 90 << 20)
+    dst = lazy_vm('ram', tmp)
+    try:
+        q = dst.qmp
+        assert q.cmd('migrate-incoming', {'uri': 'file:' + bad,
+                                          'exit-on-error': False}) == {}
+        seen = []
+        while not seen or seen[-1] not in ('completed', 'failed'):
+            seen.append(q.wait_event('MIGRATION')['data']['status'])
+        assert seen == ['setup', 'active', 'postcopy-active', 'failed'], seen
+        info = q.cmd('query-migrate')
+        assert info['status'] == 'failed', info
+        assert 'checksum mismatch' in info['error-desc'], info
+        deadline = time.monotonic() + 20   # the fill thread stops the guest
+        while q.cmd('query-status')['running']:
+            if time.monotonic() > deadline:
+                fail('guest still running after the failed lazy load')
+            time.sleep(0.01)
+        st = q.cmd('query-status')
+        assert st == {'running': False, 'status': 'postmigrate'}, st
+        print('ok lazy %s corrupt extent: %s' % (ACCEL, info['error-desc']))
+    finally:
+        dst.kill()
+
+
 def main():
     if ACCEL == 'kvm' and not have_kvm():
         sys.exit(77)
@@ -144,6 +190,7 @@ def main():
         path, img = save(tmp)
         for backend in ('ram', 'memfd', 'shm-file'):
             test_lazy(backend, path, img, shm)
+        test_corrupt_extent(path, tmp)
 
 
 if __name__ == '__main__':
