@@ -35,6 +35,7 @@ struct restore_opts {
     bool paused;
     bool spawn;
     bool json;
+    bool lazy;                 /* postcopy-ram: run first, memory follows */
 };
 
 struct restore_run {
@@ -51,12 +52,15 @@ static void restore_usage(FILE *out)
 {
     fprintf(out,
             "usage: mapram restore (--qmp SOCKET | --spawn) FILE [--channels N]\n"
-            "                      [--direct-io] [--io-engine NAME] [--paused] [--json]\n"
+            "                      [--direct-io] [--io-engine NAME] [--paused] [--lazy]\n"
+            "                      [--json]\n"
             "Load FILE (written by mapram save) into a VM started with -incoming defer;\n"
             "--spawn starts a mapram-vm of the right size for it.\n"
             "--channels defaults to the count the file was saved with, else one per\n"
             "online CPU, from %u to %u (here %u).\n"
-            "--io-engine (auto, psync, io_uring) sets mapram-vm's x-io-engine.\n",
+            "--io-engine (auto, psync, io_uring) sets mapram-vm's x-io-engine.\n"
+            "--lazy resumes the guest at once and pages its memory in behind it\n"
+            "(postcopy-ram with mapped-ram; needs userfaultfd).\n",
             MGMT_MIN_DEFAULT_CHANNELS, MGMT_MAX_DEFAULT_CHANNELS,
             mgmt_default_channels());
 }
@@ -71,6 +75,7 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
         { "paused", no_argument, NULL, 'p' },
         { "spawn", no_argument, NULL, 's' },
         { "json", no_argument, NULL, 'j' },
+        { "lazy", no_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -93,6 +98,7 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
         case 'p': o->paused = true; break;
         case 's': o->spawn = true; break;
         case 'j': o->json = true; break;
+        case 'L': o->lazy = true; break;
         case 'h': restore_usage(stdout); return 0;
         default: restore_usage(stderr); return 2;
         }
@@ -197,6 +203,11 @@ static int start_incoming(struct restore_run *r, struct mr_error *err)
     if (mgmt_configure_migration(r->qmp, channels, r->o.direct_io,
                                  r->o.io_engine, NULL,
                                  err) < 0)
+        return err->code;
+    if (r->o.lazy &&
+        mgmt_exec(r->qmp, "migrate-set-capabilities",
+                  json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability",
+                            "postcopy-ram", "state", 1), err) < 0)
         return err->code;
     /* in "inmigrate", stop only clears autostart: the guest stays paused */
     if (r->o.paused && mgmt_exec(r->qmp, "stop", NULL, err) < 0)
