@@ -41,6 +41,7 @@ struct restore_opts {
     bool json;
     bool force_config;         /* skip launch_config_check() */
     int timeout_ms;            /* --timeout: the monitor's greeting */
+    bool lazy;                 /* postcopy-ram: run first, memory follows */
 };
 
 struct restore_run {
@@ -59,7 +60,8 @@ static void restore_usage(FILE *out)
     fprintf(out,
             "usage: mapram restore (--qmp SOCKET | --spawn) FILE [--channels N]\n"
             "                      [--direct-io] [--io-engine NAME] [--paused | --running]\n"
-            "                      [--offset N] [--timeout SECONDS] [--force-config] [--json]\n"
+            "                      [--offset N] [--timeout SECONDS] [--force-config] [--lazy]\n"
+            "                      [--json]\n"
             "Load FILE (a mapram save, a libvirt image or a bare QEMU save) into a VM\n"
             "started with -incoming defer; --spawn starts the saved QEMU command line\n"
             "again, else a mapram-vm of the right size.  A mapram save's RAM size and\n"
@@ -67,7 +69,9 @@ static void restore_usage(FILE *out)
             "--force-config.  --offset N: the QEMU stream starts at byte N.\n"
             "--channels defaults to the count the file was saved with, else one per\n"
             "online CPU, from %u to %u (here %u).\n"
-            "--io-engine (auto, psync, io_uring) sets mapram-vm's x-io-engine.\n",
+            "--io-engine (auto, psync, io_uring) sets mapram-vm's x-io-engine.\n"
+            "--lazy resumes the guest at once and pages its memory in behind it\n"
+            "(postcopy-ram with mapped-ram; needs userfaultfd).\n",
             MGMT_MIN_DEFAULT_CHANNELS, MGMT_MAX_DEFAULT_CHANNELS,
             mgmt_default_channels());
 }
@@ -86,6 +90,7 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
         { "json", no_argument, NULL, 'j' },
         { "timeout", required_argument, NULL, 't' },
         { "force-config", no_argument, NULL, 'F' },
+        { "lazy", no_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -232,6 +237,11 @@ static int start_incoming(struct restore_run *r, struct mr_error *err)
                                  r->o.io_engine, NULL,
                                  err) < 0)
         return err->code;
+    if (r->o.lazy &&
+        mgmt_exec(r->qmp, "migrate-set-capabilities",
+                  json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability",
+                            "postcopy-ram", "state", 1), err) < 0)
+        return err->code;
     /* in "inmigrate", stop only clears autostart: the guest stays paused */
     if (r->o.paused && mgmt_exec(r->qmp, "stop", NULL, err) < 0)
         return err->code;
@@ -276,10 +286,10 @@ static int run_restore_image(struct restore_run *r, struct mr_error *err)
     bool running = false;
     int rc;
 
-    if (r->o.channels || r->o.direct_io || r->o.io_engine)
-        return mr_error_set(err, -EINVAL, "%s: --channels, --direct-io and "
-                            "--io-engine apply to mapram save files only",
-                            r->o.path);
+    if (r->o.channels || r->o.direct_io || r->o.io_engine || r->o.lazy)
+        return mr_error_set(err, -EINVAL, "%s: --channels, --direct-io, "
+                            "--io-engine and --lazy apply to mapram save "
+                            "files only", r->o.path);
     rc = restore_image(&io, &running, err);
     r->o.paused = !running;
     return rc;

@@ -170,11 +170,12 @@ class VM:
     caller keeps it), `vm_binary` instead of MAPRAM_BUILD_DIR's,
     `prealloc` the backend's prealloc=on, `test_range=None` no -test-range,
     `workdir` where the private directory goes, `log` a file for stderr
-    instead of a pipe."""
+    instead of a pipe, `backend` 'memfd' or 'ram' instead of the file
+    (then memory() and counter() are not available)."""
 
     def __init__(self, accel, ram='150M', extra=(), test_range='1M,100M',
                  prefill=None, mem_dir=None, mem=None, vm_binary=None,
-                 prealloc=False, workdir=None, log=None):
+                 prealloc=False, workdir=None, log=None, backend=None):
         self.dir = tempfile.mkdtemp(prefix='mapram-vm-test-', dir=workdir)
         self.mem = mem or os.path.join(mem_dir or self.dir, 'mem')
         if prefill is not None:  # a backing file that already has content
@@ -182,10 +183,13 @@ class VM:
                 f.write(bytes([prefill]) * parse_size(ram))
         self.serial = os.path.join(self.dir, 'serial')
         self.sock = os.path.join(self.dir, 'qmp.sock')
+        backend_kind = backend
         backend = 'memory-backend-file,id=mem,size=%s,mem-path=%s,share=on' % (
             ram, self.mem)
         if prealloc:
             backend += ',prealloc=on'
+        if backend_kind:
+            backend = 'memory-backend-%s,id=mem,size=%s' % (backend_kind, ram)
         self.args = [vm_binary or binary(), '-accel', accel, '-m', ram,
                      '-object', backend,
                      '-machine', 'memory-backend=mem',

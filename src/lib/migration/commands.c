@@ -12,6 +12,7 @@
 
 #include "mapram/qmp.h"
 #include "migration/facade.h"
+#include "migration/lazy.h"
 #include "migration/object.h"
 #include "migration/publish.h"
 
@@ -134,8 +135,9 @@ static json_t *cmd_migrate_incoming(struct mr_qmp_call *call, json_t *args,
 static json_t *cmd_cancel(struct mr_qmp_call *call, json_t *args,
                           struct mr_error *err)
 {
-    (void)args, (void)err;
-    mr_migration_cancel(mr_qmp_call_opaque(call));
+    (void)args;
+    if (!mig_lazy_cancel_check(mr_qmp_call_opaque(call), err))
+        mr_migration_cancel(mr_qmp_call_opaque(call));
     return NULL;
 }
 
@@ -394,8 +396,13 @@ static void hmp_migrate_incoming(struct mr_qmp_call *call, const char *args,
 
 static void hmp_cancel(struct mr_qmp_call *call, const char *args, FILE *out)
 {
-    (void)args, (void)out;
-    mr_migration_cancel(mr_qmp_call_opaque(call));
+    struct mr_error err = MR_ERROR_INIT;
+
+    (void)args;
+    if (mig_lazy_cancel_check(mr_qmp_call_opaque(call), &err))
+        fprintf(out, "Error: %s\n", err.msg);
+    else
+        mr_migration_cancel(mr_qmp_call_opaque(call));
 }
 
 static void hmp_continue(struct mr_qmp_call *call, const char *args, FILE *out)

@@ -388,7 +388,7 @@ static void *load_thread(void *arg)
     if (!rc)
         rc = set_final_runstate(j);
     if (!rc) {
-        mr_mig_state_cas(&mig->in, MR_MIG_ACTIVE, MR_MIG_COMPLETED);
+        j->mode->resumed(j);
     } else {
         if (!j->err.code)
             mr_error_set(&j->err, rc, "load of migration failed: %s",

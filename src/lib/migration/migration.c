@@ -12,6 +12,7 @@
 
 #include "migration/events.h"
 #include "migration/facade.h"
+#include "migration/lazy.h"
 #include "migration/load.h"
 #include "migration/object.h"
 #include "migration/publish.h"
@@ -82,6 +83,7 @@ void mr_migration_free(struct mr_migration *mig)
     atomic_store(&mig->load_cancel, true);
     mr_migration_join(mig, true);
     mr_migration_join(mig, false);
+    mig_lazy_free(mig->lazy);
     mr_params_release(&mig->params);
     pthread_cond_destroy(&mig->cond);
     pthread_mutex_destroy(&mig->lock);
@@ -419,8 +421,13 @@ json_t *mr_migration_query(struct mr_migration *mig)
     if (in != MR_MIG_NONE) {
         json_object_set_new(o, "status", json_string(mr_mig_status_name(in)));
         /* QEMU blocks its monitor during a load; mapram reports progress. */
-        if (in == MR_MIG_ACTIVE)
-            json_object_set_new(o, "ram", ram_json(&mig->in_stats, false));
+        if (in == MR_MIG_ACTIVE || in == MR_MIG_POSTCOPY_ACTIVE ||
+            mig->lazy) {
+            json_t *ram = ram_json(&mig->in_stats, false);
+
+            mig_lazy_query(mig->lazy, ram);
+            json_object_set_new(o, "ram", ram);
+        }
         if (mig->in_err.code)
             json_object_set_new(o, "error-desc", json_string(mig->in_err.msg));
     }

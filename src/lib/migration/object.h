@@ -64,6 +64,7 @@ struct mr_migration {
     bool load_thread_live;
     pthread_t load_thread;
     struct mig_ram_stats in_stats;
+    struct mig_lazy *lazy;   /* a lazy load's state (load_lazy.c) */
 };
 
 /* The globalstate section (the source's run state, like QEMU's). */

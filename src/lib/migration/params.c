@@ -10,8 +10,10 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "migration/params.h"
+#include "migration/uffd.h"
 
 static const char *const cap_names[MR_CAP__MAX] = {
     "xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks", "events",
@@ -125,21 +127,25 @@ static int check_postcopy(const struct mr_caps *old, const bool *n,
                           bool incoming, struct mr_error *err)
 {
     /* The host-support probe only runs for a newly enabled cap on a
-     * destination; mapram has no postcopy, so that probe always fails. */
-    if (incoming && !old->on[MR_CAP_POSTCOPY_RAM])
-        return mr_error_set(err, -EINVAL, "Postcopy is not supported: "
-                            "mapram does not implement postcopy");
+     * destination: there it means a lazy load (load_lazy.c). */
+    if (incoming && !old->on[MR_CAP_POSTCOPY_RAM]) {
+        int fd = mr_uffd_open(err);
+
+        if (fd < 0)
+            return fd;
+        close(fd);
+    }
     if (n[MR_CAP_X_IGNORE_SHARED])
         return mr_error_set(err, -EINVAL,
                             "Postcopy is not compatible with ignore-shared");
-    if (n[MR_CAP_MULTIFD])
+    if (n[MR_CAP_MULTIFD] && !incoming)
         return mr_error_set(err, -EINVAL,
                             "Postcopy is not yet compatible with multifd");
     return 0;
 }
 
 static int check_caps_rest(const bool *n, const struct mr_params *p,
-                           struct mr_error *err)
+                           bool incoming, struct mr_error *err)
 {
     if (n[MR_CAP_ZERO_COPY_SEND] &&
         (!n[MR_CAP_MULTIFD] || n[MR_CAP_XBZRLE] ||
@@ -166,7 +172,7 @@ static int check_caps_rest(const bool *n, const struct mr_params *p,
     if (n[MR_CAP_MAPPED_RAM] && n[MR_CAP_XBZRLE])
         return mr_error_set(err, -EINVAL,
                             "Mapped-ram migration is incompatible with xbzrle");
-    if (n[MR_CAP_MAPPED_RAM] && n[MR_CAP_POSTCOPY_RAM])
+    if (n[MR_CAP_MAPPED_RAM] && n[MR_CAP_POSTCOPY_RAM] && !incoming)
         return mr_error_set(err, -EINVAL, "Mapped-ram migration is "
                             "incompatible with postcopy");
     return 0;
@@ -198,7 +204,7 @@ int mr_caps_check(const struct mr_caps *old, const struct mr_caps *new_caps,
         return mr_error_set(err, -EINVAL, "Background-snapshot is not "
                             "supported by host kernel");
     }
-    return check_caps_rest(n, params, err);
+    return check_caps_rest(n, params, incoming, err);
 }
 
 /* ---- parameter rules (migrate_params_check) ---- */

@@ -23,7 +23,9 @@ static const unsigned out_table[MR_MIG__MAX] = {
 static const unsigned in_table[MR_MIG__MAX] = {
     [MR_MIG_NONE] = B(MR_MIG_SETUP),
     [MR_MIG_SETUP] = B(MR_MIG_ACTIVE) | B(MR_MIG_FAILED),
-    [MR_MIG_ACTIVE] = B(MR_MIG_COMPLETED) | B(MR_MIG_FAILED),
+    [MR_MIG_ACTIVE] = B(MR_MIG_COMPLETED) | B(MR_MIG_FAILED) |
+                      B(MR_MIG_POSTCOPY_ACTIVE),
+    [MR_MIG_POSTCOPY_ACTIVE] = B(MR_MIG_COMPLETED) | B(MR_MIG_FAILED),
 };
 
 static const char *const status_names[MR_MIG__MAX] = {

@@ -1,0 +1,232 @@
+/*
+ * The lazy load's installer and fault thread.  A granule is read into a
+ * bounce buffer (absent pages never read, left zero), each of its extents
+ * checked against the trailer, then its present runs copied in and its
+ * absent runs mapped as zero pages; a fault on a granule someone else
+ * owns is woken by that owner's copy.  A granule that fails is never
+ * installed: the load fails and the guest is stopped (mig_lazy_fail).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "format/mapped_ram.h"
+#include "mapram/crc32c.h"
+#include "migration/lazy.h"
+#include "migration/uffd.h"
+
+static const struct mig_lazy_block *block_of(const struct mig_lazy *lz,
+                                             uint64_t g)
+{
+    for (size_t i = lz->nplans; i-- > 0;)
+        if (g >= lz->blk[i].first)
+            return &lz->blk[i];
+    return NULL;
+}
+
+static int read_present(struct mig_lazy *lz, const struct mig_lazy_block *b,
+                        uint64_t p0, uint64_t p1, uint8_t *buf,
+                        struct mr_error *err)
+{
+    const struct load_plan *p = b->plan;
+    uint64_t a, e;
+
+    for (uint64_t from = p0;
+         mr_bitmap_le64_next_run(p->bitmap, p1, from, &a, &e); from = e) {
+        uint64_t off = a * p->page_size, len = (e - a) * p->page_size;
+
+        if (mr_source_read(&lz->src, buf + (off - p0 * p->page_size), len,
+                           p->pages_offset + off, err))
+            return err->code;
+    }
+    return 0;
+}
+
+static int verify(const struct mig_lazy_block *b, uint64_t p0, uint64_t p1,
+                  const uint8_t *buf, struct mr_error *err)
+{
+    uint64_t per = mr_cksum_extent_pages(b->plan->page_size);
+
+    for (uint64_t q = p0; q < p1; q += per) {
+        uint64_t n = q + per < p1 ? per : p1 - q, x = q / per;
+        uint32_t crc = mr_crc32c(0, buf + (q - p0) * b->plan->page_size,
+                                 n * b->plan->page_size);
+
+        if (x >= b->cb->nr_extents || crc != b->cb->crc[x])
+            return mr_error_set(err, -EBADMSG, "checksum mismatch in RAM "
+                                "block %s, extent %llu (pages at 0x%llx): "
+                                "the file's data differs from what was "
+                                "saved; nothing of it was installed",
+                                b->cb->name, (unsigned long long)x,
+                                (unsigned long long)(q * b->plan->page_size));
+    }
+    return 0;
+}
+
+static int place(struct mig_lazy *lz, const struct mig_lazy_block *b,
+                 uint64_t p0, uint64_t p1, const uint8_t *buf,
+                 struct mr_error *err)
+{
+    const struct load_plan *p = b->plan;
+
+    for (uint64_t q = p0; q < p1;) {
+        bool here = mr_bitmap_le64_test(p->bitmap, q);
+        uint64_t r = q + 1;
+        uint64_t off, len;
+        int rc;
+
+        while (r < p1 && mr_bitmap_le64_test(p->bitmap, r) == here)
+            r++;
+        off = q * p->page_size;
+        len = (r - q) * p->page_size;
+        rc = here ? mr_uffd_copy(lz->uffd, b->host + off,
+                                 buf + (q - p0) * p->page_size, len,
+                                 p->page_size)
+                  : mr_uffd_zero(lz->uffd, b->host + off, len, p->page_size);
+        if (rc)
+            return mr_error_set(err, rc, "RAM block %s: installing pages at "
+                                "0x%llx failed: %s", b->cb ? b->cb->name : "",
+                                (unsigned long long)off, strerror(-rc));
+        q = r;
+    }
+    return 0;
+}
+
+int mig_lazy_install(struct mig_lazy *lz, uint64_t g, uint8_t *buf,
+                     struct mr_error *err)
+{
+    const struct mig_lazy_block *b = block_of(lz, g);
+    uint64_t gp = lz->granule / b->plan->page_size;
+    uint64_t p0 = (g - b->first) * gp, p1 = p0 + gp;
+
+    if (p1 > b->plan->num_pages)
+        p1 = b->plan->num_pages;
+    memset(buf, 0, (p1 - p0) * b->plan->page_size);
+    if (read_present(lz, b, p0, p1, buf, err) ||
+        (b->cb && verify(b, p0, p1, buf, err)) ||
+        place(lz, b, p0, p1, buf, err))
+        return err->code;
+    for (uint64_t q = p0; q < p1; q++)
+        if (mr_bitmap_le64_test(b->plan->bitmap, q))
+            atomic_fetch_add(&lz->done_bytes, b->plan->page_size);
+    return 0;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void note_latency(struct mig_lazy *lz, uint64_t ns)
+{
+    uint_fast64_t max = atomic_load(&lz->fault_ns_max);
+
+    atomic_fetch_add(&lz->faults, 1);
+    atomic_fetch_add(&lz->fault_ns_sum, ns);
+    while (ns > max &&
+           !atomic_compare_exchange_weak(&lz->fault_ns_max, &max, ns))
+        ;
+}
+
+/* One fault at host address addr. */
+static int serve(struct mig_lazy *lz, uint64_t addr, struct mr_error *err)
+{
+    uint64_t t0 = now_ns();
+
+    for (size_t i = 0; i < lz->nplans; i++) {
+        const struct mig_lazy_block *b = &lz->blk[i];
+        uint64_t g;
+        int rc;
+
+        if (addr < (uintptr_t)b->host || addr >= (uintptr_t)b->host + b->len)
+            continue;
+        g = b->first + (addr - (uintptr_t)b->host) / lz->granule;
+        if (mr_claim_take(&lz->claim, g)) {
+            struct mr_error e = MR_ERROR_INIT;
+
+            /* After a failure verified granules are still served (the
+             * vCPUs must reach their park point); a bad one never is,
+             * and its faulting thread sleeps on. */
+            rc = mig_lazy_install(lz, g, lz->fault_buf, &e);
+            mr_claim_done(&lz->claim, g, rc == 0);
+            if (rc) {
+                atomic_store(&lz->stuck, true);
+                mig_lazy_fail(lz, &e);
+            }
+        } else if (mr_claim_get(&lz->claim, g) == MR_CLAIM_RESIDENT) {
+            mr_uffd_wake(lz->uffd, (void *)(uintptr_t)(addr & ~4095ULL), 4096);
+        }   /* claimed: the owner's copy wakes the faulting thread */
+        note_latency(lz, now_ns() - t0);
+        return 0;
+    }
+    return mr_error_set(err, -EFAULT, "userfault at 0x%llx outside guest "
+                        "RAM", (unsigned long long)addr);
+}
+
+static void *fault_thread(void *arg)
+{
+    struct mig_lazy *lz = arg;
+    struct pollfd pfd[2] = { { .fd = lz->uffd, .events = POLLIN },
+                             { .fd = lz->stop_fd, .events = POLLIN } };
+    struct mr_error err = MR_ERROR_INIT;
+
+    while (!atomic_load(&lz->stop)) {
+        uint64_t addr;
+        int n;
+
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            mr_error_set(&err, -errno, "lazy load: poll failed");
+            break;
+        }
+        if (pfd[1].revents)
+            break;
+        atomic_store(&lz->pending, 1);
+        while ((n = mr_uffd_read_fault(lz->uffd, &addr)) > 0)
+            if (serve(lz, addr, &err))
+                break;
+        atomic_store(&lz->pending, 0);
+        if (err.code)
+            break;
+        if (n < 0) {
+            mr_error_set(&err, n, "lazy load: reading userfaults failed: %s",
+                         strerror(-n));
+            break;
+        }
+    }
+    if (err.code)
+        mig_lazy_fail(lz, &err);
+    else if (!atomic_load(&lz->stop) && !mr_claim_all_resident(&lz->claim)) {
+        mr_error_set(&err, -EPIPE, "lazy load: the fault thread ended with "
+                     "pages still missing");
+        mig_lazy_fail(lz, &err);
+    }
+    return NULL;
+}
+
+int mig_lazy_fault_start(struct mig_lazy *lz, struct mr_error *err)
+{
+    if (pthread_create(&lz->fault_thr, NULL, fault_thread, lz))
+        return mr_error_set(err, -EAGAIN, "cannot start the fault thread");
+    lz->fault_live = true;
+    return 0;
+}
+
+void mig_lazy_fault_stop(struct mig_lazy *lz)
+{
+    uint64_t one = 1;
+
+    if (!lz->fault_live)
+        return;
+    atomic_store(&lz->stop, true);
+    if (write(lz->stop_fd, &one, sizeof(one)) < 0)
+        (void)0;
+    pthread_join(lz->fault_thr, NULL);
+    lz->fault_live = false;
+}
