@@ -137,15 +137,15 @@ def test_lazy(backend, path, img, tmp):
         dst.kill()
 
 
-def corrupt(path, out, guest_addr):
-    """A copy of the image with one byte flipped inside the pc.ram page
-    at guest_addr (not its first byte, which the guest rewrites)."""
+def corrupt(path, out, block, offset):
+    """A copy of the image with one byte flipped at `offset` of `block`'s
+    pages area."""
     desc = json.loads(subprocess.run([mapram_bin(), 'inspect', '--json', path],
                                      check=True, capture_output=True).stdout)
-    blk = [b for b in desc['ram']['blocks'] if b['name'] == 'pc.ram'][0]
+    blk = [b for b in desc['ram']['blocks'] if b['name'] == block][0]
     shutil.copyfile(path, out)
     with open(out, 'r+b') as f:
-        f.seek(blk['pages_offset'] + guest_addr + 100)
+        f.seek(blk['pages_offset'] + offset)
         b = f.read(1)
         f.seek(-1, 1)
         f.write(bytes([b[0] ^ 0xff]))
@@ -153,9 +153,12 @@ def corrupt(path, out, guest_addr):
 
 def test_corrupt_extent(path, tmp):
     """Fail closed: the fill meets the bad extent; the guest is stopped,
-    the migration fails with the checksum error, nothing is installed."""
+    the migration fails with the checksum error, nothing is installed.
+    The extent is in pc.bios, which the guest never touches, so its vCPU
+    can park (docs/lazy-load.md, "mapram's lazy load": a vCPU asleep on
+    the bad extent cannot)."""
     bad = os.path.join(tmp, 'bad')
-    corrupt(path, bad, 90 << 20)
+    corrupt(path, bad, 'pc.bios', 0x1000 + 100)
     dst = lazy_vm('ram', tmp)
     try:
         q = dst.qmp
