@@ -335,6 +335,9 @@ def test_slow_reader(path, pid):
     # 250000 events are ~25 MB, more than the output cap: both clients are
     # dropped instead of the server growing.
     for name, cl in (("reader", reader), ("emitter", c)):
+        # a hang guard, not a timing bound: under ASan on a loaded machine
+        # the flood takes far longer than the clients' usual 20 s
+        cl.sock.settimeout(180)
         total, eof = 0, False
         try:
             while True:
