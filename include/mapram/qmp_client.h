@@ -31,7 +31,9 @@ json_t *mr_qmp_client_greeting(struct mr_qmp_client *c);
  * Run `command` with `args` (stolen; NULL for none), sending `fds` with the
  * request.  Returns the "return" value (new reference), or NULL with `err`
  * holding the server's "desc" (class in mr_qmp_client_error_class()), or a
- * transport error / timeout.
+ * transport error / timeout.  A signal does not abandon a command once it
+ * is being sent: the reply is waited for until the timeout (only
+ * mr_qmp_client_wait_event returns -EINTR, so a caller can check flags).
  */
 json_t *mr_qmp_client_execute(struct mr_qmp_client *c, const char *command,
                               json_t *args, const int *fds, size_t nfds,

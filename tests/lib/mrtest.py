@@ -393,6 +393,8 @@ def run_mapram(*args, timeout=60, expect_rc=None):
                              % (res.returncode, expect_rc, res.stderr.strip()))
     return res
 
+STATE_DONE = 0x454E4F44     # mapram header state "DONE" (docs/file-header.md)
+
 
 def read_header(path):
     """The fields of mapram's header we check (docs/file-header.md)."""

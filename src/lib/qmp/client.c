@@ -58,15 +58,20 @@ static int remaining(int64_t deadline)
     return left < 0 ? 0 : (left > INT32_MAX ? INT32_MAX : (int)left);
 }
 
+/* A signal cuts a wait for an event short so the caller can look at its
+ * flags (the mapram tool installs its handlers without SA_RESTART); a
+ * command already sent (`through_signals`) is waited for to its reply,
+ * or a half-sent line would corrupt the stream and the VM would act on a
+ * command its caller took for failed. */
 static int wait_fd(int fd, short events, int64_t deadline,
-                   struct mr_error *err)
+                   bool through_signals, struct mr_error *err)
 {
     struct pollfd p = { fd, events, 0 };
     int rc;
 
-    rc = poll(&p, 1, remaining(deadline));
-    /* A signal cuts the wait short so the caller can look at its flags
-     * (the mapram tool installs its handlers without SA_RESTART). */
+    do
+        rc = poll(&p, 1, remaining(deadline));
+    while (rc < 0 && errno == EINTR && through_signals);
     if (rc < 0 && errno == EINTR)
         return mr_error_set(err, -EINTR, "interrupted");
     if (rc < 0)
@@ -86,7 +91,7 @@ static void queue_event(struct mr_qmp_client *c, json_t *ev)
 
 /* Next message from the server; `deadline` < 0 waits forever, 0 never. */
 static json_t *next_message(struct mr_qmp_client *c, int64_t deadline,
-                            struct mr_error *err)
+                            bool through_signals, struct mr_error *err)
 {
     struct mr_json_item item;
     ssize_t n;
@@ -105,7 +110,7 @@ static json_t *next_message(struct mr_qmp_client *c, int64_t deadline,
                 return NULL;
             }
         }
-        if (wait_fd(c->fd, POLLIN, deadline, err) < 0)
+        if (wait_fd(c->fd, POLLIN, deadline, through_signals, err) < 0)
             return NULL;
         n = recv(c->fd, c->rbuf, CLIENT_READ_BYTES, MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -150,7 +155,7 @@ static int send_all(struct mr_qmp_client *c, const char *buf, size_t len,
         }
         n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (wait_fd(c->fd, POLLOUT, deadline, err) < 0)
+            if (wait_fd(c->fd, POLLOUT, deadline, true, err) < 0)
                 return err ? err->code : -ETIMEDOUT;
             continue;
         }
@@ -212,7 +217,7 @@ struct mr_qmp_client *mr_qmp_client_connect(const char *socket_path,
     c->fd = connect_retry(socket_path, deadline, err);
     if (c->fd < 0)
         goto fail;
-    c->greeting = next_message(c, deadline, err);
+    c->greeting = next_message(c, deadline, false, err);
     if (!c->greeting) {
         /* Connected, yet silent: the server took the connection but sends
          * no greeting (QEMU serves one client per -qmp socket). */
@@ -320,7 +325,7 @@ json_t *mr_qmp_client_execute(struct mr_qmp_client *c, const char *command,
     free(text);
     if (rc < 0)
         return NULL;
-    while ((msg = next_message(c, deadline, err))) {
+    while ((msg = next_message(c, deadline, true, err))) {
         const char *rid = json_string_value(json_object_get(msg, "id"));
 
         if (json_object_get(msg, "event"))
@@ -357,7 +362,7 @@ json_t *mr_qmp_client_wait_event(struct mr_qmp_client *c, const char *name,
     struct mr_error local = MR_ERROR_INIT;
     json_t *ev = take_queued(c, name), *msg;
 
-    while (!ev && (msg = next_message(c, deadline, &local))) {
+    while (!ev && (msg = next_message(c, deadline, false, &local))) {
         if (json_object_get(msg, "event"))
             queue_event(c, msg);
         else
@@ -378,7 +383,7 @@ json_t *mr_qmp_client_poll_event(struct mr_qmp_client *c)
 {
     json_t *ev = take_queued(c, NULL), *msg;
 
-    while (!ev && (msg = next_message(c, 0, NULL))) {
+    while (!ev && (msg = next_message(c, 0, false, NULL))) {
         if (json_object_get(msg, "event"))
             queue_event(c, msg);
         else

@@ -9,13 +9,16 @@ name, FILE replaced mid-save, and another client's migration starting in
 the middle.  The tool must refuse, destroy nothing, and undo only what it
 did itself.  'save-two-vms' races two real mapram-vm saves to one path."""
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'lib'))
-from mrtest import VM, FakeQMP, fail, mapram_bin  # noqa: E402
+from mrtest import (STATE_DONE, VM, FakeQMP, fail, mapram_bin,  # noqa: E402
+                    read_header)
 
 BUSY = "There's a migration process in progress"
 
@@ -276,6 +279,22 @@ def case_two_files(work):
         vm.kill()
 
 
+def case_signal_at_finish(work):
+    """SIGINT while the tool waits for a command's reply after the
+    migration completed: the command is not abandoned (it used to fail
+    with "remove-fd: interrupted" while the VM acted on it); the save
+    is whole."""
+    path = os.path.join(work, 'vm.sav')
+
+    def interrupt(fake, args):
+        os.kill(fake.peer_pid, signal.SIGINT)
+        time.sleep(0.2)     # delivered while the tool waits for the reply
+    fake, res = with_fake(work, {'remove-fd': once(interrupt)}, path)
+    check(res.returncode == 0, 'exit %d: %r' % (res.returncode, res.stderr))
+    check(read_header(path)['state'] == STATE_DONE, 'the file is not DONE')
+    check(not fake.fdsets, 'fdsets left: %r' % fake.fdsets)
+
+
 CASES = {
     'save-appears': case_appears,
     'save-force-fifo': case_force_fifo,
@@ -287,6 +306,7 @@ CASES = {
     'save-other-migration-migrate': case_other_migration_migrate,
     'save-two-vms': case_two_vms,
     'save-two-files': case_two_files,
+    'save-signal-at-finish': case_signal_at_finish,
 }
 
 if __name__ == '__main__':

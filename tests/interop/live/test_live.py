@@ -16,9 +16,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', '..', 'lib'))
 from mrtest import (Qemu, QMPProxy, crc32c, run_mapram, read_header,  # noqa: E402
-                    probe_o_direct, same_file, main, mapram_bin, SKIP)
+                    probe_o_direct, same_file, main, mapram_bin, SKIP,
+                    STATE_DONE)
 
-STATE_DONE = 0x454E4F44
 STATE_PART = 0x54524150
 F_WAS_RUNNING, F_LIVE, F_DIRECT_IO, F_MULTIFD, F_MAPPED_RAM = 1, 2, 4, 8, 16
 
