@@ -14,8 +14,6 @@
 #define MAX_BLOCKS 32
 #define SMALL 32  /* pages per re-encoded packet */
 
-static uint64_t packet_num;
-
 static int emit(FILE *out, const struct mr_mfd_packet *p, const uint8_t *data)
 {
     uint8_t hdr[MR_MFD_HEADER_SIZE];
@@ -30,13 +28,14 @@ static int emit(FILE *out, const struct mr_mfd_packet *p, const uint8_t *data)
 }
 
 /* One captured data packet as packets of at most SMALL pages. */
-static int split(FILE *out, const struct mr_mfd_packet *in, const uint8_t *data)
+static int split(FILE *out, const struct mr_mfd_packet *in, const uint8_t *data,
+                 uint64_t *packet_num)
 {
     uint32_t nn = 0, nz = 0;
 
     while (nn < in->normal_pages || nz < in->zero_pages) {
         struct mr_mfd_packet p = { .pages_alloc = MR_MFD_PACKET_PAGES,
-                                   .packet_num = packet_num++ };
+                                   .packet_num = (*packet_num)++ };
         const uint8_t *d = data + (size_t)nn * MR_MFD_PAGE_SIZE;
 
         memcpy(p.block, in->block, sizeof(p.block));
@@ -52,8 +51,10 @@ static int split(FILE *out, const struct mr_mfd_packet *in, const uint8_t *data)
     return 0;
 }
 
+/* packet_num: mapram's own numbering, one sequence over all channels */
 static int resend(const uint8_t *b, size_t n, FILE *out,
-                  const struct mr_mfd_blocks *blocks, struct mr_error *err)
+                  const struct mr_mfd_blocks *blocks, uint64_t *packet_num,
+                  struct mr_error *err)
 {
     struct mr_mfd_packet p, sync;
     size_t pos = MR_MFD_HANDSHAKE_SIZE, idx;
@@ -66,10 +67,10 @@ static int resend(const uint8_t *b, size_t n, FILE *out,
         pos += MR_MFD_HEADER_SIZE;
         if (n - pos < p.next_packet_size)
             return mr_error_set(err, -1, "packet data cut short");
-        if (idx != SIZE_MAX && split(out, &p, b + pos))
+        if (idx != SIZE_MAX && split(out, &p, b + pos, packet_num))
             return mr_error_set(err, -1, "write failed");
         pos += p.next_packet_size;
-        mr_mfd_packet_sync(&sync, packet_num++);
+        mr_mfd_packet_sync(&sync, (*packet_num)++);
         if ((p.flags & MR_MFD_FLAG_SYNC) && emit(out, &sync, NULL))
             return mr_error_set(err, -1, "write failed");
     }
@@ -102,6 +103,7 @@ int main(int argc, char **argv)
     struct mr_mfd_block v[MAX_BLOCKS];
     struct mr_mfd_blocks blocks = { v, 0 };
     char path[4096];
+    uint64_t packet_num = 0;
     int i = 2;
 
     for (; i < argc && strcmp(argv[i], "--") && blocks.n < MAX_BLOCKS; i++) {
@@ -121,7 +123,8 @@ int main(int argc, char **argv)
 
         snprintf(path, sizeof(path), "%s/resent%d", argv[1], k - i - 1);
         out = fopen(path, "wb");
-        if (!b || !out || resend(b, n, out, &blocks, &err) || fclose(out)) {
+        if (!b || !out || resend(b, n, out, &blocks, &packet_num, &err) ||
+            fclose(out)) {
             fprintf(stderr, "%s: %s\n", argv[k], b ? err.msg : "unreadable");
             return 1;
         }

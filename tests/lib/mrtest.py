@@ -249,6 +249,16 @@ class VM:
         subprocess.run(['rm', '-rf', self.dir])
 
 
+def pmemsave(vm, name, start, end):
+    """Guest-physical [start, end) of a mapram-vm, read back through its
+    monitor's pmemsave into vm.dir/name."""
+    path = os.path.join(vm.dir, name)
+    assert vm.qmp.cmd('pmemsave', {'val': start, 'size': end - start,
+                                   'filename': path}) == {}
+    with open(path, 'rb') as f:
+        return f.read()
+
+
 def wait_for_serial(path, timeout=TIMEOUT):
     """docs/test-guest.md, "Serial check": skip 'A', the first 'B' means alive."""
     deadline = time.monotonic() + timeout

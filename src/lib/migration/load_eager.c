@@ -11,10 +11,9 @@ static int eager_ram(struct load_job *j)
     return j->fmt->fetch_all(j);
 }
 
-static int eager_resumed(struct load_job *j)
+static void eager_resumed(struct load_job *j)
 {
     mr_mig_state_cas(&j->mig->in, MR_MIG_ACTIVE, MR_MIG_COMPLETED);
-    return 0;
 }
 
 const struct mig_load_mode_ops mig_load_eager = {

@@ -222,7 +222,7 @@ static void *fill_thread(void *arg)
     return NULL;
 }
 
-static int lazy_resumed(struct load_job *j)
+static void lazy_resumed(struct load_job *j)
 {
     struct mig_lazy *lz = j->mig->lazy;
 
@@ -230,16 +230,15 @@ static int lazy_resumed(struct load_job *j)
                           MR_MIG_POSTCOPY_ACTIVE)) {
         /* a fault failed while devices loaded: the state is failed */
         stop_guest(lz);
-        return 0;
+        return;
     }
     if (pthread_create(&lz->fill_thr, NULL, fill_thread, lz)) {
         mr_error_set(&j->err, -EAGAIN, "cannot start the fill thread");
         mig_lazy_fail(lz, &j->err);
         stop_guest(lz);
-        return 0;
+        return;
     }
     lz->fill_live = true;
-    return 0;
 }
 
 const struct mig_load_mode_ops mig_load_lazy = {

@@ -16,7 +16,7 @@ struct mig_load_mode_ops {
     int (*ram)(struct load_job *j);
     /* Devices loaded and the run state set: eager completes, lazy moves
      * to postcopy-active and fills the rest behind the running guest. */
-    int (*resumed)(struct load_job *j);
+    void (*resumed)(struct load_job *j);
 };
 
 extern const struct mig_load_mode_ops mig_load_eager, mig_load_lazy;

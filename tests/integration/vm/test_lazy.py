@@ -13,7 +13,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', '..', 'lib'))
 from mrtest import (VM, QMPError, check_guest_ram, fail, have_kvm,  # noqa: E402
-                    mapram_bin, wait_for_serial)
+                    mapram_bin, pmemsave, wait_for_serial)
 
 ACCEL = sys.argv[1] if len(sys.argv) > 1 else 'thread'
 RAM = '150M'
@@ -24,14 +24,6 @@ PAGE = 4096
 def caps(q, names):
     q.cmd('migrate-set-capabilities', {'capabilities': [
         {'capability': n, 'state': True} for n in names]})
-
-
-def pmemsave(vm, name, start, end):
-    path = os.path.join(vm.dir, name)
-    assert vm.qmp.cmd('pmemsave', {'val': start, 'size': end - start,
-                                   'filename': path}) == {}
-    with open(path, 'rb') as f:
-        return f.read()
 
 
 def wait_status(q, want, timeout=60):

@@ -11,17 +11,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', '..', 'lib'))
 from mrtest import (VM, QMPError, binary, check_guest_ram, fail, have_kvm,  # noqa: E402
-                    wait_for_serial)
+                    pmemsave, wait_for_serial)
 
 ACCEL = sys.argv[1] if len(sys.argv) > 1 else 'thread'
-
-
-def pmemsave(vm, name, start, end):
-    path = os.path.join(vm.dir, name)
-    assert vm.qmp.cmd('pmemsave', {'val': start, 'size': end - start,
-                                   'filename': path}) == {}
-    with open(path, 'rb') as f:
-        return f.read()
 
 
 def wait_counter_change(vm, timeout=20.0):
