@@ -34,6 +34,7 @@ int mr_source_init_fd(struct mr_source *src, int fd, struct mr_error *err)
     src->pread = fd_pread;
     src->opaque = (void *)(intptr_t)fd;
     src->size = st.st_size < 0 ? 0 : (uint64_t)st.st_size;
+    src->stream = false;
     return 0;
 }
 
@@ -49,6 +50,7 @@ void mr_source_init_mem(struct mr_source *src, const void *buf, size_t len)
     src->pread = mem_pread;
     src->opaque = (void *)(uintptr_t)buf;
     src->size = len;
+    src->stream = false;
 }
 
 int mr_source_read(const struct mr_source *src, void *buf, size_t len,
@@ -74,6 +76,29 @@ int mr_source_read(const struct mr_source *src, void *buf, size_t len,
         off += (uint64_t)n;
         len -= (size_t)n;
     }
+    return 0;
+}
+
+/* A stream: at least `min` and at most `max` bytes at off, as many as
+ * have arrived; the count read goes to *got. */
+static int source_read_upto(const struct mr_source *src, uint8_t *p,
+                            size_t min, size_t max, uint64_t off, size_t *got,
+                            struct mr_error *err)
+{
+    size_t done = 0;
+
+    while (done < min) {
+        int64_t n = src->pread(src->opaque, p + done, max - done, off + done);
+
+        if (n < 0)
+            return mr_error_set(err, (int)n, "read error at offset 0x%" PRIx64
+                                ": %s", off + done, strerror((int)-n));
+        if (n == 0)
+            return mr_error_set(err, -EIO, "truncated: the stream ended "
+                                "early at offset 0x%" PRIx64, off + done);
+        done += (size_t)n;
+    }
+    *got = done;
     return 0;
 }
 
@@ -157,7 +182,9 @@ static const uint8_t *cursor_need(struct mr_cursor *c, size_t len,
         return b + (c->pos - c->buf_off);
     if (fill > size - c->pos)
         fill = (size_t)(size - c->pos);
-    if (mr_source_read(c->src, b, fill, c->pos, &c->err) < 0) {
+    if (c->src->stream ?
+        source_read_upto(c->src, b, len, fill, c->pos, &fill, &c->err) < 0 :
+        mr_source_read(c->src, b, fill, c->pos, &c->err) < 0) {
         c->buf_len = 0;
         return NULL;
     }
@@ -245,6 +272,19 @@ bool mr_cursor_string(struct mr_cursor *c, char out[256], const char *what)
         return false;
     }
     return true;
+}
+
+bool mr_cursor_at_end(struct mr_cursor *c)
+{
+    uint8_t byte;
+
+    if (!mr_cursor_ok(c))
+        return false;
+    if (!c->src->stream)
+        return c->pos >= c->src->size;
+    if (mr_cursor_peek(c, c->pos, 1))
+        return false;
+    return c->src->pread(c->src->opaque, &byte, 1, c->pos) == 0;
 }
 
 bool mr_cursor_seek(struct mr_cursor *c, uint64_t pos, const char *what)

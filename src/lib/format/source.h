@@ -26,6 +26,11 @@ struct mr_source {
     int64_t (*pread)(void *opaque, void *buf, size_t len, uint64_t off);
     void *opaque;
     uint64_t size;
+    /* Forward only (a socket, mr_source_init_stream): the size is unknown
+     * (UINT64_MAX), pread returns what has arrived (at least one byte, 0
+     * at the end), and only a window behind the newest byte can be read
+     * again.  Nothing may look for a trailer at its end. */
+    bool stream;
 };
 
 /* A source over an open descriptor; the size comes from fstat.  The
@@ -34,6 +39,26 @@ int mr_source_init_fd(struct mr_source *src, int fd, struct mr_error *err);
 
 /* A source over `len` bytes at `buf`; the buffer must outlive the source. */
 void mr_source_init_mem(struct mr_source *src, const void *buf, size_t len);
+
+/*
+ * A forward-only source over `read` (at least one byte per call, 0 at the
+ * end, -errno), keeping the last `window` bytes (at least 4 MiB: more than
+ * any cursor buffer plus a page) so that the cursor and the loaders may
+ * read a little behind the newest byte.  `in` must outlive the source;
+ * release it with mr_stream_in_free.
+ */
+struct mr_stream_in {
+    int64_t (*read)(void *opaque, void *buf, size_t len);
+    void *opaque;
+    uint8_t *buf;
+    size_t cap, len;            /* window: buf[0 .. len) */
+    uint64_t base;              /* stream offset of buf[0] */
+};
+
+int mr_source_init_stream(struct mr_source *src, struct mr_stream_in *in,
+                          int64_t (*read)(void *opaque, void *buf, size_t len),
+                          void *opaque, size_t window, struct mr_error *err);
+void mr_stream_in_free(struct mr_stream_in *in);
 
 /* Read exactly len bytes at off.  Past the end: -EIO with "truncated:
  * needed N bytes at offset 0x.., file ends at 0x..". */
@@ -88,6 +113,10 @@ bool mr_cursor_bytes(struct mr_cursor *c, void *out, size_t len,
 /* A counted string (u8 length, bytes, no NUL).  `out` receives it
  * NUL-terminated and must hold 256 bytes.  An embedded NUL is an error. */
 bool mr_cursor_string(struct mr_cursor *c, char out[256], const char *what);
+
+/* True when no byte follows the cursor: at the size, or (a stream) when
+ * the sender has closed.  May wait for the next byte of a stream. */
+bool mr_cursor_at_end(struct mr_cursor *c);
 
 /* Move to an absolute offset (allowed up to and including the end). */
 bool mr_cursor_seek(struct mr_cursor *c, uint64_t pos, const char *what);

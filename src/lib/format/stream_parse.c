@@ -266,7 +266,7 @@ int mr_stream_read_vmdesc(struct mr_cursor *c, bool *present,
     uint32_t len;
 
     *present = false;
-    if (mr_cursor_ok(c) && c->pos == c->src->size)
+    if (mr_cursor_at_end(c))
         return 0;
     type = mr_cursor_u8(c, "VMDESCRIPTION");
     if (mr_cursor_ok(c) && type != QEMU_VM_VMDESCRIPTION)

@@ -245,8 +245,8 @@ static int check_trailer_announced(struct load_job *j, bool present,
     struct mr_vmdesc desc;
     bool announced;
 
-    if (j->have_ck || !present)
-        return 0;
+    if (j->have_ck || !present || j->src.stream)
+        return 0;  /* a stream has no trailer: nothing to announce */
     if (mr_vmdesc_open(&j->src, json_off, json_len, &desc, &j->c.err))
         return j->c.err.code;
     announced = mr_vmdesc_has_key(&desc, MR_CKSUM_VMDESC_KEY);
@@ -287,9 +287,11 @@ static int parse_stream(struct load_job *j)
     int rc;
 
     mr_cursor_init(&j->c, &j->src, j->ch.addr.offset);
-    /* The trailer first: the stream then ends where it starts. */
-    if (mr_cksum_open(&j->src, &j->ck, &j->have_ck, &j->c.err) ||
-        check_stream_crc(j))
+    /* The trailer first: the stream then ends where it starts.  A socket
+     * has no end to look at, and carries no trailer. */
+    if (!j->src.stream &&
+        (mr_cksum_open(&j->src, &j->ck, &j->have_ck, &j->c.err) ||
+         check_stream_crc(j)))
         return j->c.err.code;
     mr_cursor_init(&j->c, &j->src, j->ch.addr.offset);
     if ((rc = j->fmt->begin(j)) ||
@@ -369,14 +371,32 @@ static void release(struct load_job *j)
     j->ndevs = j->devs_cap = 0;
 }
 
+static bool load_cancel_asked(void *opaque)
+{
+    return load_cancelled(opaque);
+}
+
+/* Load thread: a socket's peer connects (the state stays setup until
+ * then, as QEMU's), then the main stream's source. */
+static int finish_inputs(struct load_job *j)
+{
+    const struct mig_transport_ops *t = j->ch.ops;
+    int rc = t->open_load_finish ?
+             t->open_load_finish(&j->ch, load_cancel_asked, j, &j->c.err) : 0;
+
+    return rc ? rc : t->source(&j->ch, &j->src, &j->c.err);
+}
+
 static void *load_thread(void *arg)
 {
     struct load_job *j = arg;
     struct mr_migration *mig = j->mig;
     int rc;
 
+    rc = finish_inputs(j);
     mr_mig_state_cas(&mig->in, MR_MIG_SETUP, MR_MIG_ACTIVE);
-    rc = parse_stream(j);
+    if (!rc)
+        rc = parse_stream(j);
     if (rc)
         mr_error_propagate(&j->err, &j->c.err);
     if (!rc)
@@ -395,7 +415,8 @@ static void *load_thread(void *arg)
                          strerror(-rc));
         mig_set_in_error(mig, &j->err);
         mr_mig_state_cas(&mig->in, MR_MIG_ACTIVE, MR_MIG_FAILED);
-        if (mig->load_failed_fn)
+        /* Not when the VM is going away: it is on its way out already. */
+        if (mig->load_failed_fn && !load_cancelled(j))
             mig->load_failed_fn(mig->load_failed_opaque, j->exit_on_error,
                                 &j->err);
     }
@@ -408,9 +429,7 @@ static int open_inputs(struct load_job *j, struct mr_error *err)
     int rc = j->ch.ops->check(j->mig->fdsets, &j->ch.addr, false,
                               j->caps.on[MR_CAP_MULTIFD], j->ch.dio, err);
 
-    if (!rc)
-        rc = j->ch.ops->open_load(&j->ch, err);
-    return rc ? rc : j->ch.ops->source(&j->ch, &j->src, err);
+    return rc ? rc : j->ch.ops->open_load(&j->ch, err);
 }
 
 int mig_load_start(struct mr_migration *mig, const struct mr_mig_addr *a,

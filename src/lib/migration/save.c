@@ -343,6 +343,22 @@ static int write_trailer(struct save_job *j)
     return rc ? rc : sync_main(j);
 }
 
+/* VMDESCRIPTION; in a file it announces the checksum trailer. */
+static void put_vmdesc(struct save_job *j, json_t *devs)
+{
+    uint32_t psize = j->mig->nblocks ? save_blk(j, 0)->page_size :
+                     MR_TARGET_PAGE_SIZE;
+    json_t *desc = json_pack("{s:i,s:O}", "page_size", (int)psize,
+                             "devices", devs);
+
+    if (j->ch.ops->seekable)
+        json_object_set_new(desc, MR_CKSUM_VMDESC_KEY, json_pack(
+            "{s:s,s:I}", "algorithm", "crc32c", "extent-size",
+            (json_int_t)MR_CKSUM_EXTENT_BYTES));
+    mr_sw_vmdesc(&j->w, desc);
+    json_decref(desc);
+}
+
 static void put_device(struct save_job *j, json_t *devs, uint32_t sid,
                        const char *idstr, uint32_t inst, uint32_t ver,
                        const void *data, uint32_t size)
@@ -414,17 +430,11 @@ static int save_complete(struct save_job *j)
     if ((rc = save_devices(j, devs)))
         goto out;
     mr_sw_eof(&j->w);
-    json_t *desc = json_pack("{s:i,s:O,s:{s:s,s:I}}", "page_size",
-                             (int)(j->mig->nblocks ? save_blk(j, 0)->page_size :
-                                   MR_TARGET_PAGE_SIZE), "devices", devs,
-                             MR_CKSUM_VMDESC_KEY, "algorithm", "crc32c",
-                             "extent-size",
-                             (json_int_t)MR_CKSUM_EXTENT_BYTES);
-    mr_sw_vmdesc(&j->w, desc);
-    json_decref(desc);
+    put_vmdesc(j, devs);
     mr_sw_flush(&j->w);
     rc = mr_error_propagate(&j->err, &j->w.err);
-    if (!rc)
+    /* A socket has no end to append to: the trailer is a file's. */
+    if (!rc && j->ch.ops->seekable)
         rc = write_trailer(j);
 out:
     json_decref(devs);

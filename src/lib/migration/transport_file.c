@@ -190,6 +190,7 @@ static void file_close(struct mig_chan *c)
 
 const struct mig_transport_ops mig_transport_file = {
     .name = "file",
+    .seekable = true,
     .check = file_check,
     .open_save = file_open_save,
     .open_save_finish = file_open_save_finish,

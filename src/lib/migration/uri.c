@@ -296,8 +296,10 @@ int mr_transport_check(const struct mr_caps *caps, const struct mr_params *p,
     if (p->mode == MR_MODE_CPR_TRANSFER && file)
         return mr_error_set(err, -EINVAL, "Migration requires streamable "
                             "transport (eg unix)");
-    if (!file)
-        return mr_error_set(err, -ENOTSUP, "mapram supports only file: "
-                            "migration, not '%s'", addr->scheme);
+    if (!file && (addr->transport != MR_TRANSPORT_SOCKET ||
+                  addr->socket == MR_SOCKET_NONE))
+        return mr_error_set(err, -ENOTSUP, "mapram supports only file:, "
+                            "unix: and tcp: migration, not '%s'",
+                            addr->scheme);
     return 0;
 }

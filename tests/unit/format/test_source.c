@@ -222,6 +222,74 @@ static void larger_buffer_and_peek(void **state)
     assert_true(mr_cursor_ok(&c));
 }
 
+/* A sender that hands out 1..7 bytes per read, then closes. */
+struct dribble {
+    const uint8_t *data;
+    size_t len, pos;
+    unsigned calls;
+};
+
+static int64_t dribble_read(void *opaque, void *buf, size_t len)
+{
+    struct dribble *d = opaque;
+    size_t n = 1 + d->calls++ % 7;
+
+    if (n > len)
+        n = len;
+    if (n > d->len - d->pos)
+        n = d->len - d->pos;
+    memcpy(buf, d->data + d->pos, n);
+    d->pos += n;
+    return (int64_t)n;
+}
+
+static void stream_source_reads_forward(void **state)
+{
+    enum { N = 9 << 20 };  /* more than two windows */
+    uint8_t *data = malloc(N), *big = malloc(1 << 20), out[16];
+    struct dribble d = { data, N, 0, 0 };
+    struct mr_error err = MR_ERROR_INIT;
+    struct mr_stream_in in;
+    struct mr_source src;
+    struct mr_cursor c;
+
+    (void)state;
+    for (size_t i = 0; i < N; i++)
+        data[i] = (uint8_t)(i * 7 + (i >> 16));
+    assert_int_equal(mr_source_init_stream(&src, &in, dribble_read, &d, 0,
+                                           &err), 0);
+    assert_true(src.stream);
+    mr_cursor_init(&c, &src, 0);
+    mr_cursor_set_buffer(&c, big, 1 << 20);
+    /* Small reads never wait for a whole buffer: 1 byte arrives, 1 is used. */
+    assert_int_equal(mr_cursor_u8(&c, "first"), data[0]);
+    assert_int_equal(mr_cursor_be32(&c, "next"),
+                     (uint32_t)data[1] << 24 | data[2] << 16 | data[3] << 8 |
+                     data[4]);
+    /* Stepping back a little (a subsection probe) is served. */
+    assert_true(mr_cursor_seek(&c, 1, "back"));
+    assert_int_equal(mr_cursor_u8(&c, "again"), data[1]);
+    /* A far skip reads through; the bytes there are the sender's. */
+    assert_true(mr_cursor_skip(&c, (6 << 20) - 2, "skip"));
+    assert_true(mr_cursor_bytes(&c, out, sizeof(out), "after"));
+    assert_memory_equal(out, data + (6 << 20), sizeof(out));
+    /* Direct reads just behind the newest byte work; far behind do not. */
+    assert_int_equal(mr_source_read(&src, out, 8, (6 << 20) + 4, &err), 0);
+    assert_memory_equal(out, data + (6 << 20) + 4, 8);
+    assert_int_equal(mr_source_read(&src, out, 8, 10, &err), -ESPIPE);
+    mr_error_clear(&err);
+    assert_false(mr_cursor_at_end(&c));
+    assert_true(mr_cursor_skip(&c, N - c.pos, "to the end"));
+    assert_true(mr_cursor_at_end(&c));
+    /* Past the end: the stream's own message. */
+    mr_cursor_u8(&c, "beyond");
+    assert_false(mr_cursor_ok(&c));
+    assert_non_null(strstr(c.err.msg, "truncated: the stream ended early"));
+    mr_stream_in_free(&in);
+    free(big);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +301,7 @@ int main(void)
         cmocka_unit_test(source_read_bounds),
         cmocka_unit_test(fd_source_reads_a_file),
         cmocka_unit_test(larger_buffer_and_peek),
+        cmocka_unit_test(stream_source_reads_forward),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

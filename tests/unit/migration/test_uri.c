@@ -185,8 +185,14 @@ static void test_transport(void **state)
     assert_string_equal(tcheck("file:/x", true, false, false,
                                MR_MODE_CPR_TRANSFER),
                         "Migration requires streamable transport (eg unix)");
-    assert_string_equal(tcheck("unix:/s", false, false, false, 0),
-                        "mapram supports only file: migration, not 'unix'");
+    assert_string_equal(tcheck("unix:/s", false, false, false, 0), "");
+    assert_string_equal(tcheck("tcp:h:1", false, false, false, 0), "");
+    assert_string_equal(tcheck("exec:cat", false, false, false, 0),
+                        "mapram supports only file:, unix: and tcp: "
+                        "migration, not 'exec'");
+    assert_string_equal(tcheck("fd:3", false, false, false, 0),
+                        "mapram supports only file:, unix: and tcp: "
+                        "migration, not 'fd'");
 }
 
 int main(void)
