@@ -23,6 +23,7 @@
 #include "cli.h"
 #include "progress.h"
 #include "restore_image.h"
+#include "restore_socket.h"
 #include "save_common.h"
 #include "mapram/format.h"
 #include "launch_config.h"
@@ -42,6 +43,7 @@ struct restore_opts {
     bool force_config;         /* skip launch_config_check() */
     int timeout_ms;            /* --timeout: the monitor's greeting */
     bool lazy;                 /* postcopy-ram: run first, memory follows */
+    enum { TRANSPORT_AUTO, TRANSPORT_SOCKET, TRANSPORT_FILE } transport;
 };
 
 struct restore_run {
@@ -53,6 +55,8 @@ struct restore_run {
     int fd_main;
     int fd_second;
     int64_t fdset_id;
+    struct restore_socket sk;      /* sk.peer: the file can go over sockets */
+    bool used_socket;
 };
 
 static void restore_usage(FILE *out)
@@ -61,7 +65,7 @@ static void restore_usage(FILE *out)
             "usage: mapram restore (--qmp SOCKET | --spawn) FILE [--channels N]\n"
             "                      [--direct-io] [--io-engine NAME] [--paused | --running]\n"
             "                      [--offset N] [--timeout SECONDS] [--force-config] [--lazy]\n"
-            "                      [--json]\n"
+            "                      [--transport socket|file] [--json]\n"
             "Load FILE (a mapram save, a libvirt image or a bare QEMU save) into a VM\n"
             "started with -incoming defer; --spawn starts the saved QEMU command line\n"
             "again, else a mapram-vm of the right size.  A mapram save's RAM size and\n"
@@ -71,7 +75,11 @@ static void restore_usage(FILE *out)
             "online CPU, from %u to %u (here %u).\n"
             "--io-engine (auto, psync, io_uring) sets mapram-vm's x-io-engine.\n"
             "--lazy resumes the guest at once and pages its memory in behind it\n"
-            "(postcopy-ram with mapped-ram; needs userfaultfd).\n",
+            "(postcopy-ram with mapped-ram; needs userfaultfd).\n"
+            "--transport socket: mapram reads the file (O_DIRECT), verifies every\n"
+            "extent and sends it to QEMU over multifd UNIX sockets; file: the VM\n"
+            "reads the file itself.  Default: socket for a QEMU and a mapped-ram\n"
+            "file, else file.\n",
             MGMT_MIN_DEFAULT_CHANNELS, MGMT_MAX_DEFAULT_CHANNELS,
             mgmt_default_channels());
 }
@@ -91,6 +99,7 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
         { "timeout", required_argument, NULL, 't' },
         { "force-config", no_argument, NULL, 'F' },
         { "lazy", no_argument, NULL, 'L' },
+        { "transport", required_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -125,7 +134,19 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
             break;
         }
         case 'F': o->force_config = true; break;
+        case 'L': o->lazy = true; break;
         case 's': o->spawn = true; break;
+        case 'T':
+            if (!strcmp(optarg, "socket")) {
+                o->transport = TRANSPORT_SOCKET;
+            } else if (!strcmp(optarg, "file")) {
+                o->transport = TRANSPORT_FILE;
+            } else {
+                fprintf(stderr, "mapram restore: --transport must be socket "
+                        "or file, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case 'j': o->json = true; break;
         case 't':
             if (mgmt_parse_timeout("restore", optarg, &o->timeout_ms) < 0)
@@ -136,7 +157,8 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
         }
     }
     if (!o->socket_path == !o->spawn || optind != argc - 1 ||
-        (o->paused && o->running)) {
+        (o->paused && o->running) ||
+        (o->lazy && o->transport == TRANSPORT_SOCKET)) {
         restore_usage(stderr);
         return 2;
     }
@@ -295,13 +317,67 @@ static int run_restore_image(struct restore_run *r, struct mr_error *err)
     return rc;
 }
 
+/* Open and check the file for the socket path unless --transport file
+ * or --lazy; with the default, a file that cannot go over sockets (legacy,
+ * compressed) quietly takes the file path. */
+static int prepare_socket(struct restore_run *r, struct mr_error *err)
+{
+    if (r->o.transport == TRANSPORT_FILE || r->o.lazy)
+        return 0;
+    if (restore_socket_prepare(&r->sk, r->o.path, r->o.offset, err) == 0)
+        return 0;
+    restore_socket_done(&r->sk);
+    if (r->o.transport == TRANSPORT_SOCKET)
+        return err->code;
+    mr_error_clear(err);
+    return 0;
+}
+
+/* Sockets only to a QEMU unless asked for (mapram-vm loads files). */
+static bool use_socket(struct restore_run *r)
+{
+    return r->sk.peer && (r->o.transport == TRANSPORT_SOCKET ||
+                          restore_socket_is_qemu(r->qmp));
+}
+
+static int run_socket(struct restore_run *r, unsigned channels,
+                      struct mr_error *err)
+{
+    struct restore_socket_opts so = {
+        .path = r->o.path, .channels = channels, .paused = r->o.paused,
+        .running = r->o.running, .json = r->o.json,
+    };
+    bool running = false;
+    int rc = restore_socket_run(&r->sk, r->qmp, &so, &running, err);
+
+    r->used_socket = true;
+    r->o.paused = !running;
+    return rc;
+}
+
+/* A libvirt image or bare save: over sockets, or restore_image.c. */
+static int run_image(struct restore_run *r, struct mr_error *err)
+{
+    if (r->sk.peer) {
+        if (mgmt_connect(r->o.socket_path, r->o.timeout_ms, &r->qmp, err) < 0)
+            return err->code;
+        if (use_socket(r))
+            return run_socket(r, r->o.channels, err);
+        mr_qmp_client_close(r->qmp);
+        r->qmp = NULL;
+    }
+    return run_restore_image(r, err);
+}
+
 static int run_restore(struct restore_run *r, struct mr_error *err)
 {
     struct progress prog;
     const char *sock = r->o.socket_path;
 
+    if (prepare_socket(r, err) < 0)
+        return err->code;
     if (!r->o.spawn && restore_image_wanted(r->o.path, r->o.offset))
-        return run_restore_image(r, err);
+        return run_image(r, err);
     if (read_header(r, err) < 0 || open_second(r, err) < 0 ||
         launch_config_read(r->fd_main, &r->hdr, &r->launch, err) < 0)
         return err->code;
@@ -315,8 +391,12 @@ static int run_restore(struct restore_run *r, struct mr_error *err)
     if (mgmt_connect(sock, r->o.timeout_ms, &r->qmp, err) < 0 ||
         check_vm(r, err) < 0 ||
         (!r->o.force_config &&
-         launch_config_check(r->qmp, &r->launch, err) < 0) ||
-        start_incoming(r, err) < 0)
+         launch_config_check(r->qmp, &r->launch, err) < 0))
+        return err->code;
+    if (use_socket(r))
+        return run_socket(r, r->o.channels ? r->o.channels : r->hdr.channels,
+                          err);
+    if (start_incoming(r, err) < 0)
         return err->code;
     progress_init(&prog, mgmt_progress_mode(r->o.json),
                   r->o.json ? stdout : stderr);
@@ -333,8 +413,9 @@ static void report(const struct restore_run *r, const struct mr_error *err)
         json_t *o = err ?
             json_pack("{s:s,s:s,s:s}", "event", "error", "op", "restore",
                       "message", err->msg) :
-            json_pack("{s:s,s:s,s:s,s:s,s:s*}", "event", "done", "op", "restore",
-                      "file", r->o.path, "vm_state", state, "qmp",
+            json_pack("{s:s,s:s,s:s,s:s,s:s,s:s*}", "event", "done", "op",
+                      "restore", "file", r->o.path, "vm_state", state,
+                      "transport", r->used_socket ? "socket" : "file", "qmp",
                       r->o.spawn ? r->vm.socket_path : NULL);
         char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 
@@ -355,7 +436,8 @@ static void report(const struct restore_run *r, const struct mr_error *err)
 
 int cmd_restore(int argc, char **argv)
 {
-    struct restore_run r = { .fd_main = -1, .fd_second = -1, .fdset_id = -1 };
+    struct restore_run r = { .fd_main = -1, .fd_second = -1, .fdset_id = -1,
+                             .sk = { .fd = -1, .fd_direct = -1 } };
     struct mr_error err = MR_ERROR_INIT;
     struct mr_error ignore = MR_ERROR_INIT;
     int rc = parse_restore_args(argc, argv, &r.o);
@@ -373,6 +455,7 @@ int cmd_restore(int argc, char **argv)
         close(r.fd_main);
     if (r.qmp)
         mr_qmp_client_close(r.qmp);
+    restore_socket_done(&r.sk);
     if (rc < 0)
         spawn_vm_kill(&r.vm);
     report(&r, rc < 0 ? &err : NULL);
