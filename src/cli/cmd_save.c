@@ -28,6 +28,7 @@
 #include "launch_config.h"
 #include "progress.h"
 #include "save_common.h"
+#include "save_run.h"
 #include "mapram/crc32c.h"
 #include "mapram/format.h"
 
@@ -35,48 +36,20 @@
  * beyond guest RAM (a q35 guest has about six more blocks). */
 #define SAVE_SLACK_BYTES (16ull << 20)
 
-enum dio_choice { DIO_AUTO, DIO_ON, DIO_OFF };
-
-struct save_opts {
-    const char *socket_path;
-    const char *path;
-    unsigned channels;
-    enum dio_choice dio;
-    const char *io_engine;     /* NULL: the VM's own setting */
-    bool live;
-    bool force;
-    bool json;
-    int timeout_ms;            /* --timeout: the monitor's greeting */
-};
-
-struct save_run {
-    struct save_opts o;
-    struct mr_qmp_client *qmp;
-    struct mgmt_vm_status before;
-    struct mr_file_header hdr;
-    json_t *meta;
-    struct mr_launch_meta launch;  /* launch_config.c */
-    int fd_main;
-    int fd_direct;             /* O_DIRECT, or a second plain open */
-    char work_path[PATH_MAX];  /* the file written: FILE, or a temp name
-                                  beside it renamed over FILE at the end */
-    bool created;              /* work_path is ours: remove it on failure */
-    bool direct_io;            /* effective */
-    bool stopped_by_us;        /* our `stop` paused a running VM */
-    bool migration_started;    /* our `migrate` was accepted */
-    int64_t fdset_id;
-};
-
 static void save_usage(FILE *out)
 {
     fprintf(out,
             "usage: mapram save --qmp SOCKET FILE [--channels N]\n"
             "                   [--direct-io|--no-direct-io] [--io-engine NAME]\n"
             "                   [--live] [--force] [--timeout SECONDS] [--json]\n"
+            "                   [--transport socket|file]\n"
             "Save the VM's memory to FILE (mapped-ram format behind a mapram header).\n"
             "The VM is paused first unless --live, and stays paused after success.\n"
             "--channels defaults to one per online CPU, from %u to %u (here %u).\n"
-            "--io-engine (auto, psync, io_uring) sets mapram-vm's x-io-engine.\n",
+            "--io-engine (auto, psync, io_uring) sets mapram-vm's x-io-engine.\n"
+            "--transport socket (default with QEMU): the VM sends over multifd\n"
+            "sockets and mapram writes the file; file (default with mapram-vm):\n"
+            "the VM writes the file itself.\n",
             MGMT_MIN_DEFAULT_CHANNELS, MGMT_MAX_DEFAULT_CHANNELS,
             mgmt_default_channels());
 }
@@ -93,6 +66,7 @@ static int parse_save_args(int argc, char **argv, struct save_opts *o)
         { "force", no_argument, NULL, 'f' },
         { "json", no_argument, NULL, 'j' },
         { "timeout", required_argument, NULL, 't' },
+        { "transport", required_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -121,6 +95,17 @@ static int parse_save_args(int argc, char **argv, struct save_opts *o)
         case 't':
             if (mgmt_parse_timeout("save", optarg, &o->timeout_ms) < 0)
                 return 2;
+            break;
+        case 'T':
+            if (!strcmp(optarg, "socket")) {
+                o->transport = SAVE_TRANSPORT_SOCKET;
+            } else if (!strcmp(optarg, "file")) {
+                o->transport = SAVE_TRANSPORT_FILE;
+            } else {
+                fprintf(stderr, "mapram save: --transport expects socket or "
+                        "file, got '%s'\n", optarg);
+                return 2;
+            }
             break;
         case 'h': save_usage(stdout); return 0;
         default: save_usage(stderr); return 2;
@@ -311,7 +296,7 @@ static int open_file(struct save_run *r, struct mr_error *err)
 
 /* Put the finished file in place and make the rename durable.  Only
  * --force gets here with a sibling: replacing FILE is what it asked for. */
-static int publish(struct save_run *r, struct mr_error *err)
+int save_publish(struct save_run *r, struct mr_error *err)
 {
     char *copy;
     int dfd;
@@ -336,7 +321,7 @@ static int publish(struct save_run *r, struct mr_error *err)
 
 /* The reserved area: sector, JSON metadata, launch metadata (its CRC in
  * the sector); header_size grows in 4 KiB steps when they need it. */
-static int write_header(struct save_run *r, struct mr_error *err)
+int save_write_header(struct save_run *r, struct mr_error *err)
 {
     char *meta = r->meta ? json_dumps(r->meta, JSON_COMPACT) : NULL;
     size_t meta_len = meta ? strlen(meta) : 0, launch_len = 0, need;
@@ -384,7 +369,7 @@ static int write_header(struct save_run *r, struct mr_error *err)
     return 0;
 }
 
-static void fill_header(struct save_run *r)
+void save_fill_header(struct save_run *r)
 {
     r->hdr.version = MR_FILE_HEADER_VERSION;
     r->hdr.state = MR_FILE_STATE_PART;
@@ -403,7 +388,7 @@ static void fill_header(struct save_run *r)
 /* Look again right before `stop`: another client may have started a
  * migration or paused the VM since inspect_vm(); only a VM we pause
  * ourselves is ours to resume. */
-static int pause_vm(struct save_run *r, struct mr_error *err)
+int save_pause_vm(struct save_run *r, struct mr_error *err)
 {
     struct mgmt_vm_status now;
     char mig[32];
@@ -431,10 +416,10 @@ static int start_migration(struct save_run *r, struct mr_error *err)
                                  r->o.io_engine,
                                  &r->meta, err) < 0)
         return err->code;
-    fill_header(r);
-    if (write_header(r, err) < 0)
+    save_fill_header(r);
+    if (save_write_header(r, err) < 0)
         return err->code;
-    if (!r->o.live && pause_vm(r, err) < 0)
+    if (!r->o.live && save_pause_vm(r, err) < 0)
         return err->code;
     if (mgmt_add_fds(r->qmp, fds, 2, &r->fdset_id, err) < 0)
         return err->code;
@@ -462,12 +447,12 @@ static int finish_file(struct save_run *r, struct mr_error *err)
                             r->o.path);
     r->hdr.stream_size = (uint64_t)st.st_size - r->hdr.stream_offset;
     r->hdr.state = MR_FILE_STATE_DONE;
-    if (write_header(r, err) < 0)
+    if (save_write_header(r, err) < 0)
         return err->code;
     if (fdatasync(r->fd_main) < 0)
         return mr_error_set(err, -errno, "cannot sync '%s': %s", r->o.path,
                             strerror(errno));
-    return publish(r, err);
+    return save_publish(r, err);
 }
 
 /* Undo what this failed save changed on the VM, and nothing else: cancel
@@ -532,7 +517,14 @@ static int run_save(struct save_run *r, struct mr_error *err)
     if (check_target(r, err) < 0 ||
         mgmt_connect(r->o.socket_path, r->o.timeout_ms, &r->qmp, err) < 0 ||
         inspect_vm(r, err) < 0 || check_space(r, err) < 0 ||
-        open_file(r, err) < 0 || start_migration(r, err) < 0)
+        open_file(r, err) < 0)
+        return err->code;
+    if (r->o.transport == SAVE_TRANSPORT_AUTO)
+        r->o.transport = strncmp(r->hdr.vm_version, "mapram-vm", 9) ?
+                         SAVE_TRANSPORT_SOCKET : SAVE_TRANSPORT_FILE;
+    if (r->o.transport == SAVE_TRANSPORT_SOCKET)
+        return save_socket_run(r, err);
+    if (start_migration(r, err) < 0)
         return err->code;
     progress_init(&prog, mgmt_progress_mode(r->o.json),
                   r->o.json ? stdout : stderr);
