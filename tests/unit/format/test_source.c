@@ -246,8 +246,8 @@ static int64_t dribble_read(void *opaque, void *buf, size_t len)
 static void stream_source_reads_forward(void **state)
 {
     enum { N = 9 << 20 };  /* more than two windows */
-    uint8_t *data = malloc(N), *big = malloc(1 << 20), out[16];
-    struct dribble d = { data, N, 0, 0 };
+    uint8_t *bytes = malloc(N), *big = malloc(1 << 20), out[16];
+    struct dribble d = { bytes, N, 0, 0 };
     struct mr_error err = MR_ERROR_INIT;
     struct mr_stream_in in;
     struct mr_source src;
@@ -255,27 +255,27 @@ static void stream_source_reads_forward(void **state)
 
     (void)state;
     for (size_t i = 0; i < N; i++)
-        data[i] = (uint8_t)(i * 7 + (i >> 16));
+        bytes[i] = (uint8_t)(i * 7 + (i >> 16));
     assert_int_equal(mr_source_init_stream(&src, &in, dribble_read, &d, 0,
                                            &err), 0);
     assert_true(src.stream);
     mr_cursor_init(&c, &src, 0);
     mr_cursor_set_buffer(&c, big, 1 << 20);
     /* Small reads never wait for a whole buffer: 1 byte arrives, 1 is used. */
-    assert_int_equal(mr_cursor_u8(&c, "first"), data[0]);
+    assert_int_equal(mr_cursor_u8(&c, "first"), bytes[0]);
     assert_int_equal(mr_cursor_be32(&c, "next"),
-                     (uint32_t)data[1] << 24 | data[2] << 16 | data[3] << 8 |
-                     data[4]);
+                     (uint32_t)bytes[1] << 24 | bytes[2] << 16 | bytes[3] << 8 |
+                     bytes[4]);
     /* Stepping back a little (a subsection probe) is served. */
     assert_true(mr_cursor_seek(&c, 1, "back"));
-    assert_int_equal(mr_cursor_u8(&c, "again"), data[1]);
+    assert_int_equal(mr_cursor_u8(&c, "again"), bytes[1]);
     /* A far skip reads through; the bytes there are the sender's. */
     assert_true(mr_cursor_skip(&c, (6 << 20) - 2, "skip"));
     assert_true(mr_cursor_bytes(&c, out, sizeof(out), "after"));
-    assert_memory_equal(out, data + (6 << 20), sizeof(out));
+    assert_memory_equal(out, bytes + (6 << 20), sizeof(out));
     /* Direct reads just behind the newest byte work; far behind do not. */
     assert_int_equal(mr_source_read(&src, out, 8, (6 << 20) + 4, &err), 0);
-    assert_memory_equal(out, data + (6 << 20) + 4, 8);
+    assert_memory_equal(out, bytes + (6 << 20) + 4, 8);
     assert_int_equal(mr_source_read(&src, out, 8, 10, &err), -ESPIPE);
     mr_error_clear(&err);
     assert_false(mr_cursor_at_end(&c));
@@ -287,7 +287,7 @@ static void stream_source_reads_forward(void **state)
     assert_non_null(strstr(c.err.msg, "truncated: the stream ended early"));
     mr_stream_in_free(&in);
     free(big);
-    free(data);
+    free(bytes);
 }
 
 int main(void)
