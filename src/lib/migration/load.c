@@ -451,6 +451,10 @@ int mig_load_start(struct mr_migration *mig, const struct mr_mig_addr *a,
     mig_chan_init(&j->ch, tr, mig->fdsets, a, j->fmt->nchannels(&j->caps, &p),
                   mr_direct_io_effective(&j->caps, &p), true);
     mr_params_release(&p);
+    if (j->fmt->accept) {
+        j->ch.accept = j->fmt->accept;
+        j->ch.accept_opaque = j;
+    }
     rc = open_inputs(j, err);
     if (!rc) {
         /* Record the thread before it can run: a load that fails at once

@@ -17,6 +17,7 @@
 struct mig_ram_load_ops;
 struct mig_load_mode_ops;
 struct mr_populate;
+struct mig_sock_load;
 
 struct load_plan {
     size_t block;
@@ -48,6 +49,7 @@ struct load_job {
     struct mr_ram_page_ctx pctx;    /* one per load: CONTINUE may refer to
                                      * a block named in an earlier section */
     struct mr_multifd *mf;
+    struct mig_sock_load *sockl;    /* multifd over sockets: the receiver */
     uint64_t total_bytes, done_bytes;
     struct mr_cksum ck;
     bool have_ck;

@@ -81,6 +81,10 @@ void mr_migration_free(struct mr_migration *mig)
         return;
     mr_migration_cancel(mig);
     atomic_store(&mig->load_cancel, true);
+    pthread_mutex_lock(&mig->lock);
+    if (mig->in_abort_fn)
+        mig->in_abort_fn(mig->in_abort_opaque);
+    pthread_mutex_unlock(&mig->lock);
     mr_migration_join(mig, true);
     mr_migration_join(mig, false);
     mig_lazy_free(mig->lazy);
@@ -304,6 +308,8 @@ void mr_migration_cancel(struct mr_migration *mig)
         if (mr_mig_state_cas(&mig->out, from[i], MR_MIG_CANCELLING)) {
             atomic_store(&mig->cancel_req, true);
             pthread_mutex_lock(&mig->lock);
+            if (mig->out_abort_fn)
+                mig->out_abort_fn(mig->out_abort_opaque);
             pthread_cond_broadcast(&mig->cond);
             pthread_mutex_unlock(&mig->lock);
             return;

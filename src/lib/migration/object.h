@@ -55,12 +55,18 @@ struct mr_migration {
     pthread_t save_thread;
     atomic_bool cancel_req;
     bool continue_req;
+    /* Called (under the lock) by migrate_cancel: ends a wait the save
+     * thread cannot poll, e.g. on a page socket (mig_set_out_abort). */
+    void (*out_abort_fn)(void *opaque);
+    void *out_abort_opaque;
     struct mig_ram_stats out_stats;
     int64_t out_start_ms;
 
     /* incoming */
     bool incoming_started;
     atomic_bool load_cancel; /* set by mr_migration_free */
+    void (*in_abort_fn)(void *opaque);  /* and then called (under the lock) */
+    void *in_abort_opaque;
     bool load_thread_live;
     pthread_t load_thread;
     struct mig_ram_stats in_stats;

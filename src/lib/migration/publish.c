@@ -23,6 +23,24 @@ void mig_set_out_error(struct mr_migration *mig, const struct mr_error *e)
     pthread_mutex_unlock(&mig->lock);
 }
 
+void mig_set_out_abort(struct mr_migration *mig, void (*fn)(void *opaque),
+                       void *opaque)
+{
+    pthread_mutex_lock(&mig->lock);
+    mig->out_abort_fn = fn;
+    mig->out_abort_opaque = opaque;
+    pthread_mutex_unlock(&mig->lock);
+}
+
+void mig_set_in_abort(struct mr_migration *mig, void (*fn)(void *opaque),
+                      void *opaque)
+{
+    pthread_mutex_lock(&mig->lock);
+    mig->in_abort_fn = fn;
+    mig->in_abort_opaque = opaque;
+    pthread_mutex_unlock(&mig->lock);
+}
+
 void mig_set_in_error(struct mr_migration *mig, const struct mr_error *e)
 {
     pthread_mutex_lock(&mig->lock);

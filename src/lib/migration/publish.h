@@ -21,6 +21,14 @@ int64_t mig_now_ms(void);
 void mig_set_out_error(struct mr_migration *mig, const struct mr_error *e);
 void mig_set_in_error(struct mr_migration *mig, const struct mr_error *e);
 
+/* What migrate_cancel calls to interrupt the save thread (NULL: nothing);
+ * cleared before what it interrupts goes away. */
+void mig_set_out_abort(struct mr_migration *mig, void (*fn)(void *opaque),
+                       void *opaque);
+/* The same for the load thread, called when the VM goes away. */
+void mig_set_in_abort(struct mr_migration *mig, void (*fn)(void *opaque),
+                      void *opaque);
+
 /* Snapshot caps and params under the lock (params: release them). */
 void mig_snapshot(struct mr_migration *mig, struct mr_caps *caps,
                   struct mr_params *params);

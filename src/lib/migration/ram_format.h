@@ -1,8 +1,10 @@
 /*
- * The RAM-format seam: legacy (pages inline in the stream, ram_legacy.c)
- * and mapped-ram (pages at fixed offsets through the multifd channels,
- * ram_mapped.c) are peers behind these tables, chosen once per job from
- * the mapped-ram capability.  Calls are per setup, per batch or per block.
+ * The RAM-format seam: legacy (pages inline in the stream,
+ * ram_legacy_*.c), mapped-ram (pages at fixed file offsets through the
+ * multifd channels, ram_mapped_*.c) and multifd over sockets (pages in
+ * packets on the page sockets, ram_sock_*.c) are peers behind these
+ * tables, chosen once per job from the mapped-ram and multifd
+ * capabilities.  Calls are per setup, per batch or per block.
  */
 #ifndef MAPRAM_MIGRATION_RAM_FORMAT_H
 #define MAPRAM_MIGRATION_RAM_FORMAT_H
@@ -46,6 +48,11 @@ struct mig_ram_load_ops {
     const char *name;
     bool wire_mapped;       /* the parser's form of the RAM records */
     unsigned (*nchannels)(const struct mr_caps *c, const struct mr_params *p);
+    /* Load thread, for a transport that accepts connections: every socket
+     * of the migration from listener `lfd`, *main_fd the main one (the
+     * transport's to close).  `opaque` is the load job.  NULL: the
+     * transport accepts the main socket alone. */
+    int (*accept)(void *opaque, int lfd, int *main_fd, struct mr_error *err);
     /* Before the header is parsed (legacy: the read-ahead buffer). */
     int (*begin)(struct load_job *j);
     /* The START payload: announced total, then each matched block. */
@@ -60,13 +67,24 @@ struct mig_ram_load_ops {
     void (*release)(struct load_job *j);
 };
 
-extern const struct mig_ram_save_ops mig_ram_save_legacy, mig_ram_save_mapped;
-extern const struct mig_ram_load_ops mig_ram_load_legacy, mig_ram_load_mapped;
+extern const struct mig_ram_save_ops mig_ram_save_legacy, mig_ram_save_mapped,
+                                     mig_ram_save_sock;
+extern const struct mig_ram_load_ops mig_ram_load_legacy, mig_ram_load_mapped,
+                                     mig_ram_load_sock;
 
 /* The page channels of a format: none, or multifd-channels with multifd. */
 unsigned mig_ram_no_channels(const struct mr_caps *c, const struct mr_params *p);
 unsigned mig_ram_multifd_channels(const struct mr_caps *c,
                                   const struct mr_params *p);
+
+/* The main stream straight to the transport (legacy, multifd sockets). */
+struct mr_stream_sink mig_ram_plain_sink(struct save_job *j);
+
+/* Legacy records up to EOS, with `on_flush` at each MULTIFD_FLUSH (NULL:
+ * ignored, as a destination without multifd does): the legacy payload,
+ * and multifd over sockets' main stream. */
+int mig_ram_legacy_records(struct load_job *j,
+                           int (*on_flush)(struct load_job *j));
 
 /* The format of a job, chosen once from the capabilities. */
 const struct mig_ram_save_ops *mig_ram_save_format(const struct mr_caps *c);

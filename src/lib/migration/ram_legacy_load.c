@@ -132,7 +132,8 @@ static int load_page(struct load_job *j, const struct mr_ram_page_record *r)
     return 0;
 }
 
-static int legacy_payload(struct load_job *j)
+int mig_ram_legacy_records(struct load_job *j,
+                           int (*on_flush)(struct load_job *j))
 {
     struct mr_ram_page_record r;
 
@@ -143,13 +144,21 @@ static int legacy_payload(struct load_job *j)
             return rc;
         if (r.flags & RAM_SAVE_FLAG_EOS)
             return 0;
-        if (r.flags & RAM_SAVE_FLAG_MULTIFD_FLUSH)
+        if (r.flags & RAM_SAVE_FLAG_MULTIFD_FLUSH) {
+            if (on_flush && (rc = on_flush(j)))
+                return rc;
             continue;
+        }
         if ((rc = load_page(j, &r)))
             return rc;
         if (load_cancelled(j))
             return LOAD_FAIL(j, -ECANCELED, "Migration cancelled");
     }
+}
+
+static int legacy_payload(struct load_job *j)
+{
+    return mig_ram_legacy_records(j, NULL);
 }
 
 /* Every page came inline. */

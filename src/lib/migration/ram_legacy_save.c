@@ -18,19 +18,6 @@ static void legacy_release(struct save_job *j)
     (void)j;
 }
 
-static int write_through(void *opaque, const void *buf, size_t len,
-                         uint64_t off, struct mr_error *err)
-{
-    struct save_job *j = opaque;
-
-    return j->ch.ops->write_main(&j->ch, buf, len, off, err);
-}
-
-static struct mr_stream_sink legacy_sink(struct save_job *j)
-{
-    return (struct mr_stream_sink){ write_through, j };
-}
-
 static int legacy_send(struct save_job *j, size_t b, uint64_t first,
                        uint64_t n)
 {
@@ -65,7 +52,7 @@ const struct mig_ram_save_ops mig_ram_save_legacy = {
     .wire_mapped = false,
     .nchannels = mig_ram_no_channels,
     .alloc = legacy_nothing,
-    .sink = legacy_sink,
+    .sink = mig_ram_plain_sink,
     .start = legacy_nothing,
     .send = legacy_send,
     .pass_done = legacy_nothing,

@@ -12,6 +12,7 @@
 #include "multifd/multifd.h"
 
 struct mig_ram_save_ops;
+struct mig_sock_save;
 
 struct save_job {
     struct mr_migration *mig;
@@ -34,6 +35,7 @@ struct save_job {
     uint64_t window_bytes, pass_bytes;
     struct mr_cksum ck;             /* mapped-ram: extent checksums */
     struct mr_cksum_log log;        /* mapped-ram: main-stream writes */
+    struct mig_sock_save *sock;     /* multifd over sockets: the packets */
     struct mr_error err;
 };
 

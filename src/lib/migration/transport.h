@@ -39,6 +39,10 @@ struct mig_chan {
     struct mr_stream_in in;      /* load over a socket: the read window */
     mig_cancelled_fn cancelled;  /* the waiting thread's, once it runs */
     void *cancel_opaque;
+    /* Load over a socket with page channels: the RAM format accepts them
+     * all (ram_format.h, `accept`); NULL: the main socket alone. */
+    int (*accept)(void *opaque, int lfd, int *main_fd, struct mr_error *err);
+    void *accept_opaque;
     int fds[MIG_MAX_CHANNELS];
 };
 

@@ -44,12 +44,9 @@ static int socket_check(struct mr_fdset_registry *fdsets,
     (void)fdsets;
     (void)a;
     (void)source;
+    (void)multifd;
     (void)dio;
-    if (multifd)
-        return mr_error_set(err, -ENOTSUP, "mapram carries multifd over "
-                            "'%s' only as QEMU's peer (mapram save/restore); "
-                            "mapram-vm migrates over sockets without multifd",
-                            a->scheme);
+    (void)err;
     return 0;
 }
 
@@ -68,6 +65,8 @@ static int connect_addr(const struct mr_mig_addr *a, struct mr_error *err)
     return mr_sock_connect_tcp(a->host, a->port, err);
 }
 
+/* The page sockets first, then the main one, as QEMU connects them; the
+ * RAM format sends the handshakes. */
 static int socket_open_save_finish(struct mig_chan *c,
                                    mig_cancelled_fn cancelled, void *opaque,
                                    struct mr_error *err)
@@ -76,6 +75,12 @@ static int socket_open_save_finish(struct mig_chan *c,
 
     c->cancelled = cancelled;
     c->cancel_opaque = opaque;
+    for (unsigned i = 0; i < c->nchan; i++) {
+        fd = connect_addr(&c->addr, err);
+        if (fd < 0)
+            return fd;
+        c->fds[i] = fd;
+    }
     fd = connect_addr(&c->addr, err);
     if (fd < 0)
         return fd;
@@ -88,9 +93,10 @@ static int socket_open_save_finish(struct mig_chan *c,
 static int socket_open_load(struct mig_chan *c, struct mr_error *err)
 {
     const struct mr_mig_addr *a = &c->addr;
+    int backlog = (int)c->nchan + 1;
     int fd = a->socket == MR_SOCKET_UNIX ?
-             mr_sock_listen_unix(a->path, 1, err) :
-             mr_sock_listen_tcp(a->host, a->port, 1, err);
+             mr_sock_listen_unix(a->path, backlog, err) :
+             mr_sock_listen_tcp(a->host, a->port, backlog, err);
 
     if (fd < 0)
         return fd;
@@ -106,12 +112,18 @@ static int socket_open_load_finish(struct mig_chan *c,
 
     c->cancelled = cancelled;
     c->cancel_opaque = opaque;
-    if (wait_fd(c, c->listen_fd, POLLIN) < 0)
-        return mr_error_set(err, -ECANCELED, "Migration cancelled");
-    fd = mr_sock_accept(c->listen_fd, err);
-    if (fd < 0)
-        return fd;
-    /* One connection: later ones are refused by the closed listener. */
+    if (c->accept) {
+        if (c->accept(c->accept_opaque, c->listen_fd, &fd, err))
+            return err->code;
+    } else {
+        if (wait_fd(c, c->listen_fd, POLLIN) < 0)
+            return mr_error_set(err, -ECANCELED, "Migration cancelled");
+        fd = mr_sock_accept(c->listen_fd, err);
+        if (fd < 0)
+            return fd;
+    }
+    /* All connections are in: later ones are refused by the closed
+     * listener. */
     close(c->listen_fd);
     c->listen_fd = -1;
     c->main_fd = fd;
@@ -181,6 +193,11 @@ static int socket_sync_main(struct mig_chan *c, struct mr_error *err)
 
 static void socket_close(struct mig_chan *c)
 {
+    for (unsigned i = 0; i < c->nchan; i++) {
+        if (c->fds[i] >= 0)
+            close(c->fds[i]);  /* those the RAM format did not take */
+        c->fds[i] = -1;
+    }
     if (c->main_fd >= 0)
         close(c->main_fd);
     if (c->listen_fd >= 0)

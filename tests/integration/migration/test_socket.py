@@ -56,15 +56,24 @@ def address(kind, tmp, name):
     return 'tcp:127.0.0.1:%d' % free_port()
 
 
-def migrate(kind, live, tmp):
-    """Source (live or paused) to a -S destination; RAM equal, then the
-    destination runs."""
+def multifd(q, channels):
+    if channels:
+        assert q.cmd('migrate-set-parameters',
+                     {'multifd-channels': channels}) == {}
+        caps(q, multifd=True)
+
+
+def migrate(kind, live, tmp, channels=0):
+    """Source (live or paused) to a -S destination, with `channels` multifd
+    page sockets (0: none); RAM equal, then the destination runs."""
     uri = address(kind, tmp, 'mig')
     src = VM(SRC, ram=RAM, test_range=RANGE)
     dst = VM(DST, ram=RAM, test_range=RANGE,
              extra=['-incoming', 'defer', '-S'])
     try:
         caps(dst.qmp, events=True)
+        multifd(src.qmp, channels)
+        multifd(dst.qmp, channels)
         wait_for_serial(src.serial)
         if not live:
             assert src.qmp.cmd('stop') == {}
@@ -96,8 +105,8 @@ def migrate(kind, live, tmp):
             time.sleep(0.01)
         assert src.quit() == 0
         assert dst.quit() == 0
-        print('ok %s %s (%s -> %s)' % (kind, 'live' if live else 'paused',
-                                      SRC, DST))
+        print('ok %s %s, %d multifd channels (%s -> %s)' % (
+            kind, 'live' if live else 'paused', channels, SRC, DST))
     finally:
         src.kill()
         dst.kill()
@@ -137,37 +146,43 @@ def nobody_listening(tmp):
     print('ok nobody listening: failed, the source runs on')
 
 
-def slow_source(uri):
+def slow_source(uri, channels=0):
     src = VM(SRC, ram=RAM, test_range=RANGE)
+    multifd(src.qmp, channels)
     wait_for_serial(src.serial)
     assert src.qmp.cmd('migrate-set-parameters',
                        {'max-bandwidth': 4 << 20}) == {}
     return src
 
 
-def destination_dies(tmp):
+def destination_dies(tmp, channels=0):
     uri = address('unix', tmp, 'dies')
     dst = VM(DST, ram=RAM, test_range=RANGE, extra=['-incoming', 'defer'])
-    src = slow_source(uri)
+    multifd(dst.qmp, channels)
+    src = slow_source(uri, channels)
     try:
         assert dst.qmp.cmd('migrate-incoming', {'uri': uri}) == {}
         assert src.qmp.cmd('migrate', {'uri': uri}) == {}
         wait_status(dst.qmp, ('active',), 'destination')
         dst.proc.kill()
         dst.proc.wait()
-        source_fails(src, 'destination killed', 'Unable to write to socket')
+        source_fails(src, 'destination killed',
+                     'closed the channel early' if channels else
+                     'Unable to write to socket')
         running_again(src, 'destination killed')
         assert src.quit() == 0
     finally:
         src.kill()
         dst.kill()
-    print('ok destination killed mid-stream: failed, the source runs on')
+    print('ok destination killed mid-stream (%d channels): failed, the '
+          'source runs on' % channels)
 
 
-def cancelled(tmp):
+def cancelled(tmp, channels=0):
     uri = address('tcp', tmp, 'cancel')
     dst = VM(DST, ram=RAM, test_range=RANGE, extra=['-incoming', 'defer'])
-    src = slow_source(uri)
+    multifd(dst.qmp, channels)
+    src = slow_source(uri, channels)
     try:
         assert dst.qmp.cmd('migrate-incoming', {'uri': uri}) == {}
         assert src.qmp.cmd('migrate', {'uri': uri}) == {}
@@ -181,39 +196,47 @@ def cancelled(tmp):
         # with exit-on-error (the default), exits saying why
         rc = dst.proc.wait(HANG)
         err = dst.proc.stderr.read().decode()
-        if rc != 1 or 'truncated' not in err:
+        if rc != 1 or ('truncated' not in err and 'multifd' not in err):
             fail('destination after cancel: rc %d, stderr %r' % (rc, err))
         assert src.quit() == 0
     finally:
         src.kill()
         dst.kill()
-    print('ok migrate_cancel: cancelled, the source runs on, the '
-          'destination fails')
+    print('ok migrate_cancel (%d channels): cancelled, the source runs on, '
+          'the destination fails' % channels)
 
 
-def stranger(tmp):
+def stranger(tmp, channels=0):
+    """Bytes that are not a migration: as the main socket (no multifd) it
+    is not a stream; with multifd it is taken for a page socket whose
+    handshake is wrong."""
     path = os.path.join(tmp, 'stranger.sock')
     dst = VM(DST, ram=RAM, test_range=RANGE, extra=['-incoming', 'defer'])
+    multifd(dst.qmp, channels)
+    want = ('multifd: received packet magic 47455420 expected 11223344'
+            if channels else 'Not a migration stream')
     try:
         assert dst.qmp.cmd('migrate-incoming', {'uri': 'unix:' + path,
                                                 'exit-on-error': False}) == {}
         s = socket.socket(socket.AF_UNIX)
         s.connect(path)
-        s.sendall(b'GET / HTTP/1.0\r\n\r\n')
+        s.sendall(b'GET / HTTP/1.0\r\n\r\n'.ljust(64, b' '))
         s.close()
         info = wait_status(dst.qmp, ('failed',), 'stranger',
                            bad=('completed',))
-        if 'Not a migration stream' not in info.get('error-desc', ''):
+        if want not in info.get('error-desc', ''):
             fail('stranger: %r' % info)
         assert dst.qmp.cmd('query-status')['status'] == 'inmigrate'
         assert dst.quit() == 0
     finally:
         dst.kill()
-    print('ok garbage on the socket: failed, the destination never ran')
+    print('ok garbage on the socket (%d channels): failed, the destination '
+          'never ran' % channels)
 
 
-def quit_while_waiting(tmp):
+def quit_while_waiting(tmp, channels=0):
     dst = VM(DST, ram=RAM, test_range=RANGE, extra=['-incoming', 'defer'])
+    multifd(dst.qmp, channels)
     try:
         uri = address('tcp', tmp, 'wait')
         assert dst.qmp.cmd('migrate-incoming', {'uri': uri}) == {}
@@ -221,25 +244,7 @@ def quit_while_waiting(tmp):
         assert dst.quit() == 0
     finally:
         dst.kill()
-    print('ok quit while waiting for the source')
-
-
-def multifd_refused(tmp):
-    src = VM(SRC, ram=RAM, test_range=RANGE)
-    try:
-        caps(src.qmp, multifd=True)
-        try:
-            src.qmp.cmd('migrate', {'uri': address('unix', tmp, 'mfd')})
-            fail('multifd over a socket accepted')
-        except QMPError as e:
-            if 'mapram-vm migrates over sockets without multifd' not in \
-                    str(e):
-                fail('multifd refusal: %s' % e)
-        running_again(src, 'multifd refused')
-        assert src.quit() == 0
-    finally:
-        src.kill()
-    print('ok multifd over a socket refused with a clear message')
+    print('ok quit while waiting for the source (%d channels)' % channels)
 
 
 def main():
@@ -250,16 +255,20 @@ def main():
     try:
         migrate('unix', True, tmp)
         migrate('tcp', False, tmp)
+        migrate('tcp', True, tmp, channels=4)
         if MODE == 'cross':
             return 0
         migrate('unix', False, tmp)
         migrate('tcp', True, tmp)
+        for n in (1, 2):
+            migrate('unix', True, tmp, channels=n)
+        migrate('unix', False, tmp, channels=4)
         nobody_listening(tmp)
-        destination_dies(tmp)
-        cancelled(tmp)
-        stranger(tmp)
-        quit_while_waiting(tmp)
-        multifd_refused(tmp)
+        for n in (0, 2):
+            destination_dies(tmp, n)
+            cancelled(tmp, n)
+            stranger(tmp, n)
+            quit_while_waiting(tmp, n)
     finally:
         os.system('rm -rf ' + tmp)
     return 0
