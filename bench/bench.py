@@ -9,10 +9,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import measure  # noqa: E402
+import net  # noqa: E402
 import report  # noqa: E402
 
-USAGE = ('usage: bench.py BUILD_DIR | --ab BUILD_A BUILD_B | '
-         '--report RESULTS.json')
+USAGE = ('usage: bench.py BUILD_DIR | --net BUILD_DIR | '
+         '--ab BUILD_A BUILD_B | --report RESULTS.json')
 
 
 def rebuild(path):
@@ -30,9 +31,13 @@ def main(argv):
     elif len(argv) == 3 and argv[0] == '--ab':
         cfg = measure.config(argv[2], measure.AB_DEFAULTS, 'ab-results.json')
         report.publish(cfg, measure.run_ab(cfg, argv[1], argv[2]), cfg.json)
+    elif len(argv) == 2 and argv[0] == '--net':
+        net.run(measure.config(argv[1]))
     elif len(argv) == 1 and not argv[0].startswith('-'):
         cfg = measure.config(argv[0])
         report.publish(cfg, measure.run_matrix(cfg), cfg.json)
+        if os.environ.get('NET', '1') == '1':
+            net.run(cfg)
     else:
         print(USAGE, file=sys.stderr)
         return 2
