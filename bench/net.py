@@ -9,25 +9,16 @@ between the `net:begin`/`net:end` markers of docs/performance.md.
 import json
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 
 import host
 from host import log
+import report
 import vms
 
 GIB = 1 << 30
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def setup(vm, channels):
@@ -52,7 +43,7 @@ def one_rep(cfg, peer, channels, srcmem):
         dst = vms.start(peer, cfg, dstmem, 'net-dst', incoming=True)
         for vm in (src, dst):
             setup(vm, channels)
-        uri = 'tcp:127.0.0.1:%d' % free_port()
+        uri = 'tcp:127.0.0.1:%d' % vms.mrtest.free_port()
         dst.qmp.cmd('migrate-incoming', {'uri': uri})
         c0 = [host.cpu_seconds(v.proc.pid) for v in (src, dst)]
         t0 = time.monotonic()
@@ -156,14 +147,9 @@ def plot(cfg, results):
         dat = f.name
     os.makedirs(cfg.plotdir, exist_ok=True)
     script = PLOT % (png, '%d MiB' % (cfg.size >> 20), dat)
-    r = subprocess.run(['gnuplot'], input=script, text=True,
-                       capture_output=True)
-    if r.returncode != 0:
-        r = subprocess.run(['gnuplot'], input=script.replace('pngcairo',
-                                                              'png'),
-                           text=True, capture_output=True)
+    ok = report.run_gnuplot(cfg, script)
     os.unlink(dat)
-    return png if r.returncode == 0 else None
+    return png if ok else None
 
 
 def write_doc(cfg, text, png):

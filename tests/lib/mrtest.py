@@ -154,6 +154,15 @@ def have_kvm():
         return False
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def parse_size(text):
     """'150M' -> bytes; K, M, G, T; a fraction such as '1.5G' too."""
     units = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}

@@ -14,7 +14,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'lib'))
-from mrtest import VM, QMPError, fail, have_kvm, wait_for_serial  # noqa
+from mrtest import VM, fail, free_port, have_kvm, wait_for_serial  # noqa
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else 'thread'
 SRC, DST = {'kvm': ('kvm', 'kvm'), 'thread': ('thread', 'thread'),
@@ -40,14 +40,6 @@ def wait_status(q, want, what, bad=('failed', 'cancelled')):
             fail('%s: %s: %s' % (what, st, info.get('error-desc')))
         time.sleep(0.005)
     fail('%s: still %s' % (what, st))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def address(kind, tmp, name):
@@ -146,23 +138,32 @@ def nobody_listening(tmp):
     print('ok nobody listening: failed, the source runs on')
 
 
-def slow_source(uri, channels=0):
-    src = VM(SRC, ram=RAM, test_range=RANGE)
-    multifd(src.qmp, channels)
-    wait_for_serial(src.serial)
-    assert src.qmp.cmd('migrate-set-parameters',
-                       {'max-bandwidth': 4 << 20}) == {}
-    return src
+def slow_pair(kind, tmp, name, channels):
+    """A destination listening and a source migrating to it at 4 MiB/s,
+    so the test can act in the middle."""
+    uri = address(kind, tmp, name)
+    dst = VM(DST, ram=RAM, test_range=RANGE, extra=['-incoming', 'defer'])
+    src = None
+    try:
+        multifd(dst.qmp, channels)
+        src = VM(SRC, ram=RAM, test_range=RANGE)
+        multifd(src.qmp, channels)
+        wait_for_serial(src.serial)
+        assert src.qmp.cmd('migrate-set-parameters',
+                           {'max-bandwidth': 4 << 20}) == {}
+        assert dst.qmp.cmd('migrate-incoming', {'uri': uri}) == {}
+        assert src.qmp.cmd('migrate', {'uri': uri}) == {}
+    except BaseException:
+        dst.kill()
+        if src:
+            src.kill()
+        raise
+    return src, dst
 
 
 def destination_dies(tmp, channels=0):
-    uri = address('unix', tmp, 'dies')
-    dst = VM(DST, ram=RAM, test_range=RANGE, extra=['-incoming', 'defer'])
-    multifd(dst.qmp, channels)
-    src = slow_source(uri, channels)
+    src, dst = slow_pair('unix', tmp, 'dies', channels)
     try:
-        assert dst.qmp.cmd('migrate-incoming', {'uri': uri}) == {}
-        assert src.qmp.cmd('migrate', {'uri': uri}) == {}
         wait_status(dst.qmp, ('active',), 'destination')
         dst.proc.kill()
         dst.proc.wait()
@@ -179,13 +180,8 @@ def destination_dies(tmp, channels=0):
 
 
 def cancelled(tmp, channels=0):
-    uri = address('tcp', tmp, 'cancel')
-    dst = VM(DST, ram=RAM, test_range=RANGE, extra=['-incoming', 'defer'])
-    multifd(dst.qmp, channels)
-    src = slow_source(uri, channels)
+    src, dst = slow_pair('tcp', tmp, 'cancel', channels)
     try:
-        assert dst.qmp.cmd('migrate-incoming', {'uri': uri}) == {}
-        assert src.qmp.cmd('migrate', {'uri': uri}) == {}
         wait_status(src.qmp, ('active',), 'source')
         assert src.qmp.cmd('migrate_cancel') == {}
         info = source_fails(src, 'cancel', None)
