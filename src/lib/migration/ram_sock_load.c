@@ -110,7 +110,7 @@ static int sock_accept(void *opaque, int lfd, int *main_fd,
         .nchannels = j->ch.nchan,
         .expected_pid = 0,
         .accept_timeout_ms = INT_MAX,
-        .sink = { prepare, done, j },
+        .sink = { .prepare = prepare, .done = done, .opaque = j },
     };
     int rc = sock_state(j), fd;
 
