@@ -149,14 +149,14 @@ static int serve(struct mig_lazy *lz, uint64_t addr, struct mr_error *err)
         if (mr_claim_take(&lz->claim, g)) {
             struct mr_error e = MR_ERROR_INIT;
 
-            /* After a failure verified granules are still served (the
-             * vCPUs must reach their park point); a bad one never is,
-             * and its faulting thread sleeps on. */
+            /* A bad granule is never installed: the load fails, then the
+             * granule is poisoned and stays claimed (lazy_seal.c). */
             rc = mig_lazy_install(lz, g, lz->fault_buf, &e);
-            mr_claim_done(&lz->claim, g, rc == 0);
             if (rc) {
-                atomic_store(&lz->stuck, true);
                 mig_lazy_fail(lz, &e);
+                mig_lazy_withhold(lz, g);
+            } else {
+                mr_claim_done(&lz->claim, g, true);
             }
         } else if (mr_claim_get(&lz->claim, g) == MR_CLAIM_RESIDENT) {
             mr_uffd_wake(lz->uffd, (void *)(uintptr_t)(addr & ~4095ULL), 4096);
