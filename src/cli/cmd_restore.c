@@ -125,6 +125,7 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
             break;
         }
         case 'F': o->force_config = true; break;
+        case 'L': o->lazy = true; break;
         case 's': o->spawn = true; break;
         case 'j': o->json = true; break;
         case 't':
