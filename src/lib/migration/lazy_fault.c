@@ -15,6 +15,7 @@
 #include "format/mapped_ram.h"
 #include "mapram/crc32c.h"
 #include "migration/lazy.h"
+#include "migration/object.h"
 #include "migration/uffd.h"
 
 static const struct mig_lazy_block *block_of(const struct mig_lazy *lz,
@@ -39,7 +40,10 @@ static int read_present(struct mig_lazy *lz, const struct mig_lazy_block *b,
 
         if (mr_source_read(&lz->src, buf + (off - p0 * p->page_size), len,
                            p->pages_offset + off, err))
-            return err->code;
+            return mr_error_prefix(err, "lazy load: RAM block %s, pages at "
+                                   "0x%llx: ",
+                                   lz->mig->blocks[p->block].name,
+                                   (unsigned long long)off);
     }
     return 0;
 }
