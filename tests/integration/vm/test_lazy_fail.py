@@ -79,6 +79,8 @@ def save(tmp):
     """A running guest saved live (so the restore resumes it); returns the
     file and pc.ram as saved."""
     path = os.path.join(tmp, 'image')
+    if os.path.exists(path):
+        os.unlink(path)
     src = vm()
     try:
         caps(src.qmp, ['mapped-ram'])
@@ -360,6 +362,8 @@ def save_mapram(tmp):
     """A mapram save file (`mapram restore --lazy` takes only those) and
     pc.ram as saved (mapram save leaves the source paused)."""
     path = os.path.join(tmp, 'image.mapram')
+    if os.path.exists(path):
+        os.unlink(path)
     src = vm()
     try:
         wait_for_serial(src.serial)
@@ -437,6 +441,24 @@ def case_kinds(tmp):
                 backend='memfd,hugetlb=on')
     else:
         print('note: no free huge pages here, hugetlb not tried')
+    # and where the backend can (memfd), `mapram restore --lazy` loads it
+    path, img = save_mapram(tmp)
+    v = vm(['-incoming', 'defer'], backend='memfd')
+    try:
+        res = subprocess.run([mapram_bin(), 'restore', '--qmp', v.sock,
+                              '--lazy', '--paused', path],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            fail('mapram restore --lazy: %s' % res.stderr)
+        info = wait_status(v.qmp, ('completed', 'failed'))
+        if info['status'] != 'completed' or \
+                'x-lazy-granule' not in info['ram']:
+            fail('mapram restore --lazy did not load lazily: %s' % info)
+        if pmemsave(v, 'lazy', 0, RAM_BYTES) != img:
+            fail('mapram restore --lazy: RAM differs from the saved guest')
+        assert v.quit() == 0
+    finally:
+        v.kill()
     print('ok %s kinds' % ACCEL)
     return 0
 
