@@ -220,7 +220,10 @@ def fault_case(tmp, plan, pattern, backend):
     try:
         incoming(v, path)
         seen = statuses(v.qmp, ('completed', 'failed'))
-        if seen != ['setup', 'active', 'postcopy-active', 'failed']:
+        # the guest runs from just before postcopy-active: a fault can fail
+        # the load in between (a slow ASan run sees it)
+        if seen not in (['setup', 'active', 'postcopy-active', 'failed'],
+                        ['setup', 'active', 'failed']):
             fail('MIGRATION events %s' % seen)
         check_failed(v, pattern, img=img)
     finally:
