@@ -158,18 +158,23 @@ int mr_uffd_poison(int fd, void *start, uint64_t len)
         .range = { .start = (uintptr_t)start, .len = len },
     };
 
-    for (int tries = 0; ioctl(fd, UFFDIO_POISON, &p); tries++) {
-        if (errno == EAGAIN && p.updated > 0) {
-            p.range.start += (uint64_t)p.updated;   /* a prefix is done */
-            p.range.len -= (uint64_t)p.updated;
-        } else if (errno == EEXIST && p.range.len > 4096) {
-            p.range.start += 4096;   /* installed meanwhile: its data */
-            p.range.len -= 4096;     /* was verified */
-        } else if (errno == EEXIST) {
-            return 0;
-        } else if (errno != EAGAIN || tries > 1000) {
+    int stalls = 0;             /* EAGAIN without progress, in a row */
+
+    while (ioctl(fd, UFFDIO_POISON, &p)) {
+        uint64_t skip = 0;
+
+        if (errno == EAGAIN && p.updated > 0)
+            skip = (uint64_t)p.updated;     /* a prefix is done */
+        else if (errno == EEXIST)
+            skip = 4096;    /* installed meanwhile: its data was verified */
+        else if (errno != EAGAIN || ++stalls > 1000)
             return -errno;
-        }
+        if (skip >= p.range.len)
+            return 0;
+        if (skip)
+            stalls = 0;
+        p.range.start += skip;
+        p.range.len -= skip;
         p.updated = 0;
     }
     return 0;
