@@ -262,6 +262,18 @@ def case_stuck(tmp):
         check_failed(v, 'checksum mismatch', [at - at % GRANULE], img)
     finally:
         v.kill()
+    # exit-on-error (QMP's default): the destination exits, as QEMU's
+    # does when a postcopy load fails; the exit does not hang either
+    v = lazy_vm()
+    try:
+        assert v.qmp.cmd('migrate-incoming', {'uri': 'file:' + bad}) == {}
+        rc = v.proc.wait(GUARD)
+        err = v.proc.stderr.read().decode()
+        if rc != 1 or 'checksum mismatch' not in err or 'Sanitizer' in err:
+            fail('exit-on-error: mapram-vm exited %d: %s' % (rc, err[-2000:]))
+        print('ok %s stuck, exit-on-error: exited 1' % ACCEL)
+    finally:
+        v.kill()
     return 0
 
 
