@@ -58,7 +58,10 @@ int mig_lazy_install(struct mig_lazy *lz, uint64_t g, uint8_t *buf,
 /* Stop the guest and fail the incoming migration (first caller only). */
 void mig_lazy_fail(struct mig_lazy *lz, const struct mr_error *err);
 /* After a failure (lazy_seal.c): poison granule g, which the caller has
- * claimed and keeps claimed; and take and poison every granule left. */
+ * claimed and keeps claimed; and take and poison every granule left.  The
+ * seal runs once the installers stopped: a granule given back to missing
+ * after it would leave the threads that faulted on it while it was
+ * claimed asleep (the fault thread poisons it at the next fault). */
 void mig_lazy_withhold(struct mig_lazy *lz, uint64_t g);
 void mig_lazy_seal(struct mig_lazy *lz);
 int mig_lazy_fault_start(struct mig_lazy *lz, struct mr_error *err);

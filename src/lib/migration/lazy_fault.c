@@ -150,7 +150,10 @@ static int serve(struct mig_lazy *lz, uint64_t addr, struct mr_error *err)
         if (addr < (uintptr_t)b->host || addr >= (uintptr_t)b->host + b->len)
             continue;
         g = b->first + (addr - (uintptr_t)b->host) / lz->granule;
-        if (mr_claim_take(&lz->claim, g)) {
+        if (atomic_load(&lz->failed)) {
+            if (mr_claim_take(&lz->claim, g))   /* nothing more goes in */
+                mig_lazy_withhold(lz, g);
+        } else if (mr_claim_take(&lz->claim, g)) {
             struct mr_error e = MR_ERROR_INIT;
 
             /* A bad granule is never installed: the load fails, then the
