@@ -317,7 +317,8 @@ def case_deleted(tmp):
         os.unlink(work)
         seen += statuses(v.qmp, ('completed', 'failed'))
         if seen != ['setup', 'active', 'postcopy-active', 'completed']:
-            fail('MIGRATION events %s: %s' % (seen, v.qmp.cmd('query-migrate')))
+            fail('MIGRATION events %s: %s' % (seen,
+                                              v.qmp.cmd('query-migrate')))
         assert v.qmp.cmd('stop') == {}
         now = pmemsave(v, 'all', 0, RAM_BYTES)
         for addr in range(0, RAM_BYTES, GRANULE):
