@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -176,9 +177,63 @@ static int handle_exit(struct vcpu *cpu, uint8_t *phase, struct mr_error *err)
     }
 }
 
+/*
+ * Guest memory that a failed lazy load withholds is poisoned
+ * (docs/lazy-load.md, "Fail closed"): KVM answers the vCPU's access with a
+ * SIGBUS (BUS_MCEERR_AR) to the vCPU thread, and KVM_RUN returns EINTR.
+ * The handler notes it for the thread inside KVM_RUN; any other SIGBUS
+ * keeps its default action.  Signal state is per thread by necessity.
+ */
+static __thread volatile sig_atomic_t in_kvm_run, poisoned;
+static __thread void *volatile poison_addr;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    if (!in_kvm_run || (si->si_code != BUS_MCEERR_AR &&
+                        si->si_code != BUS_MCEERR_AO)) {
+        signal(sig, SIG_DFL);
+        raise(sig);             /* delivered on return: the default */
+        return;
+    }
+    poisoned = 1;
+    poison_addr = si->si_addr;
+}
+
+static int install_sigbus(struct mr_error *err)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGBUS, &sa, NULL) < 0)
+        return mr_error_set(err, -errno, "sigaction(SIGBUS): %s",
+                            strerror(errno));
+    return 0;
+}
+
+static int withheld(struct vcpu *cpu, struct mr_error *err)
+{
+    uintptr_t a = (uintptr_t)poison_addr, base = (uintptr_t)cpu->m->ram;
+
+    poisoned = 0;
+    return mr_error_set(err, -EHWPOISON, "guest memory at 0x%llx is "
+                        "withheld (a failed lazy load): the vCPU stops",
+                        (unsigned long long)(a >= base ? a - base : a));
+}
+
 static int run_once(struct vcpu *cpu, uint8_t *phase, struct mr_error *err)
 {
-    if (ioctl(cpu->fd, KVM_RUN, 0) < 0) {
+    int rc;
+
+    in_kvm_run = 1;
+    rc = ioctl(cpu->fd, KVM_RUN, 0);
+    in_kvm_run = 0;
+    if (poisoned)
+        return withheld(cpu, err);
+    if (rc < 0) {
         if (errno == EINTR || errno == EAGAIN)
             return 0;
         return mr_error_set(err, -errno, "KVM_RUN: %s", strerror(errno));
@@ -228,7 +283,8 @@ static int run_until_stop(struct vcpu *cpu, struct mr_error *err)
         rc = run_once(cpu, &phase, err);
     if (rc == 1)
         rc = settle_at_safe_point(cpu, phase, err);
-    *stop_flag(cpu) = 0;
+    if (rc != -EHWPOISON)       /* the flag's page may be withheld */
+        *stop_flag(cpu) = 0;
     return rc;
 }
 
@@ -301,6 +357,8 @@ static struct vcpu *kvm_create(struct machine *m, struct mr_error *err)
     cpu->scratch = calloc(cpu->nr_words, sizeof(unsigned long));
     rc = cpu->scratch ? 0 : mr_error_set(err, -ENOMEM, "out of memory");
     if (rc == 0)
+        rc = install_sigbus(err);
+    if (rc == 0)
         rc = open_kvm(cpu, err);
     if (rc == 0)
         rc = set_cpuid(cpu, err);
@@ -322,13 +380,23 @@ static struct vcpu *kvm_create(struct machine *m, struct mr_error *err)
     return cpu;
 }
 
+/* The stop flag's page can be withheld by a failed lazy load (poisoned):
+ * then the vCPU cannot run guest code either and parks on the poison by
+ * itself.  Populating it first turns the poison into an error here. */
+static bool stop_flag_writable(struct vcpu *cpu)
+{
+    uint8_t *page = cpu->m->ram + (GUEST_STOP_GPA & ~(uint64_t)4095);
+
+    return madvise(page, 4096, MADV_POPULATE_WRITE) == 0 || errno == EINVAL;
+}
+
 static int kvm_pause(struct vcpu *cpu, struct mr_error *err)
 {
     int rc;
 
     pthread_mutex_lock(&cpu->park.lock);
     cpu->park.run_wanted = false;
-    if (!cpu->park.parked)
+    if (!cpu->park.parked && stop_flag_writable(cpu))
         *stop_flag(cpu) = 1;
     vcpu_park_wait_parked(&cpu->park);
     rc = vcpu_park_failure(&cpu->park, err);

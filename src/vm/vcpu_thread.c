@@ -73,6 +73,10 @@ static int back_page(struct vcpu *cpu, uint64_t gpa, struct mr_error *err)
     }
     gpa -= gpa % GUEST_PAGE_BYTES;
     rc = populate(cpu->m->ram + gpa, GUEST_PAGE_BYTES);
+    if (rc == -EHWPOISON)       /* poisoned: docs/lazy-load.md */
+        return mr_error_set(err, -EHWPOISON, "guest memory at 0x%llx is "
+                            "withheld (a failed lazy load): the vCPU stops",
+                            (unsigned long long)gpa);
     if (rc < 0)
         return mr_error_set(err, rc, "guest memory at 0x%llx cannot be "
                             "backed: %s", (unsigned long long)gpa,

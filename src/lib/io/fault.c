@@ -16,7 +16,8 @@ static const char *const op_names[MR_FAULT_OP_COUNT] = {
     [MR_FAULT_OP_OPEN] = "open",           [MR_FAULT_OP_FCNTL] = "fcntl",
     [MR_FAULT_OP_FTRUNCATE] = "ftruncate", [MR_FAULT_OP_FALLOCATE] = "fallocate",
     [MR_FAULT_OP_FDATASYNC] = "fdatasync", [MR_FAULT_OP_PWRITE] = "pwrite",
-    [MR_FAULT_OP_PREAD] = "pread",
+    [MR_FAULT_OP_PREAD] = "pread",         [MR_FAULT_OP_USERFAULTFD] = "userfaultfd",
+    [MR_FAULT_OP_UFFD_READ] = "uffd-read", [MR_FAULT_OP_LAZY_READ] = "lazy-read",
 };
 
 static const struct {
@@ -132,7 +133,8 @@ static ssize_t inject(enum mr_fault_op op, enum mr_fault_kind kind,
         [MR_FAULT_EINTR] = EINTR, [MR_FAULT_EAGAIN] = EAGAIN,
     };
     bool moves_bytes = op == MR_FAULT_OP_WRITE || op == MR_FAULT_OP_READ ||
-                       op == MR_FAULT_OP_PWRITE || op == MR_FAULT_OP_PREAD;
+                       op == MR_FAULT_OP_PWRITE || op == MR_FAULT_OP_PREAD ||
+                       op == MR_FAULT_OP_LAZY_READ;
 
     if (kind != MR_FAULT_SHORT)
         return -codes[kind];

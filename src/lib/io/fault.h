@@ -24,7 +24,10 @@
  * Plans come from mr_fault_set() or, on first use, the environment:
  *     MAPRAM_FAULT=<op>:<N>:<kind>     e.g. MAPRAM_FAULT=write:17:eio
  * op:   write read (page channels), open fcntl ftruncate fallocate
- *       fdatasync pwrite pread (mr_sys calls)
+ *       fdatasync pwrite pread (mr_sys calls); for the lazy load
+ *       (docs/lazy-load.md): userfaultfd (creating one, the
+ *       postcopy-ram probe included), uffd-read (the fault thread's
+ *       reads of its events), lazy-read (a granule's reads from the file)
  * kind: short eio enospc eintr eagain
  * A short fault reports half the bytes (whole 4 KiB blocks when possible,
  * so O_DIRECT resumption stays aligned); on calls that move no bytes it
@@ -41,6 +44,9 @@ enum mr_fault_op {
     MR_FAULT_OP_FDATASYNC,
     MR_FAULT_OP_PWRITE,
     MR_FAULT_OP_PREAD,
+    MR_FAULT_OP_USERFAULTFD,
+    MR_FAULT_OP_UFFD_READ,
+    MR_FAULT_OP_LAZY_READ,
     MR_FAULT_OP_COUNT,
 };
 

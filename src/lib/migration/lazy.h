@@ -31,7 +31,8 @@ struct mig_lazy_block {
 struct mig_lazy {
     struct mr_migration *mig;
     int uffd, file_fd, stop_fd;
-    struct mr_source src;
+    struct mr_source src;            /* over file_fd, via the fault seam */
+    int64_t (*fd_pread)(void *, void *, size_t, uint64_t);
     struct load_plan *plans;
     size_t nplans;
     struct mig_lazy_block *blk;
@@ -43,7 +44,7 @@ struct mig_lazy {
     bool fault_live, fill_live;
     pthread_t fault_thr, fill_thr;
     atomic_bool stop, failed;
-    atomic_bool stuck;               /* a fault waits on a failed granule */
+    atomic_bool stuck;               /* a granule could not be poisoned */
     atomic_int pending;              /* the fault thread has events */
     uint64_t total_bytes;
     atomic_uint_fast64_t done_bytes, faults, fault_ns_sum, fault_ns_max;
@@ -56,6 +57,13 @@ int mig_lazy_install(struct mig_lazy *lz, uint64_t g, uint8_t *buf,
                      struct mr_error *err);
 /* Stop the guest and fail the incoming migration (first caller only). */
 void mig_lazy_fail(struct mig_lazy *lz, const struct mr_error *err);
+/* After a failure (lazy_seal.c): poison granule g, which the caller has
+ * claimed and keeps claimed; and take and poison every granule left.  The
+ * seal runs once the installers stopped: a granule given back to missing
+ * after it would leave the threads that faulted on it while it was
+ * claimed asleep (the fault thread poisons it at the next fault). */
+void mig_lazy_withhold(struct mig_lazy *lz, uint64_t g);
+void mig_lazy_seal(struct mig_lazy *lz);
 int mig_lazy_fault_start(struct mig_lazy *lz, struct mr_error *err);
 void mig_lazy_fault_stop(struct mig_lazy *lz);
 

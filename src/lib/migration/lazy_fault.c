@@ -15,6 +15,7 @@
 #include "format/mapped_ram.h"
 #include "mapram/crc32c.h"
 #include "migration/lazy.h"
+#include "migration/object.h"
 #include "migration/uffd.h"
 
 static const struct mig_lazy_block *block_of(const struct mig_lazy *lz,
@@ -39,7 +40,10 @@ static int read_present(struct mig_lazy *lz, const struct mig_lazy_block *b,
 
         if (mr_source_read(&lz->src, buf + (off - p0 * p->page_size), len,
                            p->pages_offset + off, err))
-            return err->code;
+            return mr_error_prefix(err, "lazy load: RAM block %s, pages at "
+                                   "0x%llx: ",
+                                   lz->mig->blocks[p->block].name,
+                                   (unsigned long long)off);
     }
     return 0;
 }
@@ -146,17 +150,20 @@ static int serve(struct mig_lazy *lz, uint64_t addr, struct mr_error *err)
         if (addr < (uintptr_t)b->host || addr >= (uintptr_t)b->host + b->len)
             continue;
         g = b->first + (addr - (uintptr_t)b->host) / lz->granule;
-        if (mr_claim_take(&lz->claim, g)) {
+        if (atomic_load(&lz->failed)) {
+            if (mr_claim_take(&lz->claim, g))   /* nothing more goes in */
+                mig_lazy_withhold(lz, g);
+        } else if (mr_claim_take(&lz->claim, g)) {
             struct mr_error e = MR_ERROR_INIT;
 
-            /* After a failure verified granules are still served (the
-             * vCPUs must reach their park point); a bad one never is,
-             * and its faulting thread sleeps on. */
+            /* A bad granule is never installed: the load fails, then the
+             * granule is poisoned and stays claimed (lazy_seal.c). */
             rc = mig_lazy_install(lz, g, lz->fault_buf, &e);
-            mr_claim_done(&lz->claim, g, rc == 0);
             if (rc) {
-                atomic_store(&lz->stuck, true);
                 mig_lazy_fail(lz, &e);
+                mig_lazy_withhold(lz, g);
+            } else {
+                mr_claim_done(&lz->claim, g, true);
             }
         } else if (mr_claim_get(&lz->claim, g) == MR_CLAIM_RESIDENT) {
             mr_uffd_wake(lz->uffd, (void *)(uintptr_t)(addr & ~4095ULL), 4096);

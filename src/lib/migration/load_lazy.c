@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io/fault.h"
 #include "migration/lazy.h"
 #include "migration/load_mode.h"
 #include "migration/publish.h"
@@ -38,6 +39,16 @@ static const struct mr_cksum_block *ck_block(struct mig_lazy *lz,
     return err->code ? NULL : cb;
 }
 
+/* The granule reads, through the fault seam (MAPRAM_FAULT=lazy-read:N:..). */
+static int64_t granule_pread(void *opaque, void *buf, size_t len, uint64_t off)
+{
+    struct mig_lazy *lz = opaque;
+
+    return mr_fault_filter(MR_FAULT_OP_LAZY_READ,
+                           lz->fd_pread((void *)(intptr_t)lz->file_fd, buf,
+                                        len, off));
+}
+
 /* Take the job's plans, trailer and file over; lay out the claim table. */
 static int adopt(struct mig_lazy *lz, struct load_job *j, struct mr_error *err)
 {
@@ -54,6 +65,9 @@ static int adopt(struct mig_lazy *lz, struct load_job *j, struct mr_error *err)
     lz->file_fd = fcntl(j->ch.main_fd, F_DUPFD_CLOEXEC, 0);
     if (lz->file_fd < 0 || mr_source_init_fd(&lz->src, lz->file_fd, err))
         return mr_error_set(err, -EIO, "lazy load: cannot keep the file open");
+    lz->fd_pread = lz->src.pread;
+    lz->src.pread = granule_pread;
+    lz->src.opaque = lz;
     lz->blk = calloc(lz->nplans ? lz->nplans : 1, sizeof(*lz->blk));
     if (!lz->blk)
         return mr_error_set(err, -ENOMEM, "out of memory");
@@ -150,16 +164,17 @@ void mig_lazy_fail(struct mig_lazy *lz, const struct mr_error *err)
         mr_mig_state_cas(&mig->in, MR_MIG_ACTIVE, MR_MIG_FAILED);
 }
 
-/* The vCPUs park cooperatively (writing guest RAM) on pages the fault
- * thread still serves verified; a vCPU waiting on the failed granule
- * stays asleep in its fault. */
+/* Every granule not resident is poisoned first (lazy_seal.c): a vCPU
+ * asleep on one, or reaching one, gets a memory error and parks, so the
+ * stop cannot hang; the others park cooperatively. */
 static void stop_guest(struct mig_lazy *lz)
 {
     struct mr_migration *mig = lz->mig;
     struct mr_error e = MR_ERROR_INIT, stop_err = MR_ERROR_INIT;
 
-    /* A vCPU asleep on the failed granule cannot park: it is stopped
-     * already, in its fault; the others are left as they are. */
+    mig_lazy_seal(lz);
+    /* Without UFFDIO_POISON (before Linux 6.6) a vCPU asleep on a
+     * withheld granule cannot park: it is stopped already, in its fault. */
     if (atomic_load(&lz->stuck))
         mig->ops->set_runstate(mig->vm, MR_RUN_POSTMIGRATE);
     else

@@ -18,6 +18,7 @@
 #include "migration/publish.h"
 #include "migration/save.h"
 #include "migration/transport.h"
+#include "migration/uffd.h"
 
 struct mr_migration *mr_migration_new(const struct mr_vm_ops *ops, void *vm,
                                       const struct mr_ram_block *blocks,
@@ -141,11 +142,17 @@ int mig_apply_caps(struct mr_migration *mig, const struct mr_caps *n,
                    struct mr_error *err)
 {
     int rc;
+    bool incoming = mig->ops->runstate(mig->vm) == MR_RUN_INMIGRATE;
 
     pthread_mutex_lock(&mig->lock);
     rc = mr_caps_check(&mig->caps, n, &mig->params,
                        mr_mig_status_is_running(mr_mig_state_get(&mig->out)),
-                       mig->ops->runstate(mig->vm) == MR_RUN_INMIGRATE, err);
+                       incoming, err);
+    /* A lazy load is refused here, before any load, where a block cannot
+     * be registered (hugetlb, a regular file): docs/lazy-load.md. */
+    if (!rc && incoming && n->on[MR_CAP_POSTCOPY_RAM] &&
+        !mig->caps.on[MR_CAP_POSTCOPY_RAM])
+        rc = mr_uffd_probe(mig->blocks, mig->nblocks, err);
     if (!rc)
         mig->caps = *n;
     pthread_mutex_unlock(&mig->lock);

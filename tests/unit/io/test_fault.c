@@ -29,6 +29,12 @@ static void parse_ok(void **state)
     assert_int_equal(p.kind, MR_FAULT_ENOSPC);
     assert_int_equal(mr_fault_parse("read:2:short", &p, NULL), 0);
     assert_int_equal(p.kind, MR_FAULT_SHORT);
+    assert_int_equal(mr_fault_parse("uffd-read:3:eio", &p, NULL), 0);
+    assert_int_equal(p.op, MR_FAULT_OP_UFFD_READ);
+    assert_int_equal(mr_fault_parse("lazy-read:1:eio", &p, NULL), 0);
+    assert_int_equal(p.op, MR_FAULT_OP_LAZY_READ);
+    assert_int_equal(mr_fault_parse("userfaultfd:1:eio", &p, NULL), 0);
+    assert_int_equal(p.op, MR_FAULT_OP_USERFAULTFD);
 }
 
 static void parse_bad(void **state)
