@@ -17,8 +17,8 @@
 #include "migration/lazy.h"
 #include "migration/uffd.h"
 
-static const struct mig_lazy_block *block_of(const struct mig_lazy *lz,
-                                             uint64_t g)
+const struct mig_lazy_block *mig_lazy_block_of(const struct mig_lazy *lz,
+                                               uint64_t g)
 {
     for (size_t i = lz->nplans; i-- > 0;)
         if (g >= lz->blk[i].first)
@@ -94,24 +94,53 @@ static int place(struct mig_lazy *lz, const struct mig_lazy_block *b,
     return 0;
 }
 
-int mig_lazy_install(struct mig_lazy *lz, uint64_t g, uint8_t *buf,
-                     struct mr_error *err)
+int mig_lazy_place(struct mig_lazy *lz, const struct mig_lazy_block *b,
+                   uint64_t p0, uint64_t p1, const uint8_t *buf,
+                   struct mr_error *err)
 {
-    const struct mig_lazy_block *b = block_of(lz, g);
-    uint64_t gp = lz->granule / b->plan->page_size;
-    uint64_t p0 = (g - b->first) * gp, p1 = p0 + gp;
-
-    if (p1 > b->plan->num_pages)
-        p1 = b->plan->num_pages;
-    memset(buf, 0, (p1 - p0) * b->plan->page_size);
-    if (read_present(lz, b, p0, p1, buf, err) ||
-        (b->cb && verify(b, p0, p1, buf, err)) ||
-        place(lz, b, p0, p1, buf, err))
+    if (place(lz, b, p0, p1, buf, err))
         return err->code;
     for (uint64_t q = p0; q < p1; q++)
         if (mr_bitmap_le64_test(b->plan->bitmap, q))
             atomic_fetch_add(&lz->done_bytes, b->plan->page_size);
     return 0;
+}
+
+void mig_lazy_granule_pages(const struct mig_lazy *lz,
+                            const struct mig_lazy_block *b, uint64_t g,
+                            uint64_t *p0, uint64_t *p1)
+{
+    uint64_t gp = lz->granule / b->plan->page_size;
+
+    *p0 = (g - b->first) * gp;
+    *p1 = *p0 + gp < b->plan->num_pages ? *p0 + gp : b->plan->num_pages;
+}
+
+/* A granule smaller than an extent is read and checked with its whole
+ * extent (the trailer has one CRC per extent); only the granule goes in. */
+int mig_lazy_install(struct mig_lazy *lz, uint64_t g, uint8_t *buf,
+                     struct mr_error *err)
+{
+    const struct mig_lazy_block *b = mig_lazy_block_of(lz, g);
+    uint64_t p0, p1, v0, v1;
+
+    mig_lazy_granule_pages(lz, b, g, &p0, &p1);
+    v0 = p0;
+    v1 = p1;
+    if (b->cb) {
+        uint64_t per = mr_cksum_extent_pages(b->plan->page_size);
+
+        v0 = p0 / per * per;
+        v1 = (p1 + per - 1) / per * per;
+        if (v1 > b->plan->num_pages)
+            v1 = b->plan->num_pages;
+    }
+    memset(buf, 0, (v1 - v0) * b->plan->page_size);
+    if (read_present(lz, b, v0, v1, buf, err) ||
+        (b->cb && verify(b, v0, v1, buf, err)))
+        return err->code;
+    return mig_lazy_place(lz, b, p0, p1,
+                          buf + (p0 - v0) * b->plan->page_size, err);
 }
 
 static uint64_t now_ns(void)
@@ -128,6 +157,7 @@ static void note_latency(struct mig_lazy *lz, uint64_t ns)
 
     atomic_fetch_add(&lz->faults, 1);
     atomic_fetch_add(&lz->fault_ns_sum, ns);
+    mig_lat_hist_add(&lz->hist, ns);
     while (ns > max &&
            !atomic_compare_exchange_weak(&lz->fault_ns_max, &max, ns))
         ;
@@ -146,6 +176,8 @@ static int serve(struct mig_lazy *lz, uint64_t addr, struct mr_error *err)
         if (addr < (uintptr_t)b->host || addr >= (uintptr_t)b->host + b->len)
             continue;
         g = b->first + (addr - (uintptr_t)b->host) / lz->granule;
+        if (mr_claim_get(&lz->claim, g) != MR_CLAIM_RESIDENT)
+            mig_wset_note(&lz->rec, g);
         if (mr_claim_take(&lz->claim, g)) {
             struct mr_error e = MR_ERROR_INIT;
 
