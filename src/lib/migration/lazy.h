@@ -66,6 +66,7 @@ struct mig_lazy {
     uint64_t t_start_ns;             /* lazy_ram began */
     atomic_uint_fast64_t fill_bytes, fill_t0_ns, fill_t1_ns, resident_ns;
     struct mig_lat_hist hist;        /* fault service times */
+    _Atomic uint64_t *fault_t0;      /* per granule: a fault waits since */
 
     /* The working set (lazy_wset.c). */
     char *wset_path;                 /* FILE.wset, NULL: none */
@@ -86,6 +87,11 @@ void mig_lazy_granule_pages(const struct mig_lazy *lz,
 int mig_lazy_place(struct mig_lazy *lz, const struct mig_lazy_block *b,
                    uint64_t p0, uint64_t p1, const uint8_t *buf,
                    struct mr_error *err);
+/* A fault's service time (from its read to its wake) into the stats. */
+void mig_lazy_note_latency(struct mig_lazy *lz, uint64_t ns);
+/* lazy_fill.c: a fault (read at t0) on a granule the fill owns: its
+ * latency is noted when the fill installs it. */
+void mig_lazy_wait_begin(struct mig_lazy *lz, uint64_t g, uint64_t t0);
 
 /* lazy_fill.c: the page channels for the fill (after adopt), the
  * working set's head before the resume, the fill loop (working set, then

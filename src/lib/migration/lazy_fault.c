@@ -151,11 +151,10 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void note_latency(struct mig_lazy *lz, uint64_t ns)
+void mig_lazy_note_latency(struct mig_lazy *lz, uint64_t ns)
 {
     uint_fast64_t max = atomic_load(&lz->fault_ns_max);
 
-    atomic_fetch_add(&lz->faults, 1);
     atomic_fetch_add(&lz->fault_ns_sum, ns);
     mig_lat_hist_add(&lz->hist, ns);
     while (ns > max &&
@@ -178,6 +177,7 @@ static int serve(struct mig_lazy *lz, uint64_t addr, struct mr_error *err)
         g = b->first + (addr - (uintptr_t)b->host) / lz->granule;
         if (mr_claim_get(&lz->claim, g) != MR_CLAIM_RESIDENT)
             mig_wset_note(&lz->rec, g);
+        atomic_fetch_add(&lz->faults, 1);
         if (mr_claim_take(&lz->claim, g)) {
             struct mr_error e = MR_ERROR_INIT;
 
@@ -192,8 +192,13 @@ static int serve(struct mig_lazy *lz, uint64_t addr, struct mr_error *err)
             }
         } else if (mr_claim_get(&lz->claim, g) == MR_CLAIM_RESIDENT) {
             mr_uffd_wake(lz->uffd, (void *)(uintptr_t)(addr & ~4095ULL), 4096);
-        }   /* claimed: the owner's copy wakes the faulting thread */
-        note_latency(lz, now_ns() - t0);
+        } else {
+            /* claimed by the fill: its copy wakes the faulting thread,
+             * and the fill notes how long the fault waited */
+            mig_lazy_wait_begin(lz, g, t0);
+            return 0;
+        }
+        mig_lazy_note_latency(lz, now_ns() - t0);
         return 0;
     }
     return mr_error_set(err, -EFAULT, "userfault at 0x%llx outside guest "

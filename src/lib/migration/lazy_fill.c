@@ -67,6 +67,25 @@ static void note_max(atomic_uint_fast64_t *v, uint64_t x)
         ;
 }
 
+/* The first caller after the granule is resident notes the wait. */
+static void wait_end(struct mig_lazy *lz, uint64_t g)
+{
+    uint64_t t0 = atomic_exchange(&lz->fault_t0[g], 0);
+
+    if (t0)
+        mig_lazy_note_latency(lz, mig_lazy_now_ns() - t0);
+}
+
+void mig_lazy_wait_begin(struct mig_lazy *lz, uint64_t g, uint64_t t0)
+{
+    uint64_t none = 0;
+
+    if (!atomic_compare_exchange_strong(&lz->fault_t0[g], &none, t0 ? t0 : 1))
+        return;         /* a fault already waits on it */
+    if (mr_claim_get(&lz->claim, g) == MR_CLAIM_RESIDENT)
+        wait_end(lz, g);
+}
+
 static int slot_done(struct mr_multifd_fill *f, int rc, struct mr_error *err)
 {
     struct mig_fill_slot *s = f->opaque;
@@ -80,8 +99,10 @@ static int slot_done(struct mr_multifd_fill *f, int rc, struct mr_error *err)
         rc = mig_lazy_place(lz, s->b, p0, p1,
                             f->buf + (p0 - f->first) * f->page_size, err);
         mr_claim_done(&lz->claim, g, rc == 0);
-        if (!rc)
+        if (!rc) {
+            wait_end(lz, g);
             atomic_fetch_add(&lz->fill_bytes, present_bytes(s->b, p0, p1));
+        }
     }
     for (; g < s->g1; g++)
         mr_claim_done(&lz->claim, g, false);   /* never installed */
@@ -97,6 +118,10 @@ static int slots_alloc(struct mig_lazy *lz, struct mr_error *err)
     uint64_t per = 1ULL << 20;   /* one extent each side, for rounding */
     size_t bytes = (size_t)(batch_granules(lz) * lz->granule + 2 * per);
 
+    lz->fault_t0 = calloc(lz->claim.n ? lz->claim.n : 1,
+                          sizeof(*lz->fault_t0));
+    if (!lz->fault_t0)
+        return mr_error_set(err, -ENOMEM, "out of memory");
     lz->nslots = lz->nchan + 1;  /* one per channel, one being filled */
     lz->slots = calloc(lz->nslots, sizeof(*lz->slots));
     if (!lz->slots)
@@ -173,6 +198,8 @@ void mig_lazy_fill_free(struct mig_lazy *lz)
         free(lz->slots[i].f.buf);
     free(lz->slots);
     lz->slots = NULL;
+    free((void *)lz->fault_t0);
+    lz->fault_t0 = NULL;
 }
 
 /* ---- the producer ------------------------------------------------------------ */
