@@ -20,10 +20,12 @@
 #include "migration/publish.h"
 #include "multifd/multifd.h"
 
-/* A fill batch: 4 MiB of granules (one granule if larger); at most this
- * much of the working set is fetched before the guest resumes. */
+/* A fill batch: 4 MiB of granules (one granule if larger).  At most
+ * PREFETCH_BYTES of the working set are fetched before the guest resumes
+ * (docs/lazy-load.md, "Working set": the time to running grows with the
+ * working set, the faults after it fall); the rest right after. */
 #define FILL_BATCH_BYTES (4ULL << 20)
-#define PREFETCH_BYTES (32ULL << 20)
+#define PREFETCH_BYTES (256ULL << 20)
 
 struct mig_fill_slot {
     struct mr_multifd_fill f;
