@@ -148,16 +148,37 @@ static void wset_load(struct mig_lazy *lz)
     mr_wset_free(&w);
 }
 
+/* The file's own name: the address's path, or for a descriptor passed in
+ * an fdset (mapram restore) the name the kernel has for it. */
+static const char *file_name(const struct mig_lazy *lz,
+                             const struct load_job *j, char *buf, size_t len)
+{
+    char link[64];
+    ssize_t n;
+
+    if (strncmp(j->ch.addr.path, "/dev/fdset/", 11))
+        return j->ch.addr.path;
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", lz->file_fd);
+    n = readlink(link, buf, len - 1);
+    if (n <= 0 || (size_t)n >= len - 1 || buf[0] != '/')
+        return NULL;
+    buf[n] = '\0';
+    return strstr(buf, " (deleted)") ? NULL : buf;
+}
+
 static int identify(struct mig_lazy *lz, const struct load_job *j)
 {
-    const char *path = j->ch.addr.path;
+    char buf[MR_URI_PATH_MAX];
+    const char *path;
     struct stat st;
-    size_t len = strlen(path) + sizeof(".wset");
+    size_t len;
 
     if (!j->lazy_wset || j->ch.addr.transport != MR_TRANSPORT_FILE ||
-        !path[0] || !strncmp(path, "/dev/fdset/", 11) ||
+        !j->ch.addr.path[0] ||
+        !(path = file_name(lz, j, buf, sizeof(buf))) ||
         fstat(lz->file_fd, &st) || !S_ISREG(st.st_mode))
         return 0;
+    len = strlen(path) + sizeof(".wset");
     lz->file_size = (uint64_t)st.st_size;
     lz->file_mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
                         (uint64_t)st.st_mtim.tv_nsec;
