@@ -111,8 +111,9 @@ int mr_multifd_queue_extent(struct mr_multifd *m,
 
 /*
  * Lazy fill (docs/lazy-load.md): pages [first, end) of a block read into
- * `buf` (page-aligned, room for end - first pages; absent pages zeroed,
- * never read), each checksum extent in it checked against crc[] (none
+ * `buf` (page-aligned, room for end - first pages; absent pages zero: a
+ * short gap between present runs is read with them, then zeroed), each
+ * checksum extent in it checked against crc[] (none
  * when crc is NULL; first must then start an extent and end end one or
  * the block), then `done` called on the channel with 0, or the error
  * that left the range unverified (in err; nothing of it may be
