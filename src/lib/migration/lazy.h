@@ -67,6 +67,7 @@ struct mig_lazy {
     atomic_uint_fast64_t fill_bytes, fill_t0_ns, fill_t1_ns, resident_ns;
     struct mig_lat_hist hist;        /* fault service times */
     _Atomic uint64_t *fault_t0;      /* per granule: a fault waits since */
+    atomic_uint_fast64_t last_fault_ns; /* the fault thread's latest */
 
     /* The working set (lazy_wset.c). */
     char *wset_path;                 /* FILE.wset, NULL: none */

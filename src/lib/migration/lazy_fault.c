@@ -204,6 +204,7 @@ static int serve(struct mig_lazy *lz, uint64_t addr, struct mr_error *err)
         if (mr_claim_get(&lz->claim, g) != MR_CLAIM_RESIDENT)
             mig_wset_note(&lz->rec, g);
         atomic_fetch_add(&lz->faults, 1);
+        atomic_store(&lz->last_fault_ns, t0);
         if (mr_claim_take(&lz->claim, g)) {
             struct mr_error e = MR_ERROR_INIT;
 

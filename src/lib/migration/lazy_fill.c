@@ -20,11 +20,15 @@
 #include "migration/publish.h"
 #include "multifd/multifd.h"
 
-/* A fill batch: 4 MiB of granules (one granule if larger).  At most
+/* A fill batch: 4 MiB of granules (one granule if larger), or a single
+ * granule while the guest faults (a fault on a granule the fill holds
+ * waits for its whole batch): FAULT_QUIET_NS after the last fault the
+ * batches grow again.  At most
  * PREFETCH_BYTES of the working set are fetched before the guest resumes
  * (docs/lazy-load.md, "Working set": the time to running grows with the
  * working set, the faults after it fall); the rest right after. */
 #define FILL_BATCH_BYTES (4ULL << 20)
+#define FAULT_QUIET_NS 50000000ULL
 #define PREFETCH_BYTES (256ULL << 20)
 
 struct mig_fill_slot {
@@ -267,7 +271,9 @@ static uint64_t claim_batch(struct mig_lazy *lz, struct mig_fill_slot *s,
 {
     const struct mig_lazy_block *b = mig_lazy_block_of(lz, g);
     uint64_t end = b->first + (b->len + lz->granule - 1) / lz->granule;
-    uint64_t max = batch_granules(lz), n = 1;
+    uint64_t last = atomic_load(&lz->last_fault_ns), n = 1;
+    uint64_t max = last && mig_lazy_now_ns() - last < FAULT_QUIET_NS
+                       ? 1 : batch_granules(lz);
 
     s->b = b;
     s->g0 = g;
