@@ -68,6 +68,7 @@ struct mig_lazy {
     struct mig_lat_hist hist;        /* fault service times */
     _Atomic uint64_t *fault_t0;      /* per granule: a fault waits since */
     atomic_uint_fast64_t last_fault_ns; /* the fault thread's latest */
+    atomic_uint_fast64_t zero_faults;   /* on pages left missing */
 
     /* The working set (lazy_wset.c). */
     char *wset_path;                 /* FILE.wset, NULL: none */
@@ -91,8 +92,14 @@ int mig_lazy_place(struct mig_lazy *lz, const struct mig_lazy_block *b,
 /* A fault's service time (from its read to its wake) into the stats. */
 void mig_lazy_note_latency(struct mig_lazy *lz, uint64_t ns);
 /* lazy_fill.c: a fault (read at t0) on a granule the fill owns: its
- * latency is noted when the fill installs it. */
-void mig_lazy_wait_begin(struct mig_lazy *lz, uint64_t g, uint64_t t0);
+ * latency is noted when the fill installs it.  True when the granule
+ * became resident meanwhile (the caller settles the page itself). */
+bool mig_lazy_wait_begin(struct mig_lazy *lz, uint64_t g, uint64_t t0);
+/* The owner of granule g installed it: resident, a waiting fault's
+ * latency noted, and every sleeper in it woken (a page left missing, in
+ * a long absent run, then faults again and gets its zero page). */
+void mig_lazy_resident(struct mig_lazy *lz, const struct mig_lazy_block *b,
+                       uint64_t g);
 
 /* lazy_fill.c: the page channels for the fill (after adopt), the
  * working set's head before the resume, the fill loop (working set, then

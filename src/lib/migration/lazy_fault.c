@@ -107,10 +107,13 @@ static int place(struct mig_lazy *lz, const struct mig_lazy_block *b,
         uint64_t off = q * p->page_size, len = (r - q) * p->page_size;
         int rc;
 
+        /* a longer absent run is left missing: a touch gets a zero page
+         * (settle), and once the load completes the unregistered hole
+         * reads as zeros anyway; installing 1 GiB of zero pages would
+         * cost as much as the data */
         rc = copy ? mr_uffd_copy(lz->uffd, b->host + off,
                                  buf + (q - p0) * p->page_size, len,
-                                 p->page_size)
-                  : mr_uffd_zero(lz->uffd, b->host + off, len, p->page_size);
+                                 p->page_size) : 0;
         if (rc)
             return mr_error_set(err, rc, "RAM block %s: installing pages at "
                                 "0x%llx failed: %s", b->cb ? b->cb->name : "",
@@ -188,6 +191,20 @@ void mig_lazy_note_latency(struct mig_lazy *lz, uint64_t ns)
         ;
 }
 
+/* A fault on a page of a resident granule: one the file does not hold
+ * gets a zero page (long absent runs are never installed); then a wake,
+ * for a page already in (a stale event, or the zero page existed). */
+static void settle(struct mig_lazy *lz, const struct mig_lazy_block *b,
+                   uint64_t addr)
+{
+    uint64_t ps = b->plan->page_size;
+    uint64_t pg = (addr - (uintptr_t)b->host) / ps;
+
+    if (!mr_bitmap_le64_test(b->plan->bitmap, pg))
+        (void)mr_uffd_zero(lz->uffd, b->host + pg * ps, ps, ps);
+    mr_uffd_wake(lz->uffd, b->host + pg * ps, ps);
+}
+
 /* One fault at host address addr. */
 static int serve(struct mig_lazy *lz, uint64_t addr, struct mr_error *err)
 {
@@ -201,8 +218,14 @@ static int serve(struct mig_lazy *lz, uint64_t addr, struct mr_error *err)
         if (addr < (uintptr_t)b->host || addr >= (uintptr_t)b->host + b->len)
             continue;
         g = b->first + (addr - (uintptr_t)b->host) / lz->granule;
-        if (mr_claim_get(&lz->claim, g) != MR_CLAIM_RESIDENT)
-            mig_wset_note(&lz->rec, g);
+        if (mr_claim_get(&lz->claim, g) == MR_CLAIM_RESIDENT) {
+            /* a page left missing in a long absent run, or a stale
+             * event: not a demand fault for data */
+            atomic_fetch_add(&lz->zero_faults, 1);
+            settle(lz, b, addr);
+            return 0;
+        }
+        mig_wset_note(&lz->rec, g);
         atomic_fetch_add(&lz->faults, 1);
         atomic_store(&lz->last_fault_ns, t0);
         if (mr_claim_take(&lz->claim, g)) {
@@ -212,17 +235,21 @@ static int serve(struct mig_lazy *lz, uint64_t addr, struct mr_error *err)
              * vCPUs must reach their park point); a bad one never is,
              * and its faulting thread sleeps on. */
             rc = mig_lazy_install(lz, g, lz->fault_buf, &e);
-            mr_claim_done(&lz->claim, g, rc == 0);
             if (rc) {
+                mr_claim_done(&lz->claim, g, false);
                 atomic_store(&lz->stuck, true);
                 mig_lazy_fail(lz, &e);
+            } else {
+                mig_lazy_resident(lz, b, g);
+                settle(lz, b, addr);
             }
         } else if (mr_claim_get(&lz->claim, g) == MR_CLAIM_RESIDENT) {
-            mr_uffd_wake(lz->uffd, (void *)(uintptr_t)(addr & ~4095ULL), 4096);
+            settle(lz, b, addr);
         } else {
-            /* claimed by the fill: its copy wakes the faulting thread,
-             * and the fill notes how long the fault waited */
-            mig_lazy_wait_begin(lz, g, t0);
+            /* claimed by the fill: it wakes the granule once it is in,
+             * and notes how long the fault waited */
+            if (mig_lazy_wait_begin(lz, g, t0))
+                settle(lz, b, addr);
             return 0;
         }
         mig_lazy_note_latency(lz, now_ns() - t0);

@@ -18,6 +18,7 @@
 #include "format/mapped_ram.h"
 #include "migration/lazy.h"
 #include "migration/publish.h"
+#include "migration/uffd.h"
 #include "multifd/multifd.h"
 
 /* A fill batch: 4 MiB of granules (one granule if larger), or a single
@@ -82,14 +83,27 @@ static void wait_end(struct mig_lazy *lz, uint64_t g)
         mig_lazy_note_latency(lz, mig_lazy_now_ns() - t0);
 }
 
-void mig_lazy_wait_begin(struct mig_lazy *lz, uint64_t g, uint64_t t0)
+bool mig_lazy_wait_begin(struct mig_lazy *lz, uint64_t g, uint64_t t0)
 {
     uint64_t none = 0;
 
     if (!atomic_compare_exchange_strong(&lz->fault_t0[g], &none, t0 ? t0 : 1))
-        return;         /* a fault already waits on it */
-    if (mr_claim_get(&lz->claim, g) == MR_CLAIM_RESIDENT)
-        wait_end(lz, g);
+        return mr_claim_get(&lz->claim, g) == MR_CLAIM_RESIDENT;
+    if (mr_claim_get(&lz->claim, g) != MR_CLAIM_RESIDENT)
+        return false;
+    wait_end(lz, g);
+    return true;
+}
+
+void mig_lazy_resident(struct mig_lazy *lz, const struct mig_lazy_block *b,
+                       uint64_t g)
+{
+    uint64_t p0, p1, ps = b->plan->page_size;
+
+    mr_claim_done(&lz->claim, g, true);
+    wait_end(lz, g);
+    mig_lazy_granule_pages(lz, b, g, &p0, &p1);
+    mr_uffd_wake(lz->uffd, b->host + p0 * ps, (p1 - p0) * ps);
 }
 
 static int slot_done(struct mr_multifd_fill *f, int rc, struct mr_error *err)
@@ -104,11 +118,10 @@ static int slot_done(struct mr_multifd_fill *f, int rc, struct mr_error *err)
         mig_lazy_granule_pages(lz, s->b, g, &p0, &p1);
         rc = mig_lazy_place(lz, s->b, p0, p1,
                             f->buf + (p0 - f->first) * f->page_size, err);
-        mr_claim_done(&lz->claim, g, rc == 0);
-        if (!rc) {
-            wait_end(lz, g);
-            atomic_fetch_add(&lz->fill_bytes, present_bytes(s->b, p0, p1));
-        }
+        if (rc)
+            break;      /* g and the rest: given back below */
+        mig_lazy_resident(lz, s->b, g);
+        atomic_fetch_add(&lz->fill_bytes, present_bytes(s->b, p0, p1));
     }
     for (; g < s->g1; g++)
         mr_claim_done(&lz->claim, g, false);   /* never installed */
@@ -386,6 +399,8 @@ void mig_lazy_fill_query(struct mig_lazy *lz, json_t *ram)
         (json_int_t)(mig_lat_hist_quantile(&lz->hist, 0.50) / 1000)));
     json_object_set_new(ram, "x-lazy-fault-p99-us", json_integer(
         (json_int_t)(mig_lat_hist_quantile(&lz->hist, 0.99) / 1000)));
+    json_object_set_new(ram, "x-lazy-zero-faults", json_integer(
+        (json_int_t)atomic_load(&lz->zero_faults)));
     json_object_set_new(ram, "x-lazy-fill-channels",
                         json_integer((json_int_t)lz->nchan));
     json_object_set_new(ram, "x-lazy-fill-bytes",
