@@ -90,7 +90,7 @@ struct mr_params {
 #define MR_LAZY_GRANULE_MIN (64ULL << 10)
 #define MR_LAZY_GRANULE_MAX (2ULL << 20)
 /* Defaults, from the measurements in docs/lazy-load.md. */
-#define MR_LAZY_GRANULE_DEFAULT (256ULL << 10)
+#define MR_LAZY_GRANULE_DEFAULT (1ULL << 20)
 #define MR_LAZY_FILL_CAP_DEFAULT 0
 
 void mr_params_init(struct mr_params *p);

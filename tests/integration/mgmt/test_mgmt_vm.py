@@ -115,10 +115,10 @@ def lazy_roundtrip(accel, path):
     dst = VM(accel, extra=['-incoming', 'defer'], backend='memfd')
     try:
         mapram('restore', '--qmp', dst.sock, path, '--lazy', '--granule',
-               '1M', '--paused', expect_rc=0)
+               '256K', '--paused', expect_rc=0)
         info = dst.qmp.cmd('query-migrate')
         check(info['status'] == 'completed', 'lazy restore: %s' % info)
-        check(info['ram']['x-lazy-granule'] == 1 << 20,
+        check(info['ram']['x-lazy-granule'] == 256 << 10,
               'x-lazy-granule not set by --granule')
         check(os.path.exists(path + '.wset'), 'no working set written')
         os.unlink(path + '.wset')

@@ -242,10 +242,10 @@ def test_granule(path, img, tmp):
                 assert "Parameter 'x-lazy-granule' expects a power of two " \
                     "between 64 KiB and 2 MiB" in str(e), e
         got = vm.qmp.cmd('query-migrate-parameters')['x-lazy-granule']
-        assert got == 256 << 10, got
+        assert got == 1 << 20, got
     finally:
         vm.kill()
-    for g in (64 << 10, 1 << 20, 2 << 20):
+    for g in (64 << 10, 256 << 10, 2 << 20):
         ram, _ = restore(path, img, tmp, {'x-lazy-granule': g,
                                           'x-lazy-working-set': False})
         assert ram['x-lazy-granule'] == g, ram

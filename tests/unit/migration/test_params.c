@@ -184,7 +184,7 @@ static void test_defaults_json(void **state)
                         "auto");
     assert_null(json_object_get(o, "block-bitmap-mapping"));
     assert_int_equal(json_integer_value(json_object_get(o, "x-lazy-granule")),
-                     256 << 10);
+                     1 << 20);
     assert_int_equal(json_object_size(o), 32);
     json_decref(o);
 }
@@ -212,7 +212,7 @@ static void test_print(void **state)
         "xbzrle-cache-size: 67108864 bytes\nmax-postcopy-bandwidth: 0\n"
         "tls-authz: ''\nx-vcpu-dirty-limit-period: 1000 ms\n"
         "vcpu-dirty-limit: 1 MB/s\nmode: normal\ndirect-io: off\n"
-        "x-io-engine: auto\nx-lazy-granule: 262144 bytes\n"
+        "x-io-engine: auto\nx-lazy-granule: 1048576 bytes\n"
         "x-lazy-fill-cap: 0 MB/s\nx-lazy-working-set: on\n");
     free(buf);
 }
