@@ -22,9 +22,10 @@
 #include "multifd/multifd.h"
 
 /* A fill batch: 4 MiB of granules (one granule if larger), or a single
- * granule while the guest faults (a fault on a granule the fill holds
- * waits for its whole batch): FAULT_QUIET_NS after the last fault the
- * batches grow again.  At most
+ * granule (an extent's worth if smaller: it is read whole anyway) while
+ * the guest faults (a fault on a granule the fill holds waits for its
+ * whole batch): FAULT_QUIET_NS after the last fault the batches grow
+ * again.  At most
  * PREFETCH_BYTES of the working set are fetched before the guest resumes
  * (docs/lazy-load.md, "Working set": the time to running grows with the
  * working set, the faults after it fall); the rest right after. */
@@ -285,8 +286,9 @@ static uint64_t claim_batch(struct mig_lazy *lz, struct mig_fill_slot *s,
     const struct mig_lazy_block *b = mig_lazy_block_of(lz, g);
     uint64_t end = b->first + (b->len + lz->granule - 1) / lz->granule;
     uint64_t last = atomic_load(&lz->last_fault_ns), n = 1;
+    uint64_t per = (1ULL << 20) / lz->granule;   /* granules per extent */
     uint64_t max = last && mig_lazy_now_ns() - last < FAULT_QUIET_NS
-                       ? 1 : batch_granules(lz);
+                       ? (per > 1 ? per : 1) : batch_granules(lz);
 
     s->b = b;
     s->g0 = g;
