@@ -43,7 +43,7 @@ struct mig_lazy {
     bool have_ck;
     uint64_t granule;                /* bytes, x-lazy-granule */
     struct mr_claim claim;
-    uint8_t *fault_buf, *fill_buf;   /* one granule each */
+    uint8_t *fault_buf;              /* span bytes (the fill has its own) */
     bool fault_live, fill_live;
     pthread_t fault_thr, fill_thr;
     atomic_bool stop, failed;

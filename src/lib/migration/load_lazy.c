@@ -74,8 +74,7 @@ static int adopt(struct mig_lazy *lz, struct load_job *j, struct mr_error *err)
     /* a granule smaller than an extent is read with its whole extent */
     lz->span = lz->granule > (1ULL << 20) ? lz->granule : (1ULL << 20);
     lz->fault_buf = aligned_alloc(4096, lz->span);
-    lz->fill_buf = aligned_alloc(4096, lz->span);
-    if (!lz->fault_buf || !lz->fill_buf)
+    if (!lz->fault_buf)
         return mr_error_set(err, -ENOMEM, "out of memory");
     return 0;
 }
@@ -263,7 +262,6 @@ void mig_lazy_free(struct mig_lazy *lz)
     mr_cksum_free(&lz->ck);
     mr_claim_free(&lz->claim);
     free(lz->fault_buf);
-    free(lz->fill_buf);
     mig_wset_rec_free(&lz->rec);
     free(lz->pre);
     free(lz->wset_path);
