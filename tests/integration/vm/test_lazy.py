@@ -214,10 +214,17 @@ def test_fill_multifd(path, img, tmp):
     """The fill runs on the multifd channels (O_DIRECT where the file
     allows it), two of them."""
     for dio in (False, True):
-        ram, _ = restore(path, img, tmp, {'multifd-channels': 2,
-                                          'direct-io': dio,
-                                          'x-lazy-working-set': False},
-                         ['multifd'])
+        try:
+            ram, _ = restore(path, img, tmp, {'multifd-channels': 2,
+                                              'direct-io': dio,
+                                              'x-lazy-working-set': False},
+                             ['multifd'])
+        except QMPError as e:
+            if dio and 'O_DIRECT' in str(e):   # the file system has none
+                print('skip lazy %s multifd fill with direct-io: %s' % (
+                    ACCEL, e))
+                continue
+            raise
         assert ram['x-lazy-fill-channels'] == 2, ram
         assert ram['x-lazy-fill-bytes'] > 0, ram
         print('ok lazy %s multifd fill (direct-io %s): %d faults, fill %d '
