@@ -6,22 +6,29 @@ import fnmatch
 
 
 class Case:
-    """legacy | mr | mfN | mfN-dio, each optionally -live."""
+    """legacy | mr | mfN | mfN-dio, each optionally -live; for mapram-vm
+    also mr-lazy and mfN-dio-lazy (optionally -live): the same file
+    restored eagerly, then lazily twice (the second time with the first's
+    working set)."""
 
     def __init__(self, name):
         self.name = name
         self.live = name.endswith('-live')
         base = name[:-5] if self.live else name
+        self.lazy = base.endswith('-lazy')
+        base = base[:-5] if self.lazy else base
         self.dio = base.endswith('-dio')
         base = base[:-4] if self.dio else base
         self.mapped_ram = base != 'legacy'
         self.channels = int(base[2:]) if base.startswith('mf') else 0
 
 
-def case_names(cfg):
+def case_names(cfg, vm='mapram'):
     names = ['legacy', 'mr']
     for ch in cfg.channels:
         names += ['mf%d' % ch, 'mf%d-dio' % ch]
+    if vm == 'mapram':
+        names += ['mr-lazy'] + ['mf%d-dio-lazy' % ch for ch in cfg.channels]
     return names
 
 
@@ -32,7 +39,7 @@ def selected(cfg):
         for layout in cfg.layouts:
             for live in ([False, True] if vm == 'mapram' and cfg.live
                          else [False]):
-                for n in case_names(cfg):
+                for n in case_names(cfg, vm):
                     full = n + ('-live' if live else '')
                     key = '%s/%s/%s' % (vm, layout, full)
                     if any(fnmatch.fnmatch(key, p) for p in cfg.cases):

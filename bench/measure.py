@@ -117,6 +117,70 @@ def restore_half(cfg, peer, case, dstmem, savefile, r):
         vms.stop(dst)
 
 
+LAZY_KEYS = ('x-lazy-faults', 'x-lazy-fault-p50-us', 'x-lazy-fault-p99-us',
+             'x-lazy-fault-max-us', 'x-lazy-fill-mbps', 'x-lazy-fill-bytes',
+             'x-lazy-prefetched', 'x-lazy-working-set', 'x-lazy-resident-ms',
+             'x-lazy-granule', 'x-lazy-fill-channels')
+
+
+def event_time(ev):
+    ts = ev.get('timestamp', {})
+    return ts.get('seconds', 0) + ts.get('microseconds', 0) / 1e6
+
+
+def lazy_restore(cfg, peer, case, dstmem, savefile, r, tag):
+    """One lazy restore of the file: r[tag + '_run_ms'] from
+    migrate-incoming to the postcopy-active event (the guest resumed),
+    r[tag + '_full_s'] to `completed` (every page resident), and the
+    x-lazy-* figures of query-migrate."""
+    if os.path.exists(dstmem):
+        os.unlink(dstmem)
+    host.prepare_destination_memory(cfg)
+    # a live guest runs on after the resume (its faults and working set)
+    dst = vms.start(peer, cfg, dstmem, 'dst-' + tag, incoming=True,
+                    live_range=cfg.live_range if case.live else None)
+    try:
+        vms.setup(dst, case, lazy=True)
+        t0, w0 = time.monotonic(), time.time()
+        dst.qmp.cmd('migrate-incoming', {'uri': 'file:' + savefile})
+        while True:
+            ev = dst.qmp.wait_event('MIGRATION', cfg.timeout)
+            st = ev['data']['status']
+            if st == 'postcopy-active':
+                r[tag + '_run_ms'] = (event_time(ev) - w0) * 1e3
+            if st in ('completed', 'failed'):
+                break
+        r[tag + '_full_s'] = time.monotonic() - t0
+        info = dst.qmp.cmd('query-migrate')
+        if st != 'completed':
+            r['error'] = '%s: %s' % (tag, info.get('error-desc', st))
+            return False
+        for k in LAZY_KEYS:
+            r['%s_%s' % (tag, k[7:].replace('-', '_'))] = \
+                info.get('ram', {}).get(k)
+        return True
+    finally:
+        vms.stop(dst)
+
+
+def lazy_reps(cfg, peer, case, srcmem, dstmem, savefile, r):
+    """After the eager restore of the same file: a lazy restore without a
+    working set, then one with the working set the first recorded."""
+    side = savefile + '.wset'
+    if os.path.exists(side):
+        os.unlink(side)
+    for tag in ('lazy1', 'lazy2'):
+        host.drop_caches(cfg)
+        if not lazy_restore(cfg, peer, case, dstmem, savefile, r, tag):
+            return
+        if tag == 'lazy1' and cfg.verify and not case.live:
+            if not host.same_content(srcmem, dstmem):
+                r['error'] = 'lazily restored memory differs from the source'
+                return
+    if os.path.exists(side):
+        os.unlink(side)
+
+
 def one_rep(cfg, peer, layout, case, srcmem):
     """Save then restore once; returns a dict of figures."""
     savefile = os.path.join(cfg.datadir, 'save.img')
@@ -139,7 +203,10 @@ def one_rep(cfg, peer, layout, case, srcmem):
         r['verified'] = host.same_content(srcmem, dstmem)
         if not r['verified']:
             r['error'] = 'restored memory differs from the source'
-    os.unlink(dstmem)
+    if case.lazy and 'error' not in r:
+        lazy_reps(cfg, peer, case, srcmem, dstmem, savefile, r)
+    if os.path.exists(dstmem):
+        os.unlink(dstmem)
     os.unlink(savefile)
     return r
 

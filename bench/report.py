@@ -226,7 +226,7 @@ def plot_cases(cfg, rows, op, layout, dev, tmp):
     """Per case: mapram beside QEMU."""
     dat = os.path.join(tmp, 'cases-%s-%s.dat' % (op, layout))
     with open(dat, 'w') as f:
-        for n in case_names(cfg):
+        for n in case_names(cfg, 'qemu'):    # the lazy cases have a table
             vals = []
             for vm in ('mapram', 'qemu'):
                 r = find_row(rows, vm, layout, n, op)
@@ -315,6 +315,50 @@ def limits_text(cfg, lim):
     return txt
 
 
+def lazy_rows(results):
+    """The -lazy cases: medians of the eager restore and of the two lazy
+    restores of the same file (measure.lazy_reps)."""
+    keys = ('restore_s', 'lazy1_run_ms', 'lazy1_full_s', 'lazy1_faults',
+            'lazy1_fault_p50_us', 'lazy1_fault_p99_us', 'lazy1_fill_mbps',
+            'lazy1_resident_ms', 'lazy2_run_ms', 'lazy2_full_s',
+            'lazy2_faults', 'lazy2_prefetched', 'lazy2_fault_p99_us')
+    rows = []
+    for x in results:
+        if '-lazy' not in x['case']:
+            continue
+        row = {'vm': x['vm'], 'layout': x['layout'], 'case': x['case']}
+        for k in keys:
+            t = summarise([r for r in x['reps'] if r.get(k) is not None], k)
+            row[k] = t and t['median']
+        rows.append(row)
+    return rows
+
+
+def lazy_table(cfg, rows):
+    lines = ['| layout | case | eager s | eager GB/s | lazy: running ms | '
+             'resident s | x eager | faults | p50 us | p99 us | fill GB/s | '
+             '2nd: running ms | resident s | faults | prefetched | '
+             'fewer faults |', '|' + '---|' * 16]
+    for r in rows:
+        e, f1 = r['restore_s'], r['lazy1_full_s']
+        a, b = r['lazy1_faults'], r['lazy2_faults']
+        lines.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s '
+                     '| %s | %s | %s | %s | %s |' % (
+                         r['layout'], r['case'], fmt(e),
+                         fmt(e and gbps(cfg, e)), fmt(r['lazy1_run_ms'], '%.1f'),
+                         fmt(f1), fmt(e and f1 and f1 / e),
+                         fmt(a, '%d'), fmt(r['lazy1_fault_p50_us'], '%d'),
+                         fmt(r['lazy1_fault_p99_us'], '%d'),
+                         fmt(r['lazy1_fill_mbps'] and
+                             r['lazy1_fill_mbps'] / 1e3),
+                         fmt(r['lazy2_run_ms'], '%.1f'),
+                         fmt(r['lazy2_full_s']), fmt(b, '%d'),
+                         fmt(r['lazy2_prefetched'], '%d'),
+                         fmt(a and b is not None and 100.0 * (a - b) / a,
+                             '%.0f %%')))
+    return '\n'.join(lines)
+
+
 def matrix_report(cfg, data):
     lim = data['limits']
     rows = build_rows(cfg, data['results'], lim)
@@ -342,6 +386,20 @@ def matrix_report(cfg, data):
     for op in ('save', 'restore'):
         md.append('\n### %s\n' % op)
         md.append(table(rows, op))
+    lz = lazy_rows(data['results'])
+    if lz:
+        md.append('\n### lazy restore\n')
+        md.append('The same file restored eagerly (the restore table), then '
+                  'lazily (postcopy-ram) without and with the working set the '
+                  'first lazy restore recorded.  running = from '
+                  'migrate-incoming to the postcopy-active event\'s '
+                  'timestamp; resident = to `completed` (every page in); '
+                  'x eager = resident over the eager restore; faults = demand '
+                  'faults served, p50/p99 their service time (a fault on a '
+                  'granule the fill holds counts until the fill installs it); '
+                  'fill GB/s = bytes the fill read over its running time.  '
+                  'Medians over the repetitions.\n')
+        md.append(lazy_table(cfg, lz))
     md.append('\n### file sizes\n')
     md.append(file_table(rows))
     md.append('\n### targets\n')

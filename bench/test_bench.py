@@ -84,11 +84,17 @@ def test_ab_plan_and_order(tmp):
     assert measure.ab_order(1, ['A', 'B']) == ['B', 'A']
     cfg = ab_cfg(VMS='mapram', CASES='*/scattered/mf4-dio*', LIVE='1')
     assert [(c.name, n) for _, c, n in measure.ab_plan(cfg)] == [
-        ('mf4-dio', ['A', 'B']), ('mf4-dio-live', ['A', 'B'])]
+        ('mf4-dio', ['A', 'B']), ('mf4-dio-lazy', ['A', 'B']),
+        ('mf4-dio-live', ['A', 'B']), ('mf4-dio-lazy-live', ['A', 'B'])]
     assert [measure.parse_size(t) for t in ('1.5G', '4GiB', '256m')] == [
         3 << 29, 4 << 30, 256 << 20]
     c = cases.Case('mf4-dio-live')
     assert (c.live, c.dio, c.mapped_ram, c.channels) == (True, True, True, 4)
+    c = cases.Case('mf2-dio-lazy-live')
+    assert (c.live, c.lazy, c.dio, c.channels) == (True, True, True, 2)
+    c = cases.Case('mr-lazy')
+    assert (c.live, c.lazy, c.dio, c.mapped_ram, c.channels) == (
+        False, True, False, True, 0)
 
 
 def entry(vm, case, saves, restores, error=None):

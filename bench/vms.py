@@ -51,9 +51,14 @@ def start(peer, cfg, memfile, role, incoming=False, live_range=None,
                                 live_range, prealloc)
 
 
-def setup(vm, case):
+def setup(vm, case, lazy=False):
+    """The case's capabilities and parameters; `lazy`: a lazy restore
+    (postcopy-ram, and events to time the resume)."""
     caps = [{'capability': 'mapped-ram', 'state': case.mapped_ram},
             {'capability': 'multifd', 'state': case.channels > 0}]
+    if lazy:
+        caps += [{'capability': 'postcopy-ram', 'state': True},
+                 {'capability': 'events', 'state': True}]
     vm.qmp.cmd('migrate-set-capabilities', {'capabilities': caps})
     params = {'max-bandwidth': 0}
     if case.channels:

@@ -44,6 +44,8 @@ struct restore_opts {
     int timeout_ms;            /* --timeout: the monitor's greeting */
     bool lazy;                 /* postcopy-ram: run first, memory follows */
     enum { TRANSPORT_AUTO, TRANSPORT_SOCKET, TRANSPORT_FILE } transport;
+    uint64_t granule;          /* --granule: x-lazy-granule, 0 = the VM's */
+    bool no_working_set;       /* --no-working-set: x-lazy-working-set off */
 };
 
 struct restore_run {
@@ -64,7 +66,8 @@ static void restore_usage(FILE *out)
     fprintf(out,
             "usage: mapram restore (--qmp SOCKET | --spawn) FILE [--channels N]\n"
             "                      [--direct-io] [--io-engine NAME] [--paused | --running]\n"
-            "                      [--offset N] [--timeout SECONDS] [--force-config] [--lazy]\n"
+            "                      [--offset N] [--timeout SECONDS] [--force-config]\n"
+            "                      [--lazy [--granule SIZE] [--no-working-set]]\n"
             "                      [--transport socket|file] [--json]\n"
             "Load FILE (a mapram save, a libvirt image or a bare QEMU save) into a VM\n"
             "started with -incoming defer; --spawn starts the saved QEMU command line\n"
@@ -75,7 +78,9 @@ static void restore_usage(FILE *out)
             "online CPU, from %u to %u (here %u).\n"
             "--io-engine (auto, psync, io_uring) sets mapram-vm's x-io-engine.\n"
             "--lazy resumes the guest at once and pages its memory in behind it\n"
-            "(postcopy-ram with mapped-ram; needs userfaultfd).\n"
+            "(postcopy-ram with mapped-ram; needs userfaultfd); --granule (64K to 2M,\n"
+            "a power of two) sets what one fault reads, --no-working-set neither uses\n"
+            "nor records FILE.wset, the order of the last lazy restore's faults.\n"
             "--transport socket: mapram reads the file (O_DIRECT), verifies every\n"
             "extent and sends it to QEMU over multifd UNIX sockets; file: the VM\n"
             "reads the file itself.  Default: socket for a QEMU and a mapped-ram\n"
@@ -100,6 +105,8 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
         { "force-config", no_argument, NULL, 'F' },
         { "lazy", no_argument, NULL, 'L' },
         { "transport", required_argument, NULL, 'T' },
+        { "granule", required_argument, NULL, 'G' },
+        { "no-working-set", no_argument, NULL, 'W' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -135,6 +142,14 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
         }
         case 'F': o->force_config = true; break;
         case 'L': o->lazy = true; break;
+        case 'G':
+            if (!cli_parse_u64(optarg, &o->granule) || o->granule == 0) {
+                fprintf(stderr, "mapram restore: bad --granule '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'W': o->no_working_set = true; break;
         case 's': o->spawn = true; break;
         case 'T':
             if (!strcmp(optarg, "socket")) {
@@ -158,7 +173,8 @@ static int parse_restore_args(int argc, char **argv, struct restore_opts *o)
     }
     if (!o->socket_path == !o->spawn || optind != argc - 1 ||
         (o->paused && o->running) ||
-        (o->lazy && o->transport == TRANSPORT_SOCKET)) {
+        (o->lazy && o->transport == TRANSPORT_SOCKET) ||
+        ((o->granule || o->no_working_set) && !o->lazy)) {
         restore_usage(stderr);
         return 2;
     }
@@ -263,6 +279,15 @@ static int start_incoming(struct restore_run *r, struct mr_error *err)
         mgmt_exec(r->qmp, "migrate-set-capabilities",
                   json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability",
                             "postcopy-ram", "state", 1), err) < 0)
+        return err->code;
+    if (r->o.granule &&
+        mgmt_exec(r->qmp, "migrate-set-parameters",
+                  json_pack("{s:I}", "x-lazy-granule",
+                            (json_int_t)r->o.granule), err) < 0)
+        return err->code;
+    if (r->o.no_working_set &&
+        mgmt_exec(r->qmp, "migrate-set-parameters",
+                  json_pack("{s:b}", "x-lazy-working-set", 0), err) < 0)
         return err->code;
     /* in "inmigrate", stop only clears autostart: the guest stays paused */
     if (r->o.paused && mgmt_exec(r->qmp, "stop", NULL, err) < 0)

@@ -192,6 +192,8 @@ static const struct mr_qmp_arg set_params_args[] = {
     { "zero-page-detection", MR_QMP_T_STR, true },
     { "direct-io", MR_QMP_T_BOOL, true },
     { "x-io-engine", MR_QMP_T_STR, true },
+    U64("x-lazy-granule"), U64("x-lazy-fill-cap"),
+    { "x-lazy-working-set", MR_QMP_T_BOOL, true },
     { NULL },
 };
 #undef U64

@@ -18,8 +18,8 @@
 #include "migration/object.h"
 #include "migration/uffd.h"
 
-static const struct mig_lazy_block *block_of(const struct mig_lazy *lz,
-                                             uint64_t g)
+const struct mig_lazy_block *mig_lazy_block_of(const struct mig_lazy *lz,
+                                               uint64_t g)
 {
     for (size_t i = lz->nplans; i-- > 0;)
         if (g >= lz->blk[i].first)
@@ -69,6 +69,36 @@ static int verify(const struct mig_lazy_block *b, uint64_t p0, uint64_t p1,
     return 0;
 }
 
+/* Absent runs up to this many pages between present ones are copied in
+ * as the zeros the buffer holds: one UFFDIO_COPY instead of three ioctls
+ * (a scattered layout has a zero page every few pages). */
+#define PLACE_ZERO_GAP 16
+
+/* The end of the run starting at q: an absent run (*copy false), or
+ * present pages with the short absent gaps between them (*copy true). */
+static uint64_t run_end(const struct load_plan *p, uint64_t q, uint64_t p1,
+                        bool *copy)
+{
+    uint64_t r = q, z;
+
+    *copy = mr_bitmap_le64_test(p->bitmap, q);
+    if (!*copy) {
+        while (r < p1 && !mr_bitmap_le64_test(p->bitmap, r))
+            r++;
+        return r;
+    }
+    for (;;) {
+        while (r < p1 && mr_bitmap_le64_test(p->bitmap, r))
+            r++;
+        for (z = r; z < p1 && z - r <= PLACE_ZERO_GAP &&
+                    !mr_bitmap_le64_test(p->bitmap, z); z++)
+            ;
+        if (z == p1 || z - r > PLACE_ZERO_GAP || z == r)
+            return r;
+        r = z;                  /* a short gap: copied as zeros */
+    }
+}
+
 static int place(struct mig_lazy *lz, const struct mig_lazy_block *b,
                  uint64_t p0, uint64_t p1, const uint8_t *buf,
                  struct mr_error *err)
@@ -76,19 +106,18 @@ static int place(struct mig_lazy *lz, const struct mig_lazy_block *b,
     const struct load_plan *p = b->plan;
 
     for (uint64_t q = p0; q < p1;) {
-        bool here = mr_bitmap_le64_test(p->bitmap, q);
-        uint64_t r = q + 1;
-        uint64_t off, len;
+        bool copy;
+        uint64_t r = run_end(p, q, p1, &copy);
+        uint64_t off = q * p->page_size, len = (r - q) * p->page_size;
         int rc;
 
-        while (r < p1 && mr_bitmap_le64_test(p->bitmap, r) == here)
-            r++;
-        off = q * p->page_size;
-        len = (r - q) * p->page_size;
-        rc = here ? mr_uffd_copy(lz->uffd, b->host + off,
+        /* a longer absent run is left missing: a touch gets a zero page
+         * (settle), and once the load completes the unregistered hole
+         * reads as zeros anyway; installing 1 GiB of zero pages would
+         * cost as much as the data */
+        rc = copy ? mr_uffd_copy(lz->uffd, b->host + off,
                                  buf + (q - p0) * p->page_size, len,
-                                 p->page_size)
-                  : mr_uffd_zero(lz->uffd, b->host + off, len, p->page_size);
+                                 p->page_size) : 0;
         if (rc)
             return mr_error_set(err, rc, "RAM block %s: installing pages at "
                                 "0x%llx failed: %s", b->cb ? b->cb->name : "",
@@ -98,24 +127,53 @@ static int place(struct mig_lazy *lz, const struct mig_lazy_block *b,
     return 0;
 }
 
-int mig_lazy_install(struct mig_lazy *lz, uint64_t g, uint8_t *buf,
-                     struct mr_error *err)
+int mig_lazy_place(struct mig_lazy *lz, const struct mig_lazy_block *b,
+                   uint64_t p0, uint64_t p1, const uint8_t *buf,
+                   struct mr_error *err)
 {
-    const struct mig_lazy_block *b = block_of(lz, g);
-    uint64_t gp = lz->granule / b->plan->page_size;
-    uint64_t p0 = (g - b->first) * gp, p1 = p0 + gp;
-
-    if (p1 > b->plan->num_pages)
-        p1 = b->plan->num_pages;
-    memset(buf, 0, (p1 - p0) * b->plan->page_size);
-    if (read_present(lz, b, p0, p1, buf, err) ||
-        (b->cb && verify(b, p0, p1, buf, err)) ||
-        place(lz, b, p0, p1, buf, err))
+    if (place(lz, b, p0, p1, buf, err))
         return err->code;
     for (uint64_t q = p0; q < p1; q++)
         if (mr_bitmap_le64_test(b->plan->bitmap, q))
             atomic_fetch_add(&lz->done_bytes, b->plan->page_size);
     return 0;
+}
+
+void mig_lazy_granule_pages(const struct mig_lazy *lz,
+                            const struct mig_lazy_block *b, uint64_t g,
+                            uint64_t *p0, uint64_t *p1)
+{
+    uint64_t gp = lz->granule / b->plan->page_size;
+
+    *p0 = (g - b->first) * gp;
+    *p1 = *p0 + gp < b->plan->num_pages ? *p0 + gp : b->plan->num_pages;
+}
+
+/* A granule smaller than an extent is read and checked with its whole
+ * extent (the trailer has one CRC per extent); only the granule goes in. */
+int mig_lazy_install(struct mig_lazy *lz, uint64_t g, uint8_t *buf,
+                     struct mr_error *err)
+{
+    const struct mig_lazy_block *b = mig_lazy_block_of(lz, g);
+    uint64_t p0, p1, v0, v1;
+
+    mig_lazy_granule_pages(lz, b, g, &p0, &p1);
+    v0 = p0;
+    v1 = p1;
+    if (b->cb) {
+        uint64_t per = mr_cksum_extent_pages(b->plan->page_size);
+
+        v0 = p0 / per * per;
+        v1 = (p1 + per - 1) / per * per;
+        if (v1 > b->plan->num_pages)
+            v1 = b->plan->num_pages;
+    }
+    memset(buf, 0, (v1 - v0) * b->plan->page_size);
+    if (read_present(lz, b, v0, v1, buf, err) ||
+        (b->cb && verify(b, v0, v1, buf, err)))
+        return err->code;
+    return mig_lazy_place(lz, b, p0, p1,
+                          buf + (p0 - v0) * b->plan->page_size, err);
 }
 
 static uint64_t now_ns(void)
@@ -126,15 +184,29 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void note_latency(struct mig_lazy *lz, uint64_t ns)
+void mig_lazy_note_latency(struct mig_lazy *lz, uint64_t ns)
 {
     uint_fast64_t max = atomic_load(&lz->fault_ns_max);
 
-    atomic_fetch_add(&lz->faults, 1);
     atomic_fetch_add(&lz->fault_ns_sum, ns);
+    mig_lat_hist_add(&lz->hist, ns);
     while (ns > max &&
            !atomic_compare_exchange_weak(&lz->fault_ns_max, &max, ns))
         ;
+}
+
+/* A fault on a page of a resident granule: one the file does not hold
+ * gets a zero page (long absent runs are never installed); then a wake,
+ * for a page already in (a stale event, or the zero page existed). */
+static void settle(struct mig_lazy *lz, const struct mig_lazy_block *b,
+                   uint64_t addr)
+{
+    uint64_t ps = b->plan->page_size;
+    uint64_t pg = (addr - (uintptr_t)b->host) / ps;
+
+    if (!mr_bitmap_le64_test(b->plan->bitmap, pg))
+        (void)mr_uffd_zero(lz->uffd, b->host + pg * ps, ps, ps);
+    mr_uffd_wake(lz->uffd, b->host + pg * ps, ps);
 }
 
 /* One fault at host address addr. */
@@ -150,6 +222,16 @@ static int serve(struct mig_lazy *lz, uint64_t addr, struct mr_error *err)
         if (addr < (uintptr_t)b->host || addr >= (uintptr_t)b->host + b->len)
             continue;
         g = b->first + (addr - (uintptr_t)b->host) / lz->granule;
+        if (mr_claim_get(&lz->claim, g) == MR_CLAIM_RESIDENT) {
+            /* a page left missing in a long absent run, or a stale
+             * event: not a demand fault for data */
+            atomic_fetch_add(&lz->zero_faults, 1);
+            settle(lz, b, addr);
+            return 0;
+        }
+        mig_wset_note(&lz->rec, g);
+        atomic_fetch_add(&lz->faults, 1);
+        atomic_store(&lz->last_fault_ns, t0);
         if (atomic_load(&lz->failed)) {
             if (mr_claim_take(&lz->claim, g))   /* nothing more goes in */
                 mig_lazy_withhold(lz, g);
@@ -163,12 +245,19 @@ static int serve(struct mig_lazy *lz, uint64_t addr, struct mr_error *err)
                 mig_lazy_fail(lz, &e);
                 mig_lazy_withhold(lz, g);
             } else {
-                mr_claim_done(&lz->claim, g, true);
+                mig_lazy_resident(lz, b, g);
+                settle(lz, b, addr);
             }
         } else if (mr_claim_get(&lz->claim, g) == MR_CLAIM_RESIDENT) {
-            mr_uffd_wake(lz->uffd, (void *)(uintptr_t)(addr & ~4095ULL), 4096);
-        }   /* claimed: the owner's copy wakes the faulting thread */
-        note_latency(lz, now_ns() - t0);
+            settle(lz, b, addr);
+        } else {
+            /* claimed by the fill: it wakes the granule once it is in,
+             * and notes how long the fault waited */
+            if (mig_lazy_wait_begin(lz, g, t0))
+                settle(lz, b, addr);
+            return 0;
+        }
+        mig_lazy_note_latency(lz, now_ns() - t0);
         return 0;
     }
     return mr_error_set(err, -EFAULT, "userfault at 0x%llx outside guest "

@@ -448,6 +448,9 @@ int mig_load_start(struct mr_migration *mig, const struct mr_mig_addr *a,
     j->fmt = mig_ram_load_format(&j->caps);
     j->mode = mig_load_mode_for(&j->caps);
     j->io_engine = mr_io_engine_param_name(p.io_engine);
+    j->lazy_granule = p.x_lazy_granule;
+    j->lazy_fill_cap = p.x_lazy_fill_cap;
+    j->lazy_wset = p.x_lazy_working_set;
     mig_chan_init(&j->ch, tr, mig->fdsets, a, j->fmt->nchannels(&j->caps, &p),
                   mr_direct_io_effective(&j->caps, &p), true);
     mr_params_release(&p);

@@ -32,6 +32,9 @@ struct load_job {
     struct mr_caps caps;
     bool exit_on_error;
     const char *io_engine;         /* x-io-engine */
+    uint64_t lazy_granule;         /* x-lazy-granule */
+    uint64_t lazy_fill_cap;        /* x-lazy-fill-cap, MB/s (0: none) */
+    bool lazy_wset;                /* x-lazy-working-set */
     struct mig_chan ch;
     struct mr_source src;
     struct mr_cursor c;

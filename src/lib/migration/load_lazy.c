@@ -2,7 +2,8 @@
  * The lazy load mode (docs/lazy-load.md): after the stream was checked,
  * guest RAM is registered with userfaultfd and the guest resumed; the
  * fault thread serves what it touches, a fill thread installs the rest
- * in file order, yielding to faults, and the load completes when every
+ * through the page channels (lazy_fill.c: the working set first, then
+ * file order), yielding to faults, and the load completes when every
  * granule is resident.  Any failure stops the guest (fail closed).
  */
 #include <errno.h>
@@ -84,9 +85,10 @@ static int adopt(struct mig_lazy *lz, struct load_job *j, struct mr_error *err)
     }
     if (mr_claim_init(&lz->claim, granules))
         return mr_error_set(err, -ENOMEM, "out of memory");
-    lz->fault_buf = aligned_alloc(4096, lz->granule);
-    lz->fill_buf = aligned_alloc(4096, lz->granule);
-    if (!lz->fault_buf || !lz->fill_buf)
+    /* a granule smaller than an extent is read with its whole extent */
+    lz->span = lz->granule > (1ULL << 20) ? lz->granule : (1ULL << 20);
+    lz->fault_buf = aligned_alloc(4096, lz->span);
+    if (!lz->fault_buf)
         return mr_error_set(err, -ENOMEM, "out of memory");
     return 0;
 }
@@ -130,7 +132,8 @@ static int lazy_ram(struct load_job *j)
         return mr_error_set(&j->err, -ENOMEM, "out of memory");
     lz->mig = j->mig;
     lz->uffd = lz->file_fd = lz->stop_fd = -1;
-    lz->granule = MIG_LAZY_GRANULE_DEFAULT;
+    lz->granule = j->lazy_granule;
+    lz->t_start_ns = mig_lazy_now_ns();
     lz->exit_on_error = j->exit_on_error;
     j->mig->lazy = lz;          /* freed by mr_migration_free */
     if (!j->caps.on[MR_CAP_MAPPED_RAM])
@@ -141,9 +144,13 @@ static int lazy_ram(struct load_job *j)
         return j->err.code;
     if ((lz->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0)
         return mr_error_set(&j->err, -errno, "eventfd failed");
-    if (adopt(lz, j, &j->err) || register_all(lz, &j->err))
+    if (adopt(lz, j, &j->err) || mig_lazy_fill_setup(lz, j, &j->err))
         return j->err.code;
-    return mig_lazy_fault_start(lz, &j->err);
+    if (mig_lazy_wset_setup(lz, j))
+        return mr_error_set(&j->err, -ENOMEM, "out of memory");
+    if (register_all(lz, &j->err) || mig_lazy_fault_start(lz, &j->err))
+        return j->err.code;
+    return mig_lazy_prefetch(lz, &j->err);
 }
 
 static void publish(struct mig_lazy *lz)
@@ -198,10 +205,12 @@ static void wait_resident(struct mig_lazy *lz)
 
 static void complete(struct mig_lazy *lz)
 {
+    atomic_store(&lz->resident_ns, mig_lazy_now_ns());
     for (size_t i = 0; i < lz->nplans; i++)
         if (lz->blk[i].len)
             mr_uffd_unregister(lz->uffd, lz->blk[i].host, lz->blk[i].len);
     mig_lazy_fault_stop(lz);
+    mig_lazy_wset_save(lz);
     publish(lz);
     mr_mig_state_cas(&lz->mig->in, MR_MIG_POSTCOPY_ACTIVE, MR_MIG_COMPLETED);
 }
@@ -211,24 +220,8 @@ static void *fill_thread(void *arg)
     struct mig_lazy *lz = arg;
     struct mr_error err = MR_ERROR_INIT;
 
-    for (uint64_t g = 0; g < lz->claim.n; g++) {
-        int rc;
-
-        if (atomic_load(&lz->stop) || atomic_load(&lz->failed))
-            break;
-        while (atomic_load(&lz->pending))
-            sched_yield();      /* demand faults first */
-        if (!mr_claim_take(&lz->claim, g))
-            continue;
-        rc = mig_lazy_install(lz, g, lz->fill_buf, &err);
-        mr_claim_done(&lz->claim, g, rc == 0);
-        if (rc) {
-            mig_lazy_fail(lz, &err);
-            break;
-        }
-        if ((g & 15) == 0)
-            publish(lz);
-    }
+    if (mig_lazy_fill_run(lz, &err))
+        mig_lazy_fail(lz, &err);
     wait_resident(lz);
     if (atomic_load(&lz->failed))
         stop_guest(lz);
@@ -270,6 +263,7 @@ void mig_lazy_free(struct mig_lazy *lz)
     if (lz->fill_live)
         pthread_join(lz->fill_thr, NULL);
     mig_lazy_fault_stop(lz);
+    mig_lazy_fill_free(lz);
     if (lz->uffd >= 0)
         close(lz->uffd);
     if (lz->stop_fd >= 0)
@@ -283,7 +277,9 @@ void mig_lazy_free(struct mig_lazy *lz)
     mr_cksum_free(&lz->ck);
     mr_claim_free(&lz->claim);
     free(lz->fault_buf);
-    free(lz->fill_buf);
+    mig_wset_rec_free(&lz->rec);
+    free(lz->pre);
+    free(lz->wset_path);
     free(lz);
 }
 
@@ -306,6 +302,7 @@ void mig_lazy_query(struct mig_lazy *lz, json_t *ram)
                                      atomic_load(&lz->done_bytes))));
     json_object_set_new(ram, "x-lazy-granule",
                         json_integer((json_int_t)lz->granule));
+    mig_lazy_fill_query(lz, ram);
 }
 
 int mig_lazy_cancel_check(struct mr_migration *mig, struct mr_error *err)

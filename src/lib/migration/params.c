@@ -88,6 +88,9 @@ void mr_params_init(struct mr_params *p)
     p->vcpu_dirty_limit = 1;
     p->mode = MR_MODE_NORMAL;
     p->zero_page_detection = MR_ZPD_MULTIFD;
+    p->x_lazy_granule = MR_LAZY_GRANULE_DEFAULT;
+    p->x_lazy_fill_cap = MR_LAZY_FILL_CAP_DEFAULT;
+    p->x_lazy_working_set = true;
 }
 
 void mr_params_copy(struct mr_params *dst, const struct mr_params *src)
@@ -266,6 +269,12 @@ static int check_sizes(const struct mr_params *p, struct mr_error *err)
     if (p->announce_step < 1 || p->announce_step > 10000)
         return mr_error_set(err, -EINVAL, "Parameter 'announce_step' "
                             "expects a value between 0 and 10000");
+    if (!power_of_two(p->x_lazy_granule) ||
+        p->x_lazy_granule < MR_LAZY_GRANULE_MIN ||
+        p->x_lazy_granule > MR_LAZY_GRANULE_MAX)
+        return mr_error_set(err, -EINVAL, "Parameter 'x-lazy-granule' "
+                            "expects a power of two between 64 KiB and "
+                            "2 MiB");
     return 0;
 }
 
@@ -365,6 +374,9 @@ static const struct pdesc ptable[] = {
     P("zero-page-detection", K_ZPD, zero_page_detection),
     P("direct-io", K_BOOL, direct_io),
     P("x-io-engine", K_IOENG, io_engine),
+    P("x-lazy-granule", K_SIZE_B, x_lazy_granule),
+    P("x-lazy-fill-cap", K_U64, x_lazy_fill_cap),
+    P("x-lazy-working-set", K_BOOL, x_lazy_working_set),
 };
 #undef P
 #define NPARAMS (sizeof(ptable) / sizeof(ptable[0]))
@@ -676,4 +688,10 @@ void mr_params_print(const struct mr_params *p, FILE *out)
     fprintf(out, "mode: %s\n", mr_mode_name(p->mode));
     fprintf(out, "direct-io: %s\n", p->direct_io ? "on" : "off");
     fprintf(out, "x-io-engine: %s\n", mr_io_engine_param_name(p->io_engine));
+    fprintf(out, "x-lazy-granule: %lu bytes\n",
+            (unsigned long)p->x_lazy_granule);
+    fprintf(out, "x-lazy-fill-cap: %lu MB/s\n",
+            (unsigned long)p->x_lazy_fill_cap);
+    fprintf(out, "x-lazy-working-set: %s\n",
+            p->x_lazy_working_set ? "on" : "off");
 }

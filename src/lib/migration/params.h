@@ -81,7 +81,17 @@ struct mr_params {
     int zero_page_detection; /* enum mr_zpd */
     bool direct_io;
     int io_engine;           /* enum mr_io_engine_param */
+    /* mapram's lazy load (docs/lazy-load.md): the demand-fault granule in
+     * bytes, and the background fill's cap in MB/s (0: none). */
+    uint64_t x_lazy_granule, x_lazy_fill_cap;
+    bool x_lazy_working_set;     /* read and write FILE.wset */
 };
+
+#define MR_LAZY_GRANULE_MIN (64ULL << 10)
+#define MR_LAZY_GRANULE_MAX (2ULL << 20)
+/* Defaults, from the measurements in docs/lazy-load.md. */
+#define MR_LAZY_GRANULE_DEFAULT (1ULL << 20)
+#define MR_LAZY_FILL_CAP_DEFAULT 0
 
 void mr_params_init(struct mr_params *p);
 /* Deep copy (block_bitmap_mapping is reference-counted) / release. */

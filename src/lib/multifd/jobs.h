@@ -1,7 +1,8 @@
 /*
  * The jobs a page channel runs, each a peer behind the pool's descriptor
  * (pool.h), one file each: page writes (jobs_write.c), range reads
- * (jobs_read.c), extent checksums and verified extent loads (jobs_cksum.c).
+ * (jobs_read.c), extent checksums and verified extent loads (jobs_cksum.c),
+ * verified fills into a bounce buffer (jobs_fill.c).
  * A channel (the worker context) is only a descriptor and its I/O engine.
  */
 #ifndef MAPRAM_MULTIFD_JOBS_H
@@ -70,5 +71,9 @@ struct mr_pool_job mr_job_checksum(const struct mr_multifd_block *b,
                                    uint64_t first, uint64_t n, uint32_t *out);
 /* Load: read the extent's present pages and check its CRC. */
 struct mr_pool_job mr_job_verify_extent(const struct mr_multifd_extent *x);
+
+/* ---- jobs_fill.c: one verified range into a bounce buffer ------------------ */
+
+struct mr_pool_job mr_job_fill(struct mr_multifd_fill *f);
 
 #endif

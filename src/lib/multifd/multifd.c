@@ -206,6 +206,36 @@ int mr_multifd_queue_extent(struct mr_multifd *m,
     return submit(m, mr_job_verify_extent(x), err);
 }
 
+static bool fill_ok(const struct mr_multifd *m, const struct mr_multifd_fill *f)
+{
+    uint64_t per = f->page_size ? mr_cksum_extent_pages(f->page_size) : 0;
+
+    if (!f->done || !f->buf || !f->page_size || f->end <= f->first ||
+        f->end - f->first > SIZE_MAX / 2 / f->page_size)
+        return false;
+    if (f->crc && (!per || f->first % per))
+        return false;
+    return !m->direct_io || !(((uintptr_t)f->buf | f->pages_offset |
+                               f->page_size) & (MR_TARGET_PAGE_SIZE - 1));
+}
+
+int mr_multifd_queue_fill(struct mr_multifd *m, struct mr_multifd_fill *f,
+                          struct mr_error *err)
+{
+    struct mr_error e = MR_ERROR_INIT;
+    int r = mr_pool_error(m->pool, err);
+
+    if (r)
+        return r;
+    if (!fill_ok(m, f)) {
+        mr_error_set(&e, -EINVAL, "multifd: fill of pages 0x%" PRIx64 "-0x%"
+                     PRIx64 " of block %s is malformed or not aligned",
+                     f->first, f->end, f->block);
+        return fail(m, err, &e);
+    }
+    return submit(m, mr_job_fill(f), err);
+}
+
 /* ---- both ------------------------------------------------------------------ */
 
 /* Flushes the partial batch first, so "everything queued" is on disk (or

@@ -110,6 +110,32 @@ int mr_multifd_queue_extent(struct mr_multifd *m,
                             struct mr_error *err);
 
 /*
+ * Lazy fill (docs/lazy-load.md): pages [first, end) of a block read into
+ * `buf` (page-aligned, room for end - first pages; absent pages zero: a
+ * short gap between present runs is read with them, then zeroed), each
+ * checksum extent in it checked against crc[] (none
+ * when crc is NULL; first must then start an extent and end end one or
+ * the block), then `done` called on the channel with 0, or the error
+ * that left the range unverified (in err; nothing of it may be
+ * installed).  done returns 0 or the error that fails the pool (set in
+ * err).  The descriptor is the caller's and must live until done ran.
+ */
+struct mr_multifd_fill {
+    const char *block;           /* name, for messages */
+    uint8_t *buf;
+    uint64_t page_size;
+    uint64_t pages_offset;       /* absolute file offset of page 0 */
+    const uint8_t *bitmap;       /* on-disk (LE-64) file bitmap */
+    const uint32_t *crc;         /* per extent, NULL: no trailer */
+    uint64_t nr_extents;
+    uint64_t first, end;         /* block page indexes */
+    int (*done)(struct mr_multifd_fill *f, int rc, struct mr_error *err);
+    void *opaque;
+};
+int mr_multifd_queue_fill(struct mr_multifd *m, struct mr_multifd_fill *f,
+                          struct mr_error *err);
+
+/*
  * Save: compute every extent checksum of every block into `crc[b][e]`
  * (blocks in the order given to mr_multifd_new, format/cksum.h extents),
  * spread over the channels, then sync.  Call when no page I/O is pending

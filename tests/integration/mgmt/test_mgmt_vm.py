@@ -97,11 +97,41 @@ def roundtrip(accel):
         while dst.counter() == first:
             check(time.monotonic() < deadline, 'restored guest does not run')
             time.sleep(0.01)
+        lazy_roundtrip(accel, path)
     finally:
         src.kill()
         if dst:
             dst.kill()
         subprocess.run(['rm', '-rf', work])
+
+
+def lazy_roundtrip(accel, path):
+    """restore --lazy --granule: the VM's x-lazy-granule, and FILE.wset
+    written next to the file although the VM only got a descriptor."""
+    if not os.path.exists('/dev/userfaultfd'):
+        return
+    res = mapram('restore', '--qmp', '/nonexistent', path, '--granule', '256K')
+    check(res.returncode == 2, '--granule accepted without --lazy')
+    dst = VM(accel, extra=['-incoming', 'defer'], backend='memfd')
+    try:
+        mapram('restore', '--qmp', dst.sock, path, '--lazy', '--granule',
+               '256K', '--paused', expect_rc=0)
+        info = dst.qmp.cmd('query-migrate')
+        check(info['status'] == 'completed', 'lazy restore: %s' % info)
+        check(info['ram']['x-lazy-granule'] == 256 << 10,
+              'x-lazy-granule not set by --granule')
+        check(os.path.exists(path + '.wset'), 'no working set written')
+        os.unlink(path + '.wset')
+    finally:
+        dst.kill()
+    dst = VM(accel, extra=['-incoming', 'defer'], backend='memfd')
+    try:
+        mapram('restore', '--qmp', dst.sock, path, '--lazy',
+               '--no-working-set', '--paused', expect_rc=0)
+        check(not os.path.exists(path + '.wset'),
+              'working set written with --no-working-set')
+    finally:
+        dst.kill()
 
 
 def spawn():

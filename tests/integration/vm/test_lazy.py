@@ -5,6 +5,7 @@ mapram-vm: test_lazy.py kvm|thread.  Exit 77 (skip) for kvm without
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,149 @@ def test_corrupt_extent(path, tmp):
         dst.kill()
 
 
+def restore(path, img, tmp, params=None, more_caps=(), log=None):
+    """One lazy restore into ram of a running guest's image, checked as
+    test_lazy checks it; returns query-migrate at completion and the
+    VM's stderr."""
+    dst = VM(ACCEL, ram=RAM, test_range=RANGE, backend='ram', log=log,
+             extra=['-incoming', 'defer'])
+    try:
+        q = dst.qmp
+        caps(q, ['mapped-ram', 'postcopy-ram', 'events'] + list(more_caps))
+        if params:
+            assert q.cmd('migrate-set-parameters', params) == {}
+        assert q.cmd('migrate-incoming', {'uri': 'file:' + path,
+                                          'exit-on-error': False}) == {}
+        while True:
+            st = q.wait_event('MIGRATION')['data']['status']
+            if st == 'failed':
+                fail('lazy load failed: %s' % q.cmd('query-migrate'))
+            if st == 'completed':
+                break
+        info = q.cmd('query-migrate')
+        assert info['ram']['x-lazy-remaining-bytes'] == 0, info
+        assert q.cmd('stop') == {}
+        q.wait_event('STOP')
+        now = pmemsave(dst, 'dst', 0, 150 << 20)
+        same_where_unwritten(img, now, 1 << 20, 100 << 20)
+        bad = check_guest_ram(now, 1 << 20, 100 << 20)
+        if bad:
+            fail('RAM check failed at %s' % [hex(x) for x in bad[:10]])
+        assert dst.quit() == 0
+        return info['ram'], dst.stderr
+    finally:
+        dst.kill()
+
+
+def test_fill_multifd(path, img, tmp):
+    """The fill runs on the multifd channels (O_DIRECT where the file
+    allows it), two of them."""
+    for dio in (False, True):
+        try:
+            ram, _ = restore(path, img, tmp, {'multifd-channels': 2,
+                                              'direct-io': dio,
+                                              'x-lazy-working-set': False},
+                             ['multifd'])
+        except QMPError as e:
+            if dio and 'O_DIRECT' in str(e):   # the file system has none
+                print('skip lazy %s multifd fill with direct-io: %s' % (
+                    ACCEL, e))
+                continue
+            raise
+        assert ram['x-lazy-fill-channels'] == 2, ram
+        assert ram['x-lazy-fill-bytes'] > 0, ram
+        print('ok lazy %s multifd fill (direct-io %s): %d faults, fill %d '
+              'MB/s, p50 %d us, p99 %d us' % (
+                  ACCEL, dio, ram['x-lazy-faults'], ram['x-lazy-fill-mbps'],
+                  ram['x-lazy-fault-p50-us'], ram['x-lazy-fault-p99-us']))
+    ram, _ = restore(path, img, tmp, {'x-lazy-working-set': False})
+    assert ram['x-lazy-fill-channels'] == 0, ram
+
+
+def test_granule(path, img, tmp):
+    """x-lazy-granule: powers of two from 64 KiB to 2 MiB are taken and
+    used; anything else is refused with the parameter's message."""
+    vm = VM(ACCEL, ram=RAM, test_range=RANGE, backend='ram',
+            extra=['-incoming', 'defer'])
+    try:
+        for bad in (0, 32768, 196608, 4 << 20, 3 << 20):
+            try:
+                vm.qmp.cmd('migrate-set-parameters', {'x-lazy-granule': bad})
+                fail('x-lazy-granule %d accepted' % bad)
+            except QMPError as e:
+                assert "Parameter 'x-lazy-granule' expects a power of two " \
+                    "between 64 KiB and 2 MiB" in str(e), e
+        got = vm.qmp.cmd('query-migrate-parameters')['x-lazy-granule']
+        assert got == 1 << 20, got
+    finally:
+        vm.kill()
+    for g in (64 << 10, 256 << 10, 2 << 20):
+        ram, _ = restore(path, img, tmp, {'x-lazy-granule': g,
+                                          'x-lazy-working-set': False})
+        assert ram['x-lazy-granule'] == g, ram
+        print('ok lazy %s granule %d KiB: %d faults, p50 %d us, p99 %d us' % (
+            ACCEL, g >> 10, ram['x-lazy-faults'], ram['x-lazy-fault-p50-us'],
+            ram['x-lazy-fault-p99-us']))
+
+
+def read_wset(path):
+    """(granule, [(block, index), ...]) of a sidecar (format/wset.h)."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    assert data[:8] == b'MRWSET01', data[:8]
+    nblocks, granule = struct.unpack_from('<IQ', data, 12)
+    n, = struct.unpack_from('<Q', data, 40)
+    off = 48
+    for _ in range(nblocks):
+        nl, = struct.unpack_from('<H', data, off)
+        off += 2 + nl + 8
+    return granule, [struct.unpack_from('<II', data, off + 8 * i)
+                     for i in range(n)]
+
+
+def test_working_set(path, img, tmp):
+    """The first restore records its demand faults in FILE.wset; the
+    second prefetches them (before and right after the resume), so none
+    of them faults again; a corrupt or stale sidecar is ignored with a
+    warning and the restore is unchanged."""
+    side = path + '.wset'
+    if os.path.exists(side):
+        os.unlink(side)
+    first, _ = restore(path, img, tmp)
+    _, rec1 = read_wset(side)
+    assert len(rec1) > 0 and first['x-lazy-working-set'] == 0, first
+    second, _ = restore(path, img, tmp)
+    assert second['x-lazy-working-set'] == len(rec1), (second, len(rec1))
+    assert second['x-lazy-prefetched'] > 0, second
+    _, rec2 = read_wset(side)
+    assert rec2[:len(rec1)] == rec1, 'the recorded order was not kept'
+    # the whole working set (under 256 MiB) is in before the resume: none
+    # of it can fault again.  How many other granules fault depends on
+    # timing (the fill against the guest), so the counts are printed only.
+    assert not set(rec2[len(rec1):]) & set(rec1), 'a prefetched granule ' \
+        'faulted again'
+    print('ok lazy %s working set: %d faults, then %d with %d granules '
+          'prefetched' % (ACCEL, first['x-lazy-faults'],
+                          second['x-lazy-faults'],
+                          second['x-lazy-prefetched']))
+    with open(side, 'r+b') as f:
+        f.seek(60)
+        b = f.read(1)
+        f.seek(60)
+        f.write(bytes([b[0] ^ 0x55]))
+    log = os.path.join(tmp, 'vm.log')
+    third, err = restore(path, img, tmp, log=log)
+    assert third['x-lazy-working-set'] == 0, third
+    assert 'working set %s ignored: working set: CRC mismatch' % side \
+        in err, err
+    stale = os.stat(path)
+    os.utime(path, ns=(stale.st_atime_ns, stale.st_mtime_ns + 1000))
+    fourth, err = restore(path, img, tmp, log=log)
+    assert fourth['x-lazy-working-set'] == 0, fourth
+    assert 'recorded for an older version of the file' in err, err
+    print('ok lazy %s corrupt and stale working sets ignored' % ACCEL)
+
+
 def main():
     if ACCEL == 'kvm' and not have_kvm():
         sys.exit(77)
@@ -186,6 +330,9 @@ def main():
         for backend in ('ram', 'memfd', 'shm-file'):
             test_lazy(backend, path, img, shm)
         test_corrupt_extent(path, tmp)
+        test_fill_multifd(path, img, tmp)
+        test_granule(path, img, tmp)
+        test_working_set(path, img, tmp)
 
 
 if __name__ == '__main__':

@@ -134,6 +134,19 @@ static void test_params_check(void **state)
                         "Parameter 'x-io-engine' does not accept value 'aio'");
     assert_string_equal(params_msg("{\"x-io-engine\": \"io_uring\"}", true),
                         "");
+    assert_string_equal(params_msg("{\"x-lazy-granule\": 262144}", true), "");
+    assert_string_equal(params_msg("{\"x-lazy-granule\": 2097152}", true), "");
+    assert_string_equal(params_msg("{\"x-lazy-granule\": 65536}", true), "");
+    assert_string_equal(params_msg("{\"x-lazy-granule\": 32768}", true),
+                        "Parameter 'x-lazy-granule' expects a power of two "
+                        "between 64 KiB and 2 MiB");
+    assert_string_equal(params_msg("{\"x-lazy-granule\": 4194304}", true),
+                        "Parameter 'x-lazy-granule' expects a power of two "
+                        "between 64 KiB and 2 MiB");
+    assert_string_equal(params_msg("{\"x-lazy-granule\": 196608}", true),
+                        "Parameter 'x-lazy-granule' expects a power of two "
+                        "between 64 KiB and 2 MiB");
+    assert_string_equal(params_msg("{\"x-lazy-fill-cap\": 500}", true), "");
 }
 
 static void test_mapped_ram_compression_applied(void **state)
@@ -170,7 +183,9 @@ static void test_defaults_json(void **state)
     assert_string_equal(json_string_value(json_object_get(o, "x-io-engine")),
                         "auto");
     assert_null(json_object_get(o, "block-bitmap-mapping"));
-    assert_int_equal(json_object_size(o), 29);
+    assert_int_equal(json_integer_value(json_object_get(o, "x-lazy-granule")),
+                     1 << 20);
+    assert_int_equal(json_object_size(o), 32);
     json_decref(o);
 }
 
@@ -197,7 +212,8 @@ static void test_print(void **state)
         "xbzrle-cache-size: 67108864 bytes\nmax-postcopy-bandwidth: 0\n"
         "tls-authz: ''\nx-vcpu-dirty-limit-period: 1000 ms\n"
         "vcpu-dirty-limit: 1 MB/s\nmode: normal\ndirect-io: off\n"
-        "x-io-engine: auto\n");
+        "x-io-engine: auto\nx-lazy-granule: 1048576 bytes\n"
+        "x-lazy-fill-cap: 0 MB/s\nx-lazy-working-set: on\n");
     free(buf);
 }
 
