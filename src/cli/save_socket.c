@@ -34,6 +34,7 @@ struct sock_save {
     int rc;
     struct mr_error err;        /* run()'s */
     int fd_read;
+    double start;
 };
 
 static void *receiver(void *opaque)
@@ -146,7 +147,7 @@ static int start_receiver(struct sock_save *s, struct mr_error *err)
 }
 
 static void sample(struct sock_save *s, struct progress_sample *ps,
-                   const char *status, double start)
+                   const char *status)
 {
     struct mr_peer_save_progress p;
     uint64_t got;
@@ -158,7 +159,7 @@ static void sample(struct sock_save *s, struct progress_sample *ps,
     ps->total_bytes = p.ram_total;
     ps->written_bytes = p.page_bytes;
     ps->remaining_bytes = got < p.ram_total ? p.ram_total - got : 0;
-    ps->elapsed_s = mgmt_now_s() - start;
+    ps->elapsed_s = mgmt_now_s() - s->start;
 }
 
 static bool receiver_done(struct sock_save *s)
@@ -171,7 +172,6 @@ static int follow(struct sock_save *s, struct progress *prog,
                   struct mr_error *err)
 {
     struct progress_sample ps;
-    double start = mgmt_now_s();
     char status[32];
 
     for (;;) {
@@ -194,7 +194,7 @@ static int follow(struct sock_save *s, struct progress *prog,
             mr_peer_save_abort(s->ps, err->msg);
             return err->code;
         }
-        sample(s, &ps, status, start);
+        sample(s, &ps, status);
         progress_report(prog, &ps, false);
         usleep(100000);
     }
@@ -245,7 +245,7 @@ static int complete(struct sock_save *s, struct progress *prog,
         return err->code;
     if (wait_completed(r, err) < 0)
         return err->code;
-    sample(s, &ps, "completed", mgmt_now_s());
+    sample(s, &ps, "completed");
     progress_report(prog, &ps, true);
     return 0;
 }
@@ -277,7 +277,7 @@ static int migrate(struct sock_save *s, struct mr_error *err)
 
 int save_socket_run(struct save_run *r, struct mr_error *err)
 {
-    struct sock_save s = { .r = r, .fd_read = -1 };
+    struct sock_save s = { .r = r, .fd_read = -1, .start = mgmt_now_s() };
     struct progress prog;
     int rc;
 
