@@ -11,18 +11,19 @@ Faults: the VM state and query-fdsets are checked after each.
 Usage: test_peer_save.py CASE  (meson runs one test per case).
 """
 import os
-import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', '..', 'lib'))
-from mrtest import (Qemu, run_mapram, read_header, same_file, main,  # noqa: E402
-                    mapram_bin, STATE_DONE, SKIP)
+from mrtest import (Qemu, QMPProxy, run_mapram, read_header,  # noqa: E402
+                    same_file, main, mapram_bin, STATE_DONE, SKIP)
+
+FAULTS = False      # argv[2] == '1': the tool has the fault seam
 
 F_WAS_RUNNING, F_LIVE, F_DIRECT_IO, F_MULTIFD, F_MAPPED_RAM = 1, 2, 4, 8, 16
 RAM = 64 << 20
@@ -154,6 +155,240 @@ def case_rt(channels, live):
     return lambda w: roundtrip(w, channels, live)
 
 
+# ---- faults ----------------------------------------------------------------
+
+def save_cmd(sock, path, *extra):
+    return [mapram_bin(), 'save', '--qmp', sock, path, '--transport',
+            'socket', '--channels', '2'] + list(extra)
+
+
+def run_env(cmd, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=90,
+                         env=e)
+    print('$ %s\n-> rc=%d\nstdout: %sstderr: %s' % (' '.join(cmd),
+          res.returncode, res.stdout, res.stderr))
+    return res
+
+
+def wait_idle(src):
+    """The VM's migration is over (failed or cancelled), never completed."""
+    deadline = time.monotonic() + 30
+    while True:
+        st = src.qmp.cmd('query-migrate').get('status')
+        if st in ('failed', 'cancelled', 'none'):
+            return st
+        check(st != 'completed', 'the VM reported completed for a failed '
+              'save')
+        check(time.monotonic() < deadline, 'migration still %s' % st)
+        time.sleep(0.05)
+
+
+def check_untouched(src, was, path, workdir, old=None):
+    """VM as it was, no fdset, no file that looks complete, no leftovers."""
+    wait_idle(src)
+    check(src.status() == was, 'source: %s, was %s' % (src.status(), was))
+    check(src.fdsets() == [], 'fdsets left: %r' % src.fdsets())
+    if old is None:
+        check(not os.path.exists(path), 'a partial file was left')
+    else:
+        with open(path, 'rb') as f:
+            check(f.read() == old, 'the previous file was damaged')
+    left = [n for n in os.listdir(workdir) if 'mapram-partial' in n]
+    check(not left, 'leftovers: %r' % left)
+
+
+def fault_case(workdir, fault, message, running=True, force=False):
+    if not FAULTS:
+        print('SKIP: needs -Dfault_injection=true')
+        return SKIP
+    path = os.path.join(workdir, 'vm.sav')
+    old = None
+    if force:
+        old = b'the previous save'
+        with open(path, 'wb') as f:
+            f.write(old)
+    with Qemu(workdir, 'src', prefill=True, paused=not running) as src:
+        was = src.status()
+        extra = ['--force'] if force else []
+        res = run_env(save_cmd(src.sock_path, path, *extra),
+                      {'MAPRAM_FAULT': fault})
+        expect_error(res, message)
+        check_untouched(src, was, path, workdir, old)
+
+
+class Relay:
+    """Between QEMU and the tool on the migration sockets: the proxy's
+    `migrate` hook points QEMU here, each connection is forwarded to the
+    tool's socket (the tool accepts them: they come from this process,
+    which is its monitor's peer), and `policy` alters the bytes."""
+
+    def __init__(self, workdir, src, policy):
+        self.path = os.path.join(workdir, 'relay.sock')
+        self.src, self.policy = src, policy
+        self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.lsock.bind(self.path)
+        self.lsock.listen(16)
+        self.target = None
+        self.threads = []
+
+    def migrate_hook(self, proxy, args):
+        self.target = args['uri'][len('unix:'):]
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self.src.qmp.cmd('migrate', {'uri': 'unix:' + self.path})
+        return {'return': {}}
+
+    def _accept(self):
+        while True:
+            try:
+                q, _ = self.lsock.accept()
+            except OSError:
+                return
+            t = threading.Thread(target=self._conn, args=(q,), daemon=True)
+            t.start()
+
+    def _conn(self, q):
+        head = b''
+        while len(head) < 4:
+            head = q.recv(64, socket.MSG_PEEK)
+            if not head:
+                return
+        kind = 'main' if head[:4] == b'QEVM' else 'chan'
+        if kind == 'chan':
+            while len(head) < 64:
+                head = q.recv(64, socket.MSG_PEEK)
+        t = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if kind == 'main' and self.policy == 'extra':
+            # a second connection claiming channel 0, before the main one
+            dup = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            dup.connect(self.target)
+            dup.sendall(self.chan0)
+            self.threads.append(dup)
+        if kind == 'chan' and head[24] == 0:
+            self.chan0 = head[:64]
+        try:
+            t.connect(self.target)
+        except OSError:
+            q.close()
+            return
+        back = threading.Thread(target=self._pump, args=(t, q, None),
+                                daemon=True)
+        back.start()
+        self._pump(q, t, kind if kind == 'main' else head[24])
+
+    def _pump(self, a, b, what):
+        """a -> b; `what` is 'main', a channel id, or None (tool -> VM)."""
+        sent, held = 0, b''
+        cut_main = what == 'main' and self.policy == 'no-eof'
+        a.settimeout(0.5 if cut_main else None)
+        while True:
+            try:
+                data = a.recv(1 << 16)
+            except socket.timeout:
+                if held:
+                    # QEMU went quiet: everything is here; drop the EOF
+                    # record and the VMDESCRIPTION after it
+                    i = held.rfind(b'\x7e', 0, held.rfind(b'\x00\x06'))
+                    b.sendall(held[:i + 5])
+                    held = b''
+                    b.shutdown(socket.SHUT_WR)
+                continue
+            except OSError:
+                data = b''
+            if not data:
+                break
+            if cut_main:
+                held += data
+                if len(held) > 1 << 20:
+                    b.sendall(held[:-(1 << 19)])
+                    held = held[-(1 << 19):]
+                continue
+            if what == 0 and self.policy == 'cut-channel' and \
+                    sent + len(data) > 64 + 1344 + 4096 * 40:
+                b.sendall(data[:64 + 1344 + 4096 * 40 - sent])
+                break
+            try:
+                b.sendall(data)
+            except OSError:
+                break
+            sent += len(data)
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.lsock.close()
+
+
+def relay_case(workdir, policy, message):
+    path = os.path.join(workdir, 'vm.sav')
+    proxy_path = os.path.join(workdir, 'proxy.sock')
+    with Qemu(workdir, 'src', prefill=True, paused=False) as src:
+        relay = Relay(workdir, src, policy)
+        proxy = QMPProxy(proxy_path, src.sock_path,
+                         hooks={'migrate': relay.migrate_hook})
+        try:
+            res = run_env(save_cmd(proxy_path, path))
+        finally:
+            proxy.close()
+            relay.close()
+        expect_error(res, message)
+        check_untouched(src, 'running', path, workdir)
+
+
+def case_foreign_peer(workdir):
+    """The monitor's peer is a proxy (this process), so QEMU's own
+    connections come from a process that is not the monitor's peer."""
+    path = os.path.join(workdir, 'vm.sav')
+    proxy_path = os.path.join(workdir, 'proxy.sock')
+    with Qemu(workdir, 'src', prefill=True, paused=False) as src:
+        proxy = QMPProxy(proxy_path, src.sock_path)
+        try:
+            res = run_env(save_cmd(proxy_path, path))
+        finally:
+            proxy.close()
+        expect_error(res, 'refused a migration connection from pid %d: only '
+                     'the VM (pid %d) may connect' % (src.proc.pid,
+                                                      os.getpid()))
+        check_untouched(src, 'running', path, workdir)
+
+
+def case_signal(workdir, sig):
+    """SIGINT: cancelled, VM running again, file removed.  SIGKILL: the
+    VM's migration fails (or it sits paused) and the file stays PART."""
+    path = os.path.join(workdir, 'vm.sav')
+    with Qemu(workdir, 'src', ram_mib=1024, paused=False) as src:
+        p = subprocess.Popen(save_cmd(src.sock_path, path, '--json'),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        for line in p.stdout:
+            if '"written_bytes"' in line and '"written_bytes":0' not in line:
+                break
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=60)
+        print('rc=%d stderr=%s' % (p.returncode, err))
+        if sig == signal.SIGINT:
+            if p.returncode == 0:
+                check(read_header(path)['state'] == STATE_DONE, 'DONE?')
+                return
+            check(err.strip().endswith('interrupted by SIGINT'), err)
+            check_untouched(src, 'running', path, workdir)
+            return
+        # killed: nobody resumes the VM it paused, but the file never
+        # looks complete and no fdset is left
+        st = wait_idle(src)
+        print('after SIGKILL: migration %s, VM %s' % (st, src.status()))
+        check(src.fdsets() == [], 'fdsets left')
+        check(read_header(path)['state'] != STATE_DONE, 'a killed save '
+              'left a complete-looking file')
+        res = run_mapram('verify', path)
+        check(res.returncode != 0, 'verify accepted a killed save')
+
+
 CASES = {
     'paused-1': case_rt(1, False),
     'paused-2': case_rt(2, False),
@@ -161,7 +396,29 @@ CASES = {
     'live-1': case_rt(1, True),
     'live-2': case_rt(2, True),
     'live-4': case_rt(4, True),
+    'err-enospc': lambda w: fault_case(w, 'pwrite:12:enospc',
+                                       'No space left on device'),
+    'err-eio': lambda w: fault_case(w, 'pwrite:12:eio',
+                                    'Input/output error'),
+    'err-sync-eio': lambda w: fault_case(w, 'fdatasync:1:eio',
+                                         'cannot sync the file'),
+    'err-paused-eio': lambda w: fault_case(w, 'pwrite:12:eio',
+                                           'Input/output error',
+                                           running=False),
+    'err-force-keeps-old': lambda w: fault_case(w, 'pwrite:12:enospc',
+                                                'No space left on device',
+                                                force=True),
+    'err-foreign-peer': case_foreign_peer,
+    'err-channel-cut': lambda w: relay_case(w, 'cut-channel',
+                                            'multifd'),
+    'err-extra-connection': lambda w: relay_case(
+        w, 'extra', "multifd: received id '0' already setup'"),
+    'err-no-eof': lambda w: relay_case(w, 'no-eof', 'without its EOF record'),
+    'sigint': lambda w: case_signal(w, signal.SIGINT),
+    'sigkill': lambda w: case_signal(w, signal.SIGKILL),
 }
 
 if __name__ == '__main__':
+    if len(sys.argv) == 3:
+        FAULTS = sys.argv.pop() == '1'
     main(CASES)
