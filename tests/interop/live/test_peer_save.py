@@ -261,6 +261,9 @@ class Relay:
                 head = q.recv(64, socket.MSG_PEEK)
         t = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if kind == 'main' and self.policy == 'extra':
+            deadline = time.monotonic() + 10
+            while not hasattr(self, 'chan0') and time.monotonic() < deadline:
+                time.sleep(0.01)
             # a second connection claiming channel 0, before the main one
             dup = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             dup.connect(self.target)
@@ -287,13 +290,17 @@ class Relay:
             try:
                 data = a.recv(1 << 16)
             except socket.timeout:
-                if held:
-                    # QEMU went quiet: everything is here; drop the EOF
-                    # record and the VMDESCRIPTION after it
-                    i = held.rfind(b'\x7e', 0, held.rfind(b'\x00\x06'))
-                    b.sendall(held[:i + 5])
+                j = held.rfind(b'\x00\x06')
+                if j > 5 and len(held) - j - 6 == int.from_bytes(
+                        held[j + 2:j + 6], 'big'):
+                    # QEMU is done: forward all but the EOF record and
+                    # the VMDESCRIPTION after it
+                    b.sendall(held[:j])
                     held = b''
                     b.shutdown(socket.SHUT_WR)
+                elif held:
+                    b.sendall(held)
+                    held = b''
                 continue
             except OSError:
                 data = b''
