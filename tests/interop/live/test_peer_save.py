@@ -117,7 +117,7 @@ def wait_dirtying(src):
     check(word() != a, 'the guest stopped dirtying')
 
 
-def roundtrip(workdir, channels, live):
+def roundtrip(workdir, channels, live, params=None):
     path = os.path.join(workdir, 'vm.sav')
     extra = dirtier_bios(workdir) if live else []
     with Qemu(workdir, 'src', prefill=True, paused=not live,
@@ -126,6 +126,8 @@ def roundtrip(workdir, channels, live):
          Qemu(workdir, 'dst2', incoming=True, extra=extra) as dst2:
         args = ['save', '--qmp', src.sock_path, path, '--channels', channels,
                 '--transport', 'socket', '--json']
+        if params:
+            src.qmp.cmd('migrate-set-parameters', params)
         if live:
             wait_dirtying(src)
             args.append('--live')
@@ -151,8 +153,8 @@ def roundtrip(workdir, channels, live):
               'guest RAM differs after mapram restore')
 
 
-def case_rt(channels, live):
-    return lambda w: roundtrip(w, channels, live)
+def case_rt(channels, live, params=None):
+    return lambda w: roundtrip(w, channels, live, params)
 
 
 # ---- faults ----------------------------------------------------------------
@@ -403,6 +405,9 @@ CASES = {
     'live-1': case_rt(1, True),
     'live-2': case_rt(2, True),
     'live-4': case_rt(4, True),
+    # zero pages as ZERO records on the main socket, or as data
+    'zero-legacy': case_rt(2, True, {'zero-page-detection': 'legacy'}),
+    'zero-none': case_rt(2, False, {'zero-page-detection': 'none'}),
     'err-enospc': lambda w: fault_case(w, 'pwrite:12:enospc',
                                        'No space left on device'),
     'err-eio': lambda w: fault_case(w, 'pwrite:12:eio',
