@@ -79,6 +79,15 @@ static int query_uuid(struct mr_qmp_client *c, uint8_t out[16],
     return 0;
 }
 
+bool save_socket_usable(struct save_run *r)
+{
+    struct mr_error ignore = MR_ERROR_INIT;
+    uint8_t uuid[16];
+
+    return strncmp(r->hdr.vm_version, "mapram-vm", 9) &&
+           query_uuid(r->qmp, uuid, &ignore) == 0;
+}
+
 /* multifd over sockets, no mapped-ram, the return path on. */
 static int configure(struct save_run *r, struct mr_error *err)
 {
