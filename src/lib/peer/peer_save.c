@@ -168,6 +168,7 @@ int mr_peer_save_new(const struct mr_peer_save_config *cfg,
                            cfg->accept_timeout_ms : 30000;
     rc.sink.prepare = peer_pages_prepare;
     rc.sink.done = peer_pages_done;
+    rc.sink.drain = peer_pages_drain;
     rc.sink.opaque = ps->pages;
     return mr_sock_recv_new(&rc, &ps->recv, err);
 }
@@ -256,7 +257,8 @@ static int receive(struct mr_peer_save *ps, struct mr_error *err)
         return err->code;
     rc = peer_stream_transcode(&ops, &w, &blocks, &nblocks, &ps->res, err);
     free(blocks);
-    if (rc == 0 && mr_sock_recv_error(ps->recv, err) < 0)
+    if (rc == 0 && (mr_sock_recv_error(ps->recv, err) < 0 ||
+                    peer_pages_drain_all(ps->pages, err) < 0))
         rc = err->code;
     if (rc == 0 && (peer_pages_write_bitmaps(ps->pages, &w, err) < 0 ||
                     mr_sw_flush(&w) < 0))

@@ -64,7 +64,7 @@ static void rig_up(struct rig *g, int pid)
     struct mr_error err = MR_ERROR_INIT;
     struct mr_sock_recv_config cfg = {
         .nchannels = 2, .expected_pid = pid, .accept_timeout_ms = 5000,
-        .sink = { prepare, done, &g->sink },
+        .sink = { .prepare = prepare, .done = done, .opaque = &g->sink },
     };
     uint8_t hs[MR_MFD_HANDSHAKE_SIZE];
 
