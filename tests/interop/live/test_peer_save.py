@@ -85,6 +85,13 @@ def plain_qemu_restore(dst, path):
         time.sleep(0.05)
 
 
+def pmemsave(q, workdir):
+    """The guest-physical view of RAM, as QEMU dumps it."""
+    out = os.path.join(workdir, q.name + '.pmem')
+    q.qmp.cmd('pmemsave', {'val': 0, 'size': RAM, 'filename': out})
+    return out
+
+
 def check_file(path, channels, flags):
     h = read_header(path)
     check(h['state'] == STATE_DONE, 'header not DONE: %r' % h)
@@ -147,6 +154,8 @@ def roundtrip(workdir, channels, live, params=None):
         plain_qemu_restore(dst, path)
         check(same_file(src.ram_path, dst.ram_path),
               'guest RAM differs after a plain QEMU restore')
+        check(same_file(pmemsave(src, workdir), pmemsave(dst, workdir)),
+              'pmemsave of the restored guest differs from the source')
         run_mapram('restore', '--qmp', dst2.sock_path, path, '--paused',
                    *restore_args(), expect_rc=0)
         check(same_file(src.ram_path, dst2.ram_path),
