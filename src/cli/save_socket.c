@@ -137,6 +137,8 @@ static int start_receiver(struct sock_save *s, struct mr_error *err)
         .fd_direct = r->direct_io ? r->fd_direct : -1,
         .fd_read = -1,
         .stream_offset = r->hdr.stream_offset,
+        /* guest RAM plus ROMs, VGA memory and the like */
+        .max_ram_bytes = r->hdr.ram_size + (4ull << 30),
     };
     struct mr_error local = MR_ERROR_INIT;
     int rc;

@@ -85,11 +85,16 @@ static int op_blocks(void *opaque, const struct peer_block *b, size_t n,
     struct mr_peer_save *ps = opaque;
     uint64_t total = 0;
 
+    for (size_t i = 0; i < n; i++)
+        total += b[i].used_length;
+    if (ps->cfg.max_ram_bytes && total > ps->cfg.max_ram_bytes)
+        return mr_error_set(err, -EFBIG, "the VM's RAM blocks add up to "
+                            "0x%" PRIx64 " bytes, more than its RAM size "
+                            "allows (0x%" PRIx64 ")", total,
+                            ps->cfg.max_ram_bytes);
     if (peer_pages_set_blocks(ps->pages, b, n, err) < 0)
         return err->code;
     mr_sock_recv_set_blocks(ps->recv, peer_pages_mfd_blocks(ps->pages));
-    for (size_t i = 0; i < n; i++)
-        total += b[i].used_length;
     __atomic_store_n(&ps->ram_total, total, __ATOMIC_RELAXED);
     return 0;
 }
