@@ -32,6 +32,20 @@ def case_names(cfg, vm='mapram'):
     return names
 
 
+# ---- save cases: `mapram save` over multifd sockets (issue 12) ----------
+# VM name 'msave': a QEMU 10 source saved by `mapram save --transport
+# socket` (the tool writes the file), restored by QEMU's own file loader;
+# mfN is --channels N, -dio --direct-io (else --no-direct-io).  Compare
+# with qemu/LAYOUT/mfN[-dio], QEMU's own file saves.
+SOCKET_SAVE_VM = 'msave'
+
+
+def socket_save_args(case):
+    return ['--transport', 'socket', '--channels', str(case.channels),
+            '--direct-io' if case.dio else '--no-direct-io']
+# ---- end of the save cases ------------------------------------------------
+
+
 def selected(cfg):
     """(vm, layout, Case) for every case the CASES globs pick."""
     out = []
@@ -40,6 +54,8 @@ def selected(cfg):
             for live in ([False, True] if vm == 'mapram' and cfg.live
                          else [False]):
                 for n in case_names(cfg, vm):
+                    if vm == SOCKET_SAVE_VM and not n.startswith('mf'):
+                        continue
                     full = n + ('-live' if live else '')
                     key = '%s/%s/%s' % (vm, layout, full)
                     if any(fnmatch.fnmatch(key, p) for p in cfg.cases):

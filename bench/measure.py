@@ -5,12 +5,13 @@ two build directories.  Results go to a JSON file; report.py reads it.
 import hashlib
 import json
 import os
+import subprocess
 import time
 
 import host
 from host import log
 import vms
-from cases import selected
+from cases import selected, socket_save_args, SOCKET_SAVE_VM
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,6 +34,7 @@ def config(build_dir, defaults=None, json_name='results.json'):
     env.update(os.environ)
     cfg = Cfg()
     cfg.vm_bin = os.path.join(build_dir, 'src/vm/mapram-vm')
+    cfg.mapram_bin = os.path.join(build_dir, 'src/cli/mapram')
     cfg.memtool = os.path.join(build_dir, 'bench/memtool')
     cfg.size = parse_size(env.get('SIZE', '4G'))
     cfg.reps = int(env.get('REPS', '3'))
@@ -63,14 +65,15 @@ def config(build_dir, defaults=None, json_name='results.json'):
 
 # --------------------------------------------------------- repetition ----
 
-def timed_migration(cfg, vm, command, savefile, op, r):
+def timed_migration(cfg, vm, command, savefile, op, r, offset=0):
     """Run `command` (migrate / migrate-incoming) on the file until it
     ends; record wall time, the VM's CPU seconds, page-cache growth and
     how much of the file is cached as r[op + '_...']."""
     pid = vm.proc.pid
     c0, p0 = host.cpu_seconds(pid), host.pagecache_bytes()
     t0 = time.monotonic()
-    vm.qmp.cmd(command, {'uri': 'file:' + savefile})
+    vm.qmp.cmd(command, {'uri': 'file:' + savefile +
+                         (',offset=%d' % offset if offset else '')})
     info = vms.wait_migration(vm, cfg.timeout)
     r[op + '_s'] = time.monotonic() - t0
     r[op + '_cpu_s'] = host.cpu_seconds(pid) - c0
@@ -79,9 +82,46 @@ def timed_migration(cfg, vm, command, savefile, op, r):
     return info
 
 
+def socket_save(cfg, src, case, savefile, r):
+    """`mapram save` over sockets (cases.py, save cases): the tool's wall
+    time, and CPU seconds of QEMU and of the tool apart."""
+    cmd = [cfg.mapram_bin, 'save', '--qmp', src.sock_path, savefile,
+           '--force'] + socket_save_args(case)
+    c0, p0 = host.cpu_seconds(src.proc.pid), host.pagecache_bytes()
+    t0 = time.monotonic()
+    errlog = os.path.join(cfg.workdir, 'msave.err')
+    with open(errlog, 'w') as ef:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=ef)
+        _, _, ru = os.wait4(proc.pid, 0)
+    r['save_s'] = time.monotonic() - t0
+    r['save_cpu_s'] = host.cpu_seconds(src.proc.pid) - c0
+    r['tool_cpu_s'] = ru.ru_utime + ru.ru_stime
+    r['save_cache_bytes'] = host.pagecache_bytes() - p0
+    r['save_file_cached_bytes'] = host.file_cached_bytes(savefile)
+    proc.returncode = 0
+    with open(errlog) as ef:
+        err = ef.read()
+    info = src.qmp.cmd('query-migrate')
+    if info.get('status') != 'completed':
+        info['error-desc'] = err.strip().splitlines()[-1:] or info.get(
+            'status')
+    return info
+
+
 def save_half(cfg, peer, case, srcmem, savefile, r):
     """Start the source, save; True when the save completed."""
     live = cfg.live_range if case.live else None
+    if peer.kind == SOCKET_SAVE_VM:
+        src = vms.start(peer, cfg, srcmem, 'src', prealloc=cfg.prealloc_src)
+        try:
+            info = socket_save(cfg, src, case, savefile, r)
+            r['save_status'] = info.get('status')
+            if info.get('status') != 'completed':
+                r['error'] = 'save: %s' % info.get('error-desc')
+                return False
+            return True
+        finally:
+            vms.stop(src)
     src = vms.start(peer, cfg, srcmem, 'src', live_range=live,
                     prealloc=cfg.prealloc_src)
     try:
@@ -106,8 +146,10 @@ def restore_half(cfg, peer, case, dstmem, savefile, r):
     dst = vms.start(peer, cfg, dstmem, 'dst', incoming=True)
     try:
         vms.setup(dst, case)
+        # a mapram save: QEMU loads the stream behind mapram's header
+        offset = 4096 if peer.kind == SOCKET_SAVE_VM else 0
         info = timed_migration(cfg, dst, 'migrate-incoming', savefile,
-                               'restore', r)
+                               'restore', r, offset)
         if info.get('status') != 'completed':
             r['error'] = 'restore: %s' % info.get('error-desc',
                                                    info['status'])
@@ -281,7 +323,8 @@ def run_matrix(cfg):
     log('  %s' % data['limits'])
     mem = Memory(cfg)
     peers = {'mapram': vms.Peer('mapram', 'mapram', cfg.vm_bin),
-             'qemu': vms.Peer('qemu', 'qemu')}
+             'qemu': vms.Peer('qemu', 'qemu'),
+             SOCKET_SAVE_VM: vms.Peer(SOCKET_SAVE_VM, SOCKET_SAVE_VM)}
     for vm, layout, case in selected(cfg):
         entry = {'vm': vm, 'layout': layout, 'case': case.name, 'reps': []}
         for i in range(cfg.reps):

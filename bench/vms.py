@@ -41,7 +41,8 @@ def start_qemu(peer, cfg, memfile, role, incoming, live_range, prealloc):
                        paused=True, ram_path=memfile, prealloc=prealloc)
 
 
-LAUNCHERS = {'mapram': start_mapram, 'qemu': start_qemu}
+# 'msave' (cases.py, save cases): a QEMU that `mapram save` saves
+LAUNCHERS = {'mapram': start_mapram, 'qemu': start_qemu, 'msave': start_qemu}
 
 
 def start(peer, cfg, memfile, role, incoming=False, live_range=None,

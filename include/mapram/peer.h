@@ -98,6 +98,7 @@ struct mr_peer_save_config {
     int fd_direct;              /* the same file with O_DIRECT for pages, or -1 */
     int fd_read;                /* the same file readable, for the final check; or -1 */
     uint64_t stream_offset;     /* where the QEVM stream starts (header before) */
+    uint64_t max_ram_bytes;     /* the block list may add up to this (0: any) */
 };
 
 struct mr_peer_save_progress {

@@ -520,8 +520,8 @@ static int run_save(struct save_run *r, struct mr_error *err)
         open_file(r, err) < 0)
         return err->code;
     if (r->o.transport == SAVE_TRANSPORT_AUTO)
-        r->o.transport = strncmp(r->hdr.vm_version, "mapram-vm", 9) ?
-                         SAVE_TRANSPORT_SOCKET : SAVE_TRANSPORT_FILE;
+        r->o.transport = save_socket_usable(r) ? SAVE_TRANSPORT_SOCKET
+                                               : SAVE_TRANSPORT_FILE;
     if (r->o.transport == SAVE_TRANSPORT_SOCKET)
         return save_socket_run(r, err);
     if (start_migration(r, err) < 0)

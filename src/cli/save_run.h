@@ -58,5 +58,8 @@ int save_publish(struct save_run *r, struct mr_error *err);
 /* save_socket.c: QEMU migrates over multifd sockets to the tool, which
  * writes the file (docs/peer-save.md); replaces start, follow, finish. */
 int save_socket_run(struct save_run *r, struct mr_error *err);
+/* The default: sockets for a QEMU that tells its UUID (query-uuid, which
+ * every handshake carries); the file path for mapram-vm and others. */
+bool save_socket_usable(struct save_run *r);
 
 #endif

@@ -34,6 +34,7 @@ struct sock_save {
     int rc;
     struct mr_error err;        /* run()'s */
     int fd_read;
+    double start;
 };
 
 static void *receiver(void *opaque)
@@ -76,6 +77,15 @@ static int query_uuid(struct mr_qmp_client *c, uint8_t out[16],
     if (n != 32)
         return mr_error_set(err, -EPROTO, "query-uuid: no UUID in the reply");
     return 0;
+}
+
+bool save_socket_usable(struct save_run *r)
+{
+    struct mr_error ignore = MR_ERROR_INIT;
+    uint8_t uuid[16];
+
+    return strncmp(r->hdr.vm_version, "mapram-vm", 9) &&
+           query_uuid(r->qmp, uuid, &ignore) == 0;
 }
 
 /* multifd over sockets, no mapped-ram, the return path on. */
@@ -127,6 +137,8 @@ static int start_receiver(struct sock_save *s, struct mr_error *err)
         .fd_direct = r->direct_io ? r->fd_direct : -1,
         .fd_read = -1,
         .stream_offset = r->hdr.stream_offset,
+        /* guest RAM plus ROMs, VGA memory and the like */
+        .max_ram_bytes = r->hdr.ram_size + (4ull << 30),
     };
     struct mr_error local = MR_ERROR_INIT;
     int rc;
@@ -146,7 +158,7 @@ static int start_receiver(struct sock_save *s, struct mr_error *err)
 }
 
 static void sample(struct sock_save *s, struct progress_sample *ps,
-                   const char *status, double start)
+                   const char *status)
 {
     struct mr_peer_save_progress p;
     uint64_t got;
@@ -158,7 +170,7 @@ static void sample(struct sock_save *s, struct progress_sample *ps,
     ps->total_bytes = p.ram_total;
     ps->written_bytes = p.page_bytes;
     ps->remaining_bytes = got < p.ram_total ? p.ram_total - got : 0;
-    ps->elapsed_s = mgmt_now_s() - start;
+    ps->elapsed_s = mgmt_now_s() - s->start;
 }
 
 static bool receiver_done(struct sock_save *s)
@@ -171,7 +183,6 @@ static int follow(struct sock_save *s, struct progress *prog,
                   struct mr_error *err)
 {
     struct progress_sample ps;
-    double start = mgmt_now_s();
     char status[32];
 
     for (;;) {
@@ -194,7 +205,7 @@ static int follow(struct sock_save *s, struct progress *prog,
             mr_peer_save_abort(s->ps, err->msg);
             return err->code;
         }
-        sample(s, &ps, status, start);
+        sample(s, &ps, status);
         progress_report(prog, &ps, false);
         usleep(100000);
     }
@@ -245,7 +256,7 @@ static int complete(struct sock_save *s, struct progress *prog,
         return err->code;
     if (wait_completed(r, err) < 0)
         return err->code;
-    sample(s, &ps, "completed", mgmt_now_s());
+    sample(s, &ps, "completed");
     progress_report(prog, &ps, true);
     return 0;
 }
@@ -277,7 +288,7 @@ static int migrate(struct sock_save *s, struct mr_error *err)
 
 int save_socket_run(struct save_run *r, struct mr_error *err)
 {
-    struct sock_save s = { .r = r, .fd_read = -1 };
+    struct sock_save s = { .r = r, .fd_read = -1, .start = mgmt_now_s() };
     struct progress prog;
     int rc;
 

@@ -341,7 +341,8 @@ class Qemu:
     WORKDIR/NAME.ram, `prealloc` the backend's prealloc=on."""
 
     def __init__(self, workdir, name, ram_mib=64, incoming=False,
-                 paused=True, prefill=False, ram_path=None, prealloc=False):
+                 paused=True, prefill=False, ram_path=None, prealloc=False,
+                 extra=()):
         self.name = name
         self.ram_mib = ram_mib
         self.ram_path = ram_path or os.path.join(workdir, name + '.ram')
@@ -370,6 +371,7 @@ class Qemu:
             args += ['-cpu', 'qemu64,kvm=off']
         if incoming:
             args += ['-incoming', 'defer']
+        args += list(extra)
         self.log = open(self.log_path, 'wb')
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log,

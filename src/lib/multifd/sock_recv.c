@@ -193,6 +193,9 @@ static int chan_packet(struct chan *c, struct mr_error *err)
     r->count.zero_pages += c->pkt.zero_pages;
     r->count.page_bytes += (uint64_t)c->pkt.normal_pages * MR_MFD_PAGE_SIZE;
     pthread_mutex_unlock(&r->lock);
+    if ((c->pkt.flags & MR_MFD_FLAG_SYNC) && r->cfg.sink.drain &&
+        r->cfg.sink.drain(r->cfg.sink.opaque, c->id, err) < 0)
+        return -1;
     if ((c->pkt.flags & MR_MFD_FLAG_SYNC) && chan_barrier(c) < 0)
         return -1;
     return 0;

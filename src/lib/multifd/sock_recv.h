@@ -26,7 +26,7 @@
  * id); calls for one channel are serial, calls for different channels run
  * in parallel.  Within one sync epoch the source sends a page at most once,
  * and no page of the next epoch is delivered before every channel has
- * returned from its last `done` of this one.
+ * returned from its last `done` (and `drain`) of this one.
  */
 struct mr_sock_recv_sink {
     /* A packet with normal pages: fill iov[0 .. p->normal_pages) with
@@ -36,6 +36,10 @@ struct mr_sock_recv_sink {
     /* The packet's data has arrived (or it had none: zero pages only). */
     int (*done)(void *opaque, unsigned ch, const struct mr_mfd_packet *p,
                 size_t block, struct mr_error *err);
+    /* Optional: at a SYNC, before the channel waits at the barrier,
+     * finish whatever `done` left in flight (a sink that writes
+     * asynchronously must have its epoch complete here). */
+    int (*drain)(void *opaque, unsigned ch, struct mr_error *err);
     void *opaque;
 };
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "format/cksum.h"
@@ -79,17 +80,45 @@ static int op_reply(void *opaque, const void *buf, size_t len,
     return mr_sock_write_full(ps->main_fd, buf, len, err);
 }
 
+/*
+ * The file's size is set past the last pages area at once (a hole): page
+ * writes then land inside the file, and O_DIRECT writes that extend a file
+ * are serialised by ext4 (each waits for every write in flight).
+ */
+static int extend_file(struct mr_peer_save *ps, const struct peer_block *b,
+                       size_t n, struct mr_error *err)
+{
+    uint64_t end = 0;
+    struct stat st;
+
+    for (size_t i = 0; i < n; i++)
+        if (b[i].pages_offset + b[i].used_length > end)
+            end = b[i].pages_offset + b[i].used_length;
+    if (fstat(ps->cfg.fd, &st) == 0 && (uint64_t)st.st_size >= end)
+        return 0;
+    if (ps->sys->ftruncate(ps->cfg.fd, (off_t)end) < 0)
+        return mr_error_set(err, -errno, "cannot size the file to 0x%" PRIx64
+                            " bytes: %s", end, strerror(errno));
+    return 0;
+}
+
 static int op_blocks(void *opaque, const struct peer_block *b, size_t n,
                      struct mr_error *err)
 {
     struct mr_peer_save *ps = opaque;
     uint64_t total = 0;
 
-    if (peer_pages_set_blocks(ps->pages, b, n, err) < 0)
-        return err->code;
-    mr_sock_recv_set_blocks(ps->recv, peer_pages_mfd_blocks(ps->pages));
     for (size_t i = 0; i < n; i++)
         total += b[i].used_length;
+    if (ps->cfg.max_ram_bytes && total > ps->cfg.max_ram_bytes)
+        return mr_error_set(err, -EFBIG, "the VM's RAM blocks add up to "
+                            "0x%" PRIx64 " bytes, more than its RAM size "
+                            "allows (0x%" PRIx64 ")", total,
+                            ps->cfg.max_ram_bytes);
+    if (peer_pages_set_blocks(ps->pages, b, n, err) < 0 ||
+        extend_file(ps, b, n, err) < 0)
+        return err->code;
+    mr_sock_recv_set_blocks(ps->recv, peer_pages_mfd_blocks(ps->pages));
     __atomic_store_n(&ps->ram_total, total, __ATOMIC_RELAXED);
     return 0;
 }
@@ -168,6 +197,7 @@ int mr_peer_save_new(const struct mr_peer_save_config *cfg,
                            cfg->accept_timeout_ms : 30000;
     rc.sink.prepare = peer_pages_prepare;
     rc.sink.done = peer_pages_done;
+    rc.sink.drain = peer_pages_drain;
     rc.sink.opaque = ps->pages;
     return mr_sock_recv_new(&rc, &ps->recv, err);
 }
@@ -256,7 +286,8 @@ static int receive(struct mr_peer_save *ps, struct mr_error *err)
         return err->code;
     rc = peer_stream_transcode(&ops, &w, &blocks, &nblocks, &ps->res, err);
     free(blocks);
-    if (rc == 0 && mr_sock_recv_error(ps->recv, err) < 0)
+    if (rc == 0 && (mr_sock_recv_error(ps->recv, err) < 0 ||
+                    peer_pages_drain_all(ps->pages, err) < 0))
         rc = err->code;
     if (rc == 0 && (peer_pages_write_bitmaps(ps->pages, &w, err) < 0 ||
                     mr_sw_flush(&w) < 0))

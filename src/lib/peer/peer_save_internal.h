@@ -90,6 +90,9 @@ int peer_pages_prepare(void *opaque, unsigned ch,
                        struct iovec *iov, struct mr_error *err);
 int peer_pages_done(void *opaque, unsigned ch, const struct mr_mfd_packet *p,
                     size_t block, struct mr_error *err);
+/* Wait until the channel's writes are done (the sink's drain). */
+int peer_pages_drain(void *opaque, unsigned ch, struct mr_error *err);
+int peer_pages_drain_all(struct peer_pages *pp, struct mr_error *err);
 int peer_pages_zero(struct peer_pages *pp, size_t block, uint64_t offset,
                     struct mr_error *err);
 /* The bitmaps, through the stream writer (so the stream CRC covers them). */

@@ -3,13 +3,17 @@
  * packet's data is read straight into the channel's aligned buffer at the
  * slot of its page, zero pages between data pages are bridged (zeros
  * written, bit set), and the run goes to the file at pages_offset + offset
- * in one O_DIRECT write (buffered when O_DIRECT is refused).  Bitmap bits
+ * in one O_DIRECT write (buffered when O_DIRECT is refused), by a pool of
+ * writer threads so that several requests are in flight while the
+ * channels go on receiving; a channel's writes are all complete before it
+ * enters a SYNC barrier (peer_pages_drain).  Bitmap bits
  * and one CRC32C per page are kept in memory; the bitmaps and the extent
  * checksums are computed from them at the end, so a page re-sent in a
  * later epoch simply overwrites its slot, its bit and its CRC.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +23,31 @@
 #include "peer/peer_save_internal.h"
 
 #define SLOTS MR_MFD_PACKET_PAGES
+#define BUFS_PER_CHANNEL 8      /* packets in flight per channel */
+#define WRITERS 8               /* requests in flight in all */
 
 enum slot { SLOT_NONE, SLOT_DATA, SLOT_ZERO };
 
-struct chan_buf {
+struct run {
+    uint64_t offset;            /* block-relative */
+    size_t slot, bytes;
+};
+
+/* One packet's buffer and the writes it needs. */
+struct job {
     uint8_t *buf;               /* SLOTS pages, 4 KiB aligned */
+    unsigned ch;
+    struct blk *k;
+    size_t nruns;
+    struct run runs[SLOTS];
+    struct job *next;           /* in the queue or the channel's free list */
+};
+
+struct chan_buf {
+    struct job jobs[BUFS_PER_CHANNEL];
+    struct job *free;
+    struct job *cur;            /* between prepare and done */
+    unsigned busy;              /* queued or being written */
     bool spread;                /* slot = (offset - lo) / page; else index */
     uint64_t lo;
     uint8_t kind[SLOTS];
@@ -46,8 +70,18 @@ struct peer_pages {
     size_t nblocks;
     struct mr_mfd_block *mfd;
     struct mr_mfd_blocks mfd_list;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct job *head, *tail;    /* queued writes */
+    bool stop, failed;
+    struct mr_error err;        /* first write error */
+    pthread_t writer[WRITERS];
+    unsigned nwriters;
     struct chan_buf ch[];
 };
+
+static void *writer_main(void *opaque);
+static int failed_locked(struct peer_pages *pp, struct mr_error *err);
 
 uint32_t peer_crc32c_append(uint32_t a, uint32_t b, uint64_t len)
 {
@@ -70,12 +104,29 @@ int peer_pages_new(const struct mr_sys *sys, int fd, int fd_direct,
     pp->direct = fd_direct >= 0;
     pp->nchannels = nchannels;
     pp->zero_crc = mr_crc32c_zeros(0, PEER_PAGE_SIZE);
+    pthread_mutex_init(&pp->lock, NULL);
+    pthread_cond_init(&pp->cond, NULL);
     *out = pp;
     for (unsigned i = 0; i < nchannels; i++)
-        if (posix_memalign((void **)&pp->ch[i].buf, PEER_PAGE_SIZE,
-                           SLOTS * PEER_PAGE_SIZE))
-            return mr_error_set(err, -ENOMEM, "out of memory for channel "
-                                "buffers");
+        for (unsigned j = 0; j < BUFS_PER_CHANNEL; j++) {
+            struct job *jb = &pp->ch[i].jobs[j];
+
+            if (posix_memalign((void **)&jb->buf, PEER_PAGE_SIZE,
+                               SLOTS * PEER_PAGE_SIZE))
+                return mr_error_set(err, -ENOMEM, "out of memory for "
+                                    "channel buffers");
+            jb->ch = i;
+            jb->next = pp->ch[i].free;
+            pp->ch[i].free = jb;
+        }
+    for (; pp->nwriters < WRITERS; pp->nwriters++) {
+        int rc = pthread_create(&pp->writer[pp->nwriters], NULL, writer_main,
+                                pp);
+
+        if (rc)
+            return mr_error_set(err, -rc, "cannot start a writer: %s",
+                                strerror(rc));
+    }
     return 0;
 }
 
@@ -137,7 +188,17 @@ int peer_pages_prepare(void *opaque, unsigned ch,
     uint64_t lo = UINT64_MAX, hi = 0;
 
     (void)block;
-    (void)err;
+    pthread_mutex_lock(&pp->lock);
+    while (!c->free && !pp->failed)
+        pthread_cond_wait(&pp->cond, &pp->lock);
+    if (failed_locked(pp, err) < 0) {
+        pthread_mutex_unlock(&pp->lock);
+        return err->code;
+    }
+    c->cur = c->free;
+    c->free = c->cur->next;
+    c->cur->nruns = 0;
+    pthread_mutex_unlock(&pp->lock);
     for (uint32_t i = 0; i < n; i++) {
         lo = p->offsets[i] < lo ? p->offsets[i] : lo;
         hi = p->offsets[i] > hi ? p->offsets[i] : hi;
@@ -156,7 +217,7 @@ int peer_pages_prepare(void *opaque, unsigned ch,
                                 " listed twice in one packet",
                                 p->offsets[i]);
         c->kind[slot] = SLOT_DATA;
-        iov[i].iov_base = c->buf + slot * PEER_PAGE_SIZE;
+        iov[i].iov_base = c->cur->buf + slot * PEER_PAGE_SIZE;
         iov[i].iov_len = PEER_PAGE_SIZE;
     }
     return 0;
@@ -184,12 +245,108 @@ out:
     return 0;
 }
 
+static void *writer_main(void *opaque)
+{
+    struct peer_pages *pp = opaque;
+
+    pthread_mutex_lock(&pp->lock);
+    for (;;) {
+        struct mr_error e = MR_ERROR_INIT;
+        struct job *j;
+
+        while (!pp->stop && !pp->head)
+            pthread_cond_wait(&pp->cond, &pp->lock);
+        if (!pp->head)
+            break;
+        j = pp->head;
+        pp->head = j->next;
+        if (!pp->head)
+            pp->tail = NULL;
+        pthread_mutex_unlock(&pp->lock);
+        for (size_t i = 0; i < j->nruns &&
+             !__atomic_load_n(&pp->failed, __ATOMIC_RELAXED); i++)
+            if (write_run(pp, j->k, j->buf + j->runs[i].slot * PEER_PAGE_SIZE,
+                          j->runs[i].offset, j->runs[i].bytes, &e) < 0)
+                break;
+        pthread_mutex_lock(&pp->lock);
+        if (mr_error_is_set(&e) && !pp->failed) {
+            pp->failed = true;
+            pp->err = e;
+        }
+        j->next = pp->ch[j->ch].free;
+        pp->ch[j->ch].free = j;
+        pp->ch[j->ch].busy--;
+        pthread_cond_broadcast(&pp->cond);
+    }
+    pthread_mutex_unlock(&pp->lock);
+    return NULL;
+}
+
+/* The first write error, if any (lock held). */
+static int failed_locked(struct peer_pages *pp, struct mr_error *err)
+{
+    return pp->failed ? mr_error_propagate(err, &pp->err) : 0;
+}
+
+static void add_run(struct job *j, uint64_t offset, size_t slot, size_t bytes)
+{
+    j->runs[j->nruns++] = (struct run){ offset, slot, bytes };
+}
+
+static int submit(struct peer_pages *pp, struct chan_buf *c, struct blk *k,
+                  struct mr_error *err)
+{
+    struct job *j = c->cur;
+    int rc;
+
+    c->cur = NULL;
+    pthread_mutex_lock(&pp->lock);
+    if (!j->nruns) {
+        j->next = c->free;
+        c->free = j;
+    } else {
+        j->k = k;
+        j->next = NULL;
+        if (pp->tail)
+            pp->tail->next = j;
+        else
+            pp->head = j;
+        pp->tail = j;
+        c->busy++;
+        pthread_cond_broadcast(&pp->cond);
+    }
+    rc = failed_locked(pp, err);
+    pthread_mutex_unlock(&pp->lock);
+    return rc;
+}
+
+int peer_pages_drain(void *opaque, unsigned ch, struct mr_error *err)
+{
+    struct peer_pages *pp = opaque;
+    int rc;
+
+    pthread_mutex_lock(&pp->lock);
+    while (pp->ch[ch].busy && !pp->failed)
+        pthread_cond_wait(&pp->cond, &pp->lock);
+    rc = failed_locked(pp, err);
+    pthread_mutex_unlock(&pp->lock);
+    return rc;
+}
+
+int peer_pages_drain_all(struct peer_pages *pp, struct mr_error *err)
+{
+    for (unsigned i = 0; i < pp->nchannels; i++)
+        if (peer_pages_drain(pp, i, err) < 0)
+            return err->code;
+    return 0;
+}
+
 /* Spread packet: runs of data slots with zero slots bridged inside. */
-static int done_spread(struct peer_pages *pp, struct chan_buf *c,
-                       struct blk *k, const struct mr_mfd_packet *p,
-                       struct mr_error *err)
+static void done_spread(struct peer_pages *pp, struct chan_buf *c,
+                        struct blk *k, const struct mr_mfd_packet *p)
 {
     uint64_t base = c->lo / PEER_PAGE_SIZE;
+    uint8_t *buf = c->cur->buf;
 
     for (uint32_t i = p->normal_pages; i < p->normal_pages + p->zero_pages; i++)
         c->kind[(p->offsets[i] - c->lo) / PEER_PAGE_SIZE] = SLOT_ZERO;
@@ -207,7 +364,7 @@ static int done_spread(struct peer_pages *pp, struct chan_buf *c,
             if (c->kind[e] == SLOT_DATA)
                 last = e;
         for (size_t q = s; q <= last; q++) {
-            uint8_t *page = c->buf + q * PEER_PAGE_SIZE;
+            uint8_t *page = buf + q * PEER_PAGE_SIZE;
 
             if (c->kind[q] == SLOT_ZERO) {
                 memset(page, 0, PEER_PAGE_SIZE);
@@ -217,19 +374,18 @@ static int done_spread(struct peer_pages *pp, struct chan_buf *c,
             }
             bit_set(k, base + q);
         }
-        if (write_run(pp, k, c->buf + s * PEER_PAGE_SIZE,
-                      (base + s) * PEER_PAGE_SIZE,
-                      (last - s + 1) * PEER_PAGE_SIZE, err) < 0)
-            return -1;
+        add_run(c->cur, (base + s) * PEER_PAGE_SIZE, s,
+                (last - s + 1) * PEER_PAGE_SIZE);
         s = last + 1;
     }
-    return 0;
 }
 
 /* Scattered packet: data pages in list order, runs where contiguous. */
-static int done_list(struct peer_pages *pp, struct chan_buf *c, struct blk *k,
-                     const struct mr_mfd_packet *p, struct mr_error *err)
+static void done_list(struct chan_buf *c, struct blk *k,
+                      const struct mr_mfd_packet *p)
 {
+    uint8_t *buf = c->cur->buf;
+
     for (uint32_t i = 0; i < p->normal_pages;) {
         uint32_t j = i + 1;
 
@@ -239,18 +395,15 @@ static int done_list(struct peer_pages *pp, struct chan_buf *c, struct blk *k,
         for (uint32_t q = i; q < j; q++) {
             uint64_t page = p->offsets[q] / PEER_PAGE_SIZE;
 
-            k->crc[page] = mr_crc32c(0, c->buf + q * PEER_PAGE_SIZE,
+            k->crc[page] = mr_crc32c(0, buf + q * PEER_PAGE_SIZE,
                                      PEER_PAGE_SIZE);
             bit_set(k, page);
         }
-        if (write_run(pp, k, c->buf + i * PEER_PAGE_SIZE, p->offsets[i],
-                      (size_t)(j - i) * PEER_PAGE_SIZE, err) < 0)
-            return -1;
+        add_run(c->cur, p->offsets[i], i, (size_t)(j - i) * PEER_PAGE_SIZE);
         i = j;
     }
     for (uint32_t i = p->normal_pages; i < p->normal_pages + p->zero_pages; i++)
         bit_clear(k, p->offsets[i] / PEER_PAGE_SIZE);
-    return 0;
 }
 
 int peer_pages_done(void *opaque, unsigned ch, const struct mr_mfd_packet *p,
@@ -265,8 +418,11 @@ int peer_pages_done(void *opaque, unsigned ch, const struct mr_mfd_packet *p,
             bit_clear(k, p->offsets[i] / PEER_PAGE_SIZE);
         return 0;
     }
-    return c->spread ? done_spread(pp, c, k, p, err)
-                     : done_list(pp, c, k, p, err);
+    if (c->spread)
+        done_spread(pp, c, k, p);
+    else
+        done_list(c, k, p);
+    return submit(pp, c, k, err);
 }
 
 int peer_pages_zero(struct peer_pages *pp, size_t block, uint64_t offset,
@@ -335,8 +491,17 @@ void peer_pages_free(struct peer_pages *pp)
 {
     if (!pp)
         return;
+    pthread_mutex_lock(&pp->lock);
+    pp->stop = true;
+    pthread_cond_broadcast(&pp->cond);
+    pthread_mutex_unlock(&pp->lock);
+    for (unsigned i = 0; i < pp->nwriters; i++)
+        pthread_join(pp->writer[i], NULL);
     for (unsigned i = 0; i < pp->nchannels; i++)
-        free(pp->ch[i].buf);
+        for (unsigned j = 0; j < BUFS_PER_CHANNEL; j++)
+            free(pp->ch[i].jobs[j].buf);
+    pthread_mutex_destroy(&pp->lock);
+    pthread_cond_destroy(&pp->cond);
     for (size_t i = 0; i < pp->nblocks; i++) {
         free(pp->blocks[i].bitmap);
         free(pp->blocks[i].crc);

@@ -30,8 +30,9 @@ def case_trailer(workdir):
     path = os.path.join(workdir, 'vm.sav')
     with Qemu(workdir, 'src', prefill=True) as src, \
          Qemu(workdir, 'dst', incoming=True) as dst:
+        # QEMU writes the file itself (the socket path adds a real trailer)
         run_mapram('save', '--qmp', src.sock_path, path, '--no-direct-io',
-                   expect_rc=0)
+                   '--transport', 'file', expect_rc=0)
         end = append_trailer(path, 4096)
         res = run_mapram('inspect', '--json', path, expect_rc=0)
         ck = json.loads(res.stdout)['checksums']
