@@ -285,6 +285,10 @@ def case_truncate(tmp):
         shutil.copyfile(path, work)
         v = lazy_vm()
         try:
+            # a slow fill (16 MB/s: the cut is seconds away), so that a
+            # loaded machine does not let it pass the cut first
+            assert v.qmp.cmd('migrate-set-parameters',
+                             {'x-lazy-fill-cap': 16}) == {}
             incoming(v, work)
             statuses(v.qmp, ('postcopy-active', 'failed'))
             # hold the process still while the file shrinks beneath it, so
