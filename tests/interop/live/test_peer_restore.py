@@ -77,6 +77,7 @@ def restore(dst, path, *args, expect_rc=0):
 
 def roundtrip(workdir, kind, channels, running=False):
     path = os.path.join(workdir, 'vm.sav')
+    os.environ['XDG_RUNTIME_DIR'] = workdir   # where the 0700 dir goes
     with Qemu(workdir, 'src', prefill=True) as src:
         if kind == 'mapram':
             mapram_save(src, path)
@@ -106,8 +107,9 @@ def roundtrip(workdir, kind, channels, running=False):
                       'guest RAM differs after a running restore')
             check(same_file(src.ram_path, dst.ram_path) or running,
                   'RAM files differ')
-            check(not [e for e in os.listdir(workdir) if e.startswith('mapram.')],
-                  'rendezvous directory left')
+            check(not [e for e in os.listdir(workdir)
+                       if e.startswith('mapram.')],
+                  'rendezvous directory left: %r' % os.listdir(workdir))
     print('OK: %s restore over %d sockets (%s)' %
           (kind, channels, 'running' if running else 'paused'))
 
