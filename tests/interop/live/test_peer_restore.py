@@ -147,6 +147,29 @@ def case_corrupt(workdir):
         check(migrate_status(dst) == 'failed', migrate_status(dst))
 
 
+def case_corrupt_device_state(workdir):
+    """A flipped byte in a device section of a sealed file: the stream
+    CRC refuses it before anything is sent, with the default transport
+    too (never handed to the file path)."""
+    path = os.path.join(workdir, 'vm.sav')
+    with Qemu(workdir, 'src', prefill=True) as src:
+        mapram_save(src, path)
+    res = run_mapram('inspect', '--json', path, expect_rc=0)
+    full = [x for x in json.loads(res.stdout)['sections']
+            if x['type'] == 'FULL' and x['end'] - x['start'] > 200][-1]
+    with open(path, 'r+b') as f:
+        f.seek(full['start'] + 150)
+        b = f.read(1)
+        f.seek(full['start'] + 150)
+        f.write(bytes([b[0] ^ 1]))
+    with Qemu(workdir, 'dst', incoming=True) as dst:
+        res = run_mapram('restore', '--qmp', dst.sock_path, path,
+                         expect_rc=1)
+        check('stream checksum mismatch' in res.stderr, res.stderr)
+        never_ran(dst, 'corrupt device state')
+        check(migrate_status(dst) == 'none', migrate_status(dst))
+
+
 def case_truncated(workdir):
     path = os.path.join(workdir, 'vm.sav')
     with Qemu(workdir, 'src', prefill=True) as src:
@@ -258,7 +281,8 @@ def case_dest_closes(workdir):
 
 
 CASES = {'dest-closes': case_dest_closes, 'corrupt': case_corrupt,
-         'truncated': case_truncated, 'foreign-peer': case_foreign_peer,
+         'truncated': case_truncated,
+         'corrupt-device-state': case_corrupt_device_state, 'foreign-peer': case_foreign_peer,
          'sigint': case_sigint, 'sigkill': case_sigkill, 'eio': case_eio}
 for _k in ('mapram', 'bare'):
     for _n in (1, 2, 4):
