@@ -46,10 +46,10 @@ def selected(cfg):
 
 # ---- socksend: restore cases ---------------------------------------------
 # "mapram restore over sockets vs QEMU's best file restore": QEMU saves
-# with mapped-ram, multifd N and direct-io to a bare file (as mfN-dio);
-# the restore is `mapram restore --transport socket --channels N` into a
-# QEMU with -incoming defer (the tool reads with O_DIRECT, verifies and
-# sends over N multifd UNIX sockets).  Named mfN-dio-sockrestore.
+# with mapped-ram and multifd N to a bare file (as mfN); the restore is
+# `mapram restore --transport socket --channels N` into a QEMU with
+# -incoming defer (the tool reads with O_DIRECT and sends over N multifd
+# UNIX sockets).  Named mfN-sockrestore.
 SOCK_RESTORE = '-sockrestore'
 
 
@@ -58,7 +58,7 @@ def restore_cases(cfg, vm, layout):
         return []
     out = []
     for ch in cfg.channels:
-        key = '%s/%s/mf%d-dio%s' % (vm, layout, ch, SOCK_RESTORE)
+        key = '%s/%s/mf%d%s' % (vm, layout, ch, SOCK_RESTORE)
         if any(fnmatch.fnmatch(key, p) for p in cfg.cases):
             out.append((vm, layout, Case(key.split('/')[2])))
     return out

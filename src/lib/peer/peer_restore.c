@@ -345,8 +345,11 @@ static int run_send(struct mr_peer_restore *r, struct mr_stream_writer *sw,
     mr_sw_header(sw);
     if (flushed(sw, err) < 0 ||
         mr_sock_send_open(r->link->channels, r->link->uuid, connect_chan, r,
-                          &r->chans, err) < 0 ||
-        mr_sock_send_sync(r->chans, err) < 0)
+                          &r->chans, err) < 0)
+        return err->code;
+    if (r->link->cancel)
+        mr_sock_send_watch(r->chans, r->link->cancel);
+    if (mr_sock_send_sync(r->chans, err) < 0)
         return err->code;
     put_config(r, sw);
     return send_items(r, sw, err);
@@ -365,6 +368,10 @@ int mr_peer_restore_send(struct mr_peer_restore *r,
     if (mr_sw_init(&sw, &sink, 0, err) < 0)
         return err->code;
     rc = run_send(r, &sw, err);
+    if (rc == -ECANCELED) {     /* the channels saw the signal first */
+        mr_error_clear(err);
+        rc = mr_peer_cancelled(r, err);
+    }
     if (rc)
         cut(r);
     mr_peer_progress(r);
