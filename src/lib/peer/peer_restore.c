@@ -368,7 +368,8 @@ int mr_peer_restore_send(struct mr_peer_restore *r,
     if (mr_sw_init(&sw, &sink, 0, err) < 0)
         return err->code;
     rc = run_send(r, &sw, err);
-    if (rc == -ECANCELED) {     /* the channels saw the signal first */
+    if (rc == -ECANCELED && l->cancel && *l->cancel) {
+        /* the channels saw the signal first: say it the peer's way */
         mr_error_clear(err);
         rc = mr_peer_cancelled(r, err);
     }
