@@ -9,10 +9,12 @@ class Case:
     """legacy | mr | mfN | mfN-dio, each optionally -live; for mapram-vm
     also mr-lazy and mfN-dio-lazy (optionally -live): the same file
     restored eagerly, then lazily twice (the second time with the first's
-    working set)."""
+    working set); or a restore case (below)."""
 
     def __init__(self, name):
         self.name = name
+        self.sock_restore = name.endswith(SOCK_RESTORE)
+        name = name[:-len(SOCK_RESTORE)] if self.sock_restore else name
         self.live = name.endswith('-live')
         base = name[:-5] if self.live else name
         self.lazy = base.endswith('-lazy')
@@ -60,4 +62,26 @@ def selected(cfg):
                     key = '%s/%s/%s' % (vm, layout, full)
                     if any(fnmatch.fnmatch(key, p) for p in cfg.cases):
                         out.append((vm, layout, Case(full)))
+            out += restore_cases(cfg, vm, layout)
     return out
+
+
+# ---- socksend: restore cases ---------------------------------------------
+# "mapram restore over sockets vs QEMU's best file restore": QEMU saves
+# with mapped-ram and multifd N to a bare file (as mfN); the restore is
+# `mapram restore --transport socket --channels N` into a QEMU with
+# -incoming defer (the tool reads with O_DIRECT and sends over N multifd
+# UNIX sockets).  Named mfN-sockrestore.
+SOCK_RESTORE = '-sockrestore'
+
+
+def restore_cases(cfg, vm, layout):
+    if vm != 'qemu':
+        return []
+    out = []
+    for ch in cfg.channels:
+        key = '%s/%s/mf%d%s' % (vm, layout, ch, SOCK_RESTORE)
+        if any(fnmatch.fnmatch(key, p) for p in cfg.cases):
+            out.append((vm, layout, Case(key.split('/')[2])))
+    return out
+# ---- end of socksend's restore cases -------------------------------------

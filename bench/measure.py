@@ -5,6 +5,7 @@ two build directories.  Results go to a JSON file; report.py reads it.
 import hashlib
 import json
 import os
+import resource
 import subprocess
 import time
 
@@ -141,10 +142,42 @@ def save_half(cfg, peer, case, srcmem, savefile, r):
         vms.stop(src)
 
 
+def tool_restore(cfg, dst, case, savefile, r):
+    """socksend's restore cases: `mapram restore --transport socket` into
+    the waiting QEMU; the tool's CPU seconds apart from QEMU's."""
+    tool = os.path.join(os.path.dirname(os.path.dirname(cfg.vm_bin)),
+                        'cli', 'mapram')
+    pid = dst.proc.pid
+    c0, p0 = host.cpu_seconds(pid), host.pagecache_bytes()
+    u0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    res = subprocess.run([tool, 'restore', '--qmp', dst.sock_path, savefile,
+                          '--transport', 'socket', '--paused', '--channels',
+                          str(case.channels)], capture_output=True, text=True,
+                         timeout=cfg.timeout)
+    r['restore_s'] = time.monotonic() - t0
+    u1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r['restore_cpu_s'] = host.cpu_seconds(pid) - c0
+    r['restore_tool_cpu_s'] = (u1.ru_utime - u0.ru_utime +
+                               u1.ru_stime - u0.ru_stime)
+    r['restore_cache_bytes'] = host.pagecache_bytes() - p0
+    r['restore_file_cached_bytes'] = host.file_cached_bytes(savefile)
+    if res.returncode:
+        return {'status': 'failed', 'error-desc': res.stderr.strip()}
+    return vms.wait_migration(dst, cfg.timeout)
+
+
 def restore_half(cfg, peer, case, dstmem, savefile, r):
     """Start a destination on fresh memory, restore; True when done."""
     dst = vms.start(peer, cfg, dstmem, 'dst', incoming=True)
     try:
+        if case.sock_restore:
+            info = tool_restore(cfg, dst, case, savefile, r)
+            if info.get('status') != 'completed':
+                r['error'] = 'restore: %s' % info.get('error-desc',
+                                                       info['status'])
+                return False
+            return True
         vms.setup(dst, case)
         # a mapram save: QEMU loads the stream behind mapram's header
         offset = 4096 if peer.kind == SOCKET_SAVE_VM else 0

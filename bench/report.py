@@ -157,7 +157,13 @@ def target_lines(cfg, rows, lim):
                       label, m['case'], q['case']),
                       m['save_gbps'] / q['save_gbps'], 1.3)
         m = best('mapram', 'restore', layout)
-        q = best('qemu', 'restore', layout)
+        sock = lambda r: r['case'].endswith('-sockrestore')   # socksend
+        q = best('qemu', 'restore', layout, lambda r: not sock(r))
+        t = best('qemu', 'restore', layout, sock)
+        if t and q:
+            check('restore, mapram restore over sockets (%s) vs best QEMU '
+                  'file restore (%s)' % (t['case'], q['case']),
+                  t['restore_gbps'] / q['restore_gbps'], 1.5)
         if m:
             dev = device_limit(lim, 'restore')
             check('restore, best mapram (%s) vs min(fio read, populate)'

@@ -48,8 +48,11 @@ LAUNCHERS = {'mapram': start_mapram, 'qemu': start_qemu, 'msave': start_qemu}
 def start(peer, cfg, memfile, role, incoming=False, live_range=None,
           prealloc=False):
     """The started VM (mrtest.VM or mrtest.Qemu: .proc, .qmp, .kill())."""
-    return LAUNCHERS[peer.kind](peer, cfg, memfile, role, incoming,
-                                live_range, prealloc)
+    vm = LAUNCHERS[peer.kind](peer, cfg, memfile, role, incoming,
+                              live_range, prealloc)
+    # QEMU's file load blocks its main loop (QMP) for as long as it runs
+    vm.qmp.sock.settimeout(max(cfg.timeout, mrtest.TIMEOUT))
+    return vm
 
 
 def setup(vm, case, lazy=False):

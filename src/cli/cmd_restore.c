@@ -343,8 +343,9 @@ static int run_restore_image(struct restore_run *r, struct mr_error *err)
 }
 
 /* Open and check the file for the socket path unless --transport file
- * or --lazy; with the default, a file that cannot go over sockets (legacy,
- * compressed) quietly takes the file path. */
+ * or --lazy.  With the default, a file that cannot go over sockets
+ * (legacy, compressed) or is broken takes the file path, which names the
+ * problem in its own words; a checksum mismatch is never loaded. */
 static int prepare_socket(struct restore_run *r, struct mr_error *err)
 {
     if (r->o.transport == TRANSPORT_FILE || r->o.lazy)
@@ -352,7 +353,7 @@ static int prepare_socket(struct restore_run *r, struct mr_error *err)
     if (restore_socket_prepare(&r->sk, r->o.path, r->o.offset, err) == 0)
         return 0;
     restore_socket_done(&r->sk);
-    if (r->o.transport == TRANSPORT_SOCKET)
+    if (r->o.transport == TRANSPORT_SOCKET || err->code == -EBADMSG)
         return err->code;
     mr_error_clear(err);
     return 0;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "multifd/sock_send.h"
@@ -37,6 +38,7 @@ struct mr_sock_send {
     uint64_t packet_num;
     uint64_t bytes;
     unsigned next;              /* where the idle search starts */
+    const volatile sig_atomic_t *cancel;
     unsigned n;
     struct send_chan ch[];
 };
@@ -57,6 +59,18 @@ static int write_packet(struct send_chan *c, struct mr_error *e)
     return rc ? mr_error_prefix(e, "multifd channel %u: ", c->id) : 0;
 }
 
+/* Under the lock: stop every channel and cut its socket. */
+static void stop_all(struct mr_sock_send *s)
+{
+    s->stop = true;
+    for (unsigned i = 0; i < s->n; i++) {
+        pthread_cond_signal(&s->ch[i].cv);
+        if (s->ch[i].fd >= 0)
+            shutdown(s->ch[i].fd, SHUT_RDWR);
+    }
+    pthread_cond_broadcast(&s->idle);
+}
+
 static void finish_one(struct send_chan *c, int rc, struct mr_error *e)
 {
     struct mr_sock_send *s = c->s;
@@ -69,10 +83,8 @@ static void finish_one(struct send_chan *c, int rc, struct mr_error *e)
     if (rc == 0) {
         s->bytes += MR_MFD_HEADER_SIZE + c->data_len;
     } else if (!s->stop) {
-        s->stop = true;
         s->err = *e;
-        for (unsigned i = 0; i < s->n; i++)
-            pthread_cond_signal(&s->ch[i].cv);
+        stop_all(s);
     }
     pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->lock);
@@ -98,6 +110,36 @@ static void *chan_main(void *arg)
         rc = write_packet(c, &e);
         finish_one(c, rc, &e);
     }
+}
+
+/* Under the lock: wait for a channel to go idle (or the watched flag). */
+static void wait_idle(struct mr_sock_send *s)
+{
+    struct timespec ts;
+
+    if (!s->cancel) {
+        pthread_cond_wait(&s->idle, &s->lock);
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 100 * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&s->idle, &s->lock, &ts);
+    if (*s->cancel && !s->stop) {
+        mr_error_set(&s->err, -ECANCELED, "multifd: sending was interrupted");
+        stop_all(s);
+    }
+}
+
+void mr_sock_send_watch(struct mr_sock_send *s,
+                        const volatile sig_atomic_t *flag)
+{
+    pthread_mutex_lock(&s->lock);
+    s->cancel = flag;
+    pthread_mutex_unlock(&s->lock);
 }
 
 static int stopped(struct mr_sock_send *s, struct mr_error *err)
@@ -215,7 +257,7 @@ int mr_sock_send_packet(struct mr_sock_send *s,
                             p->normal_pages + p->zero_pages);
     pthread_mutex_lock(&s->lock);
     while (!s->stop && !(c = idle_chan(s)))
-        pthread_cond_wait(&s->idle, &s->lock);
+        wait_idle(s);
     if (s->stop) {
         int rc = stopped(s, err);
 
@@ -242,7 +284,7 @@ int mr_sock_send_wait(struct mr_sock_send *s, struct mr_sock_send_ticket *t,
 
     pthread_mutex_lock(&s->lock);
     while (!s->stop && t->pending)
-        pthread_cond_wait(&s->idle, &s->lock);
+        wait_idle(s);
     if (s->stop)
         rc = stopped(s, err);
     pthread_mutex_unlock(&s->lock);
@@ -263,7 +305,7 @@ int mr_sock_send_sync(struct mr_sock_send *s, struct mr_error *err)
 
     pthread_mutex_lock(&s->lock);
     while (!s->stop && !all_idle(s))
-        pthread_cond_wait(&s->idle, &s->lock);
+        wait_idle(s);
     for (unsigned i = 0; !s->stop && i < s->n; i++) {
         struct send_chan *c = &s->ch[i];
         struct mr_mfd_packet pk;
@@ -276,7 +318,7 @@ int mr_sock_send_sync(struct mr_sock_send *s, struct mr_error *err)
         pthread_cond_signal(&c->cv);
     }
     while (!s->stop && !all_idle(s))
-        pthread_cond_wait(&s->idle, &s->lock);
+        wait_idle(s);
     if (s->stop)
         rc = stopped(s, err);
     pthread_mutex_unlock(&s->lock);
@@ -298,13 +340,7 @@ void mr_sock_send_abort(struct mr_sock_send *s)
     if (!s)
         return;
     pthread_mutex_lock(&s->lock);
-    s->stop = true;
-    for (unsigned i = 0; i < s->n; i++) {
-        pthread_cond_signal(&s->ch[i].cv);
-        if (s->ch[i].fd >= 0)
-            shutdown(s->ch[i].fd, SHUT_RDWR);
-    }
-    pthread_cond_broadcast(&s->idle);
+    stop_all(s);
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -11,6 +11,7 @@
 #ifndef MAPRAM_MULTIFD_SOCK_SEND_H
 #define MAPRAM_MULTIFD_SOCK_SEND_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +48,12 @@ struct mr_sock_send_pkt {
 int mr_sock_send_open(unsigned n, const uint8_t uuid[MR_MFD_UUID_SIZE],
                       mr_sock_send_connect_fn connect, void *opaque,
                       struct mr_sock_send **out, struct mr_error *err);
+
+/* While waiting for the channels, look at *flag every 100 ms: once it is
+ * non-zero, every channel is cut and the waits fail ("interrupted"), so a
+ * signal stops a sender even when the peer has stopped reading. */
+void mr_sock_send_watch(struct mr_sock_send *s,
+                        const volatile sig_atomic_t *flag);
 
 /* Hand one packet to the first idle channel (waits for one).  The data
  * must stay valid until the ticket's count is back to 0. */

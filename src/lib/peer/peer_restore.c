@@ -77,6 +77,35 @@ static int check_stream_crc(const struct mr_peer_restore *r,
     return 0;
 }
 
+/* Every block travels in 4 KiB pages and, in a sealed file, has its
+ * extents in the trailer with the stream's layout: refused here, before
+ * any socket exists, rather than in the middle of the pages. */
+static int check_blocks(const struct mr_walk *w, struct mr_error *err)
+{
+    for (size_t i = 0; i < w->nr_blocks; i++) {
+        const struct mr_ram_block_entry *e = &w->blocks[i].entry;
+        const struct mr_cksum_block *cb;
+
+        if (e->page_size != MR_MFD_PAGE_SIZE)
+            return mr_error_set(err, -ENOTSUP, "RAM block %s: page size %"
+                                PRIu64 " (multifd sockets carry 4 KiB "
+                                "pages)", e->idstr, e->page_size);
+        if (!w->have_cksum)
+            continue;
+        cb = mr_cksum_find(&w->cksum, e->idstr);
+        if (!cb)
+            return mr_error_set(err, -EINVAL, "checksum trailer has no "
+                                "entry for RAM block %s", e->idstr);
+        if (cb->page_size != e->page_size ||
+            cb->pages_offset != e->pages_offset ||
+            cb->used_length != e->used_length)
+            return mr_error_set(err, -EINVAL, "checksum trailer: RAM block "
+                                "%s layout differs from the stream's",
+                                cb->name);
+    }
+    return 0;
+}
+
 /* "pc-q35-8.0" and older sync per section (docs/multifd.md). */
 static bool machine_per_section(const char *m)
 {
@@ -131,6 +160,8 @@ int mr_peer_restore_open(int fd, int fd_direct, int64_t offset,
         rc = check_walk(&r->w, err);
     if (rc == 0)
         rc = mr_verify_layout(&r->src, &r->w, err);
+    if (rc == 0)
+        rc = check_blocks(&r->w, err);
     if (rc == 0)
         rc = check_stream_crc(r, err);
     if (rc == 0)
@@ -345,8 +376,11 @@ static int run_send(struct mr_peer_restore *r, struct mr_stream_writer *sw,
     mr_sw_header(sw);
     if (flushed(sw, err) < 0 ||
         mr_sock_send_open(r->link->channels, r->link->uuid, connect_chan, r,
-                          &r->chans, err) < 0 ||
-        mr_sock_send_sync(r->chans, err) < 0)
+                          &r->chans, err) < 0)
+        return err->code;
+    if (r->link->cancel)
+        mr_sock_send_watch(r->chans, r->link->cancel);
+    if (mr_sock_send_sync(r->chans, err) < 0)
         return err->code;
     put_config(r, sw);
     return send_items(r, sw, err);
@@ -365,6 +399,11 @@ int mr_peer_restore_send(struct mr_peer_restore *r,
     if (mr_sw_init(&sw, &sink, 0, err) < 0)
         return err->code;
     rc = run_send(r, &sw, err);
+    if (rc == -ECANCELED && l->cancel && *l->cancel) {
+        /* the channels saw the signal first: say it the peer's way */
+        mr_error_clear(err);
+        rc = mr_peer_cancelled(r, err);
+    }
     if (rc)
         cut(r);
     mr_peer_progress(r);

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,7 @@
 #include "peer/peer_restore_internal.h"
 
 #define CHUNK_EXTENTS 16        /* 16 MiB reads with 1 MiB extents */
+#define READ_PIECES 4           /* concurrent requests per read */
 #define ULL(x) ((unsigned long long)(x))
 
 struct block_send {
@@ -36,21 +38,74 @@ struct block_send {
     struct mr_sock_send_ticket ticket[2];
 };
 
-/* One read of [off, off + len) into buf; O_DIRECT first, buffered when
- * the descriptor refuses it. */
+/* One piece of a span, read on its own thread. */
+struct piece {
+    int fd;
+    uint8_t *buf;
+    size_t len;
+    uint64_t off;
+    ssize_t got;
+    pthread_t t;
+};
+
+static void *read_piece(void *arg)
+{
+    struct piece *p = arg;
+
+    p->got = mr_sys_pread_all(mr_sys_default(), p->fd, p->buf, p->len,
+                              (off_t)p->off);
+    return NULL;
+}
+
+/* [off, off + len) in up to READ_PIECES concurrent reads of at least
+ * 1 MiB (a virtual disk reads a 16 MiB span about twice as fast with four
+ * requests in flight as with one); 0, the first error, or short. */
+static ssize_t read_pieces(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+    struct piece p[READ_PIECES];
+    size_t n = len >> 20, each;
+    ssize_t total = 0;
+
+    n = n < 1 ? 1 : n > READ_PIECES ? READ_PIECES : n;
+    each = (len / n + 4095) & ~(size_t)4095;
+    for (size_t i = 0; i < n; i++) {
+        size_t at = i * each;
+
+        p[i] = (struct piece){ fd, buf + at, at < len ? (len - at < each ?
+                               len - at : each) : 0, off + at, 0, 0 };
+        if (i == 0 || pthread_create(&p[i].t, NULL, read_piece, &p[i]))
+            p[i].t = 0;     /* the first piece, or no thread: read here */
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!p[i].t)
+            read_piece(&p[i]);
+        else
+            pthread_join(p[i].t, NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (p[i].got < 0)
+            return p[i].got;
+        if ((size_t)p[i].got < p[i].len)
+            return total + p[i].got;
+        total += p[i].got;
+    }
+    return total;
+}
+
+/* One span [off, off + len) into buf; O_DIRECT first, buffered when the
+ * descriptor refuses it. */
 static int read_span(struct mr_peer_restore *r, void *buf, size_t len,
                      uint64_t off, struct mr_error *err)
 {
-    const struct mr_sys *sys = mr_sys_default();
     ssize_t n = -EINVAL;
 
     if (r->fd_direct >= 0) {
-        n = mr_sys_pread_all(sys, r->fd_direct, buf, len, (off_t)off);
+        n = read_pieces(r->fd_direct, buf, len, off);
         if (n == -EINVAL)
             r->fd_direct = -1;  /* the caller still owns and closes it */
     }
     if (r->fd_direct < 0)
-        n = mr_sys_pread_all(sys, r->fd, buf, len, (off_t)off);
+        n = read_pieces(r->fd, buf, len, off);
     if (n < 0)
         return mr_error_set(err, (int)n, "Unable to read from file: %s",
                             strerror((int)-n));
