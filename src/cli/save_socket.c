@@ -178,6 +178,46 @@ static bool receiver_done(struct sock_save *s)
     return __atomic_load_n(&s->done, __ATOMIC_ACQUIRE);
 }
 
+/* "migration failed: <the VM's error-desc>". */
+static void vm_failure(struct mr_qmp_client *c, const char *status,
+                       struct mr_error *err)
+{
+    struct mr_error e = MR_ERROR_INIT;
+    json_t *info = mr_qmp_client_execute(c, "query-migrate", NULL, NULL, 0,
+                                         MGMT_QMP_TIMEOUT_MS, &e);
+    const char *desc = json_string_value(json_object_get(info,
+                                                         "error-desc"));
+
+    mr_error_set(err, -EIO, "migration %s%s%s", status, desc ? ": " : "",
+                 desc ? desc : "");
+    json_decref(info);
+}
+
+/* The receiver failed.  If only because the VM hung up (EPIPE: the cause
+ * is on its side, e.g. a page channel it lost), the VM's own error says
+ * more, so it comes first. */
+static int receiver_failure(struct sock_save *s, struct mr_error *err)
+{
+    struct mr_error e = MR_ERROR_INIT;
+    char status[32];
+
+    if (s->err.code == -EPIPE) {
+        for (int i = 0; i < 100; i++) {
+            if (mgmt_query_migrate_status(s->r->qmp, status, sizeof(status),
+                                          &e) < 0)
+                break;
+            if (!strcmp(status, "failed")) {
+                vm_failure(s->r->qmp, status, err);
+                return mr_error_prefix(err, "%s; ", s->err.msg);
+            }
+            if (!mgmt_migration_is_running(status))
+                break;
+            usleep(10000);
+        }
+    }
+    return mr_error_propagate(err, &s->err);
+}
+
 /* Until the receiver is done or the VM's migration ended on its own. */
 static int follow(struct sock_save *s, struct progress *prog,
                   struct mr_error *err)
@@ -198,10 +238,15 @@ static int follow(struct sock_save *s, struct progress *prog,
                                       err) < 0)
             return err->code;
         if (!strcmp(status, "failed") || !strcmp(status, "cancelled")) {
-            usleep(100000); /* the receiver's own error is the better one */
-            if (receiver_done(s))
-                return 0;
-            mr_error_set(err, -EIO, "migration %s", status);
+            /* the receiver's own error is the better one: it names the
+             * channel or the stream that failed (it may wait up to half a
+             * second for its channels to report) */
+            for (int i = 0; i < 100; i++) {
+                if (receiver_done(s))
+                    return 0;
+                usleep(10000);
+            }
+            vm_failure(s->r->qmp, status, err);
             mr_peer_save_abort(s->ps, err->msg);
             return err->code;
         }
@@ -309,7 +354,7 @@ int save_socket_run(struct save_run *r, struct mr_error *err)
         pthread_join(s.thread, NULL);
     s.started = false;
     if (rc == 0 && s.rc < 0)
-        rc = mr_error_propagate(err, &s.err);
+        rc = receiver_failure(&s, err);
     else if (rc < 0 && s.rc < 0 && err->code != -EINTR)
         mr_error_clear(err), rc = mr_error_propagate(err, &s.err);
     if (rc == 0)

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "format/cksum.h"
@@ -314,6 +315,26 @@ static int send_shut(struct mr_peer_save *ps, uint8_t v, struct mr_error *err)
                               err ? err : &ignore);
 }
 
+/* The main stream ended early: a source that lost a page channel closes
+ * the main socket too, and its end may be seen first.  Give the channel
+ * threads a moment to report what happened to them (the cause), before
+ * the early end stands as the error. */
+#define PEER_CAUSE_WAIT_MS 500
+
+static void wait_for_cause(struct mr_peer_save *ps, const struct mr_error *e)
+{
+    struct timespec ts = { 0, 10 * 1000000L };
+    struct mr_error probe = MR_ERROR_INIT;
+
+    if (e->code != -EPIPE)
+        return;
+    for (int i = 0; i < PEER_CAUSE_WAIT_MS / 10; i++) {
+        if (mr_sock_recv_error(ps->recv, &probe) < 0)
+            return;
+        nanosleep(&ts, NULL);
+    }
+}
+
 int mr_peer_save_run(struct mr_peer_save *ps, struct mr_error *err)
 {
     struct mr_error local = MR_ERROR_INIT;
@@ -326,6 +347,7 @@ int mr_peer_save_run(struct mr_peer_save *ps, struct mr_error *err)
     if (rc < 0) {
         /* the first error anywhere is the cause: a channel's ENOSPC
          * shows as an early end of the main stream too */
+        wait_for_cause(ps, &local);
         mr_sock_recv_abort(ps->recv, &local);
         send_shut(ps, 1, NULL);
         mr_sock_recv_error(ps->recv, err);
