@@ -12,7 +12,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 600
-CHECK_FUZZ_SECONDS ?= 20
+CHECK_FUZZ_SECONDS ?= 10
 MESON_TEST = meson test --print-errorlogs --num-processes 2
 
 .PHONY: all deps build asan fuzz-build check check-fast demo bench fuzz clean
