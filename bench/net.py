@@ -85,7 +85,7 @@ def summary(cfg, results, name, channels):
             (cfg.size / GIB), 'n': len(rs)}
 
 
-def report(cfg, data):
+def report_text(cfg, data):
     results = data['results']
     lines = ['Run %s: guest %d MiB paused, %s layout, %d repetition(s), '
              'TCP on 127.0.0.1, load average %s at the start.' % (
@@ -199,7 +199,7 @@ def run(cfg):
     path = os.path.join(cfg.datadir, 'net-results.json')
     with open(path, 'w') as f:
         json.dump(data, f, indent=1)
-    text = report(cfg, data)
+    text = report_text(cfg, data)
     print(text)
     png = plot(cfg, data['results'])
     write_doc(cfg, text, png)
