@@ -249,22 +249,10 @@ static int set_capabilities(struct mr_qmp_client *qmp, bool mapped_ram,
                      json_pack("{s:o}", "capabilities", caps), err);
 }
 
-static int check_incoming(struct mr_qmp_client *qmp, struct mr_error *err)
-{
-    struct mgmt_vm_status st;
-
-    if (mgmt_query_status(qmp, &st, err) < 0)
-        return err->code;
-    if (strcmp(st.status, "inmigrate"))
-        return mr_error_set(err, -EINVAL, "'-incoming' was not specified on "
-                            "the command line");
-    return 0;
-}
-
 static int start_incoming(struct mr_qmp_client *qmp, struct feed *f,
                           bool mapped_ram, bool run, struct mr_error *err)
 {
-    if (check_incoming(qmp, err) < 0 ||
+    if (mgmt_check_incoming(qmp, err) < 0 ||
         set_capabilities(qmp, mapped_ram, err) < 0)
         return err->code;
     /* in "inmigrate", stop only clears autostart: the guest stays paused */

@@ -106,18 +106,6 @@ static int configure(struct mr_qmp_client *qmp, unsigned channels,
                                "multifd-compression", "none"), err);
 }
 
-static int check_incoming(struct mr_qmp_client *qmp, struct mr_error *err)
-{
-    struct mgmt_vm_status st;
-
-    if (mgmt_query_status(qmp, &st, err) < 0)
-        return err->code;
-    if (strcmp(st.status, "inmigrate"))
-        return mr_error_set(err, -EINVAL, "'-incoming' was not specified on "
-                            "the command line");
-    return 0;
-}
-
 static int listen_incoming(struct mr_qmp_client *qmp, const char *dir,
                            struct mr_error *err)
 {
@@ -220,7 +208,7 @@ int restore_socket_run(struct restore_socket *s, struct mr_qmp_client *qmp,
     if (l.peer_pid <= 0)
         return mr_error_set(err, -EPERM, "cannot tell the VM's pid from its "
                             "monitor socket: sockets need a local VM");
-    if (check_incoming(qmp, err) < 0 || configure(qmp, l.channels, err) < 0 ||
+    if (mgmt_check_incoming(qmp, err) < 0 || configure(qmp, l.channels, err) < 0 ||
         query_uuid(qmp, l.uuid, err) < 0 ||
         (!*running && mgmt_exec(qmp, "stop", NULL, err) < 0) ||
         mr_peer_restore_dir(dir, sizeof(dir), err) < 0)

@@ -136,6 +136,18 @@ int mgmt_query_status(struct mr_qmp_client *c, struct mgmt_vm_status *st,
     return 0;
 }
 
+int mgmt_check_incoming(struct mr_qmp_client *c, struct mr_error *err)
+{
+    struct mgmt_vm_status st;
+
+    if (mgmt_query_status(c, &st, err) < 0)
+        return err->code;
+    if (strcmp(st.status, "inmigrate"))
+        return mr_error_set(err, -EINVAL, "'-incoming' was not specified on "
+                            "the command line");
+    return 0;
+}
+
 int mgmt_query_ram_size(struct mr_qmp_client *c, uint64_t *ram_bytes,
                         struct mr_error *err)
 {

@@ -41,6 +41,9 @@ int mgmt_exec(struct mr_qmp_client *c, const char *command, json_t *args,
               struct mr_error *err);
 int mgmt_query_status(struct mr_qmp_client *c, struct mgmt_vm_status *st,
                       struct mr_error *err);
+/* The VM waits for an incoming migration (runstate inmigrate), else
+ * QEMU's "'-incoming' was not specified on the command line". */
+int mgmt_check_incoming(struct mr_qmp_client *c, struct mr_error *err);
 int mgmt_query_ram_size(struct mr_qmp_client *c, uint64_t *ram_bytes,
                         struct mr_error *err);
 /* Migration status ("none" if nothing ever ran). */
