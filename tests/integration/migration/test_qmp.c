@@ -72,6 +72,10 @@ static void side_up(struct side *s, const char *name, bool fill,
 static void side_down(struct side *s)
 {
     mr_qmp_client_close(s->c);
+    /* A job's thread may still be emitting its last event through the
+     * server after query-migrate showed the state: join it first. */
+    mr_migration_join(s->mig, true);
+    mr_migration_join(s->mig, false);
     mr_qmp_server_free(s->srv);
     mr_migration_free(s->mig);
     mr_fdset_registry_free(s->reg);
