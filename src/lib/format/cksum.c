@@ -494,6 +494,30 @@ int mr_cksum_stream_crc(const struct mr_source *src, const struct mr_cksum *ck,
     return rc;
 }
 
+int mr_cksum_check_stream(const struct mr_source *src,
+                          const struct mr_cksum *ck, uint64_t stream_offset,
+                          uint64_t end, struct mr_error *err)
+{
+    uint32_t crc;
+    int rc;
+
+    if (!(ck->flags & MR_CKSUM_F_STREAM_CRC))
+        return 0;
+    if (ck->stream_offset != stream_offset)
+        return mr_error_set(err, -EINVAL, "checksum trailer: the stream "
+                            "starts at 0x%" PRIx64 ", but is read from 0x%"
+                            PRIx64, ck->stream_offset, stream_offset);
+    rc = mr_cksum_stream_crc(src, ck, end, &crc, err);
+    if (rc)
+        return err && err->code ? err->code : rc;
+    if (crc != ck->stream_crc)
+        return mr_error_set(err, -EBADMSG, "stream checksum mismatch: the "
+                            "stream records, bitmaps or device state differ "
+                            "from what was saved (expected 0x%08x, computed "
+                            "0x%08x)", ck->stream_crc, crc);
+    return 0;
+}
+
 int mr_cksum_log_add(struct mr_cksum_log *log, const void *buf, size_t len,
                      uint64_t off)
 {

@@ -52,6 +52,13 @@ int mr_cksum_spans(const struct mr_cksum *ck, uint64_t start, uint64_t end,
 int mr_cksum_stream_crc(const struct mr_source *src, const struct mr_cksum *ck,
                         uint64_t end, uint32_t *crc, struct mr_error *err);
 
+/* Checks a trailer's stream CRC, when it has one, against the stream read
+ * from @stream_offset up to @end: 0 when it matches or is not recorded,
+ * -EINVAL when the stream is read from elsewhere, -EBADMSG on mismatch. */
+int mr_cksum_check_stream(const struct mr_source *src,
+                          const struct mr_cksum *ck, uint64_t stream_offset,
+                          uint64_t end, struct mr_error *err);
+
 /*
  * The writer's side: every main-stream write (offset, bytes) is logged so
  * that the stream CRC of the final content can be computed without

@@ -116,23 +116,8 @@ static int verify_block(const struct mr_source *src,
 static int check_stream(const struct mr_source *src, const struct mr_walk *w,
                         struct mr_error *err)
 {
-    const struct mr_cksum *ck = &w->cksum;
-    uint32_t crc;
-
-    if (!(ck->flags & MR_CKSUM_F_STREAM_CRC))
-        return 0;
-    if (ck->stream_offset != w->loc.stream_offset)
-        return mr_error_set(err, -EINVAL, "checksum trailer: the stream "
-                            "starts at 0x%llx, but is read from 0x%llx",
-                            ULL(ck->stream_offset), ULL(w->loc.stream_offset));
-    if (mr_cksum_stream_crc(src, ck, w->cksum_offset, &crc, err))
-        return err ? err->code : -EIO;
-    if (crc != ck->stream_crc)
-        return mr_error_set(err, -EBADMSG, "stream checksum mismatch: the "
-                            "stream records, bitmaps or device state differ "
-                            "from what was saved (expected 0x%08x, computed "
-                            "0x%08x)", ck->stream_crc, crc);
-    return 0;
+    return mr_cksum_check_stream(src, &w->cksum, w->loc.stream_offset,
+                                 w->cksum_offset, err);
 }
 
 int mr_verify_file(const struct mr_source *src, const struct mr_walk *w,

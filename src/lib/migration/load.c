@@ -261,22 +261,10 @@ static int check_trailer_announced(struct load_job *j, bool present,
 /* Everything but the pages, checked before a byte of it is parsed. */
 static int check_stream_crc(struct load_job *j)
 {
-    uint32_t crc;
-
-    if (!j->have_ck || !(j->ck.flags & MR_CKSUM_F_STREAM_CRC))
+    if (!j->have_ck)
         return 0;
-    if (j->ck.stream_offset != j->ch.addr.offset)
-        return LOAD_FAIL(j, -EINVAL, "checksum trailer: the stream starts at "
-                         "0x%llx, but is loaded from 0x%llx",
-                         ULL(j->ck.stream_offset), ULL(j->ch.addr.offset));
-    if (mr_cksum_stream_crc(&j->src, &j->ck, j->src.size, &crc, &j->c.err))
-        return j->c.err.code;
-    if (crc != j->ck.stream_crc)
-        return LOAD_FAIL(j, -EBADMSG, "stream checksum mismatch: the stream "
-                         "records, bitmaps or device state differ from what "
-                         "was saved (expected 0x%08x, computed 0x%08x)",
-                         j->ck.stream_crc, crc);
-    return 0;
+    return mr_cksum_check_stream(&j->src, &j->ck, j->ch.addr.offset,
+                                 j->src.size, &j->c.err);
 }
 
 /* Phase 1: the whole main stream. */

@@ -58,23 +58,11 @@ static int check_walk(const struct mr_walk *w, struct mr_error *err)
 static int check_stream_crc(const struct mr_peer_restore *r,
                             struct mr_error *err)
 {
-    const struct mr_cksum *ck = &r->w.cksum;
-    uint32_t crc;
-
-    if (!r->w.have_cksum || !(ck->flags & MR_CKSUM_F_STREAM_CRC))
+    if (!r->w.have_cksum)
         return 0;
-    if (ck->stream_offset != r->w.loc.stream_offset)
-        return mr_error_set(err, -EINVAL, "checksum trailer: the stream "
-                            "starts at 0x%" PRIx64 ", but is read from 0x%"
-                            PRIx64, ck->stream_offset, r->w.loc.stream_offset);
-    if (mr_cksum_stream_crc(&r->src, ck, r->w.cksum_offset, &crc, err))
-        return err->code ? err->code : -EIO;
-    if (crc != ck->stream_crc)
-        return mr_error_set(err, -EBADMSG, "stream checksum mismatch: the "
-                            "stream records, bitmaps or device state differ "
-                            "from what was saved (expected 0x%08x, computed "
-                            "0x%08x)", ck->stream_crc, crc);
-    return 0;
+    return mr_cksum_check_stream(&r->src, &r->w.cksum,
+                                 r->w.loc.stream_offset, r->w.cksum_offset,
+                                 err);
 }
 
 /* Every block travels in 4 KiB pages and, in a sealed file, has its
