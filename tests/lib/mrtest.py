@@ -258,6 +258,25 @@ class VM:
         subprocess.run(['rm', '-rf', self.dir])
 
 
+def set_caps(q, names):
+    """Turns the named migration capabilities on."""
+    q.cmd('migrate-set-capabilities', {'capabilities': [
+        {'capability': n, 'state': True} for n in names]})
+
+
+def wait_migrate(q, want, timeout=60):
+    """Polls query-migrate until its status is one of @want; a hang guard,
+    not a bound."""
+    deadline = time.monotonic() + timeout
+    info = {}
+    while time.monotonic() < deadline:
+        info = q.cmd('query-migrate')
+        if info.get('status') in want:
+            return info
+        time.sleep(0.01)
+    fail('query-migrate never reached %s: %s' % (want, info))
+
+
 def pmemsave(vm, name, start, end):
     """Guest-physical [start, end) of a mapram-vm, read back through its
     monitor's pmemsave into vm.dir/name."""

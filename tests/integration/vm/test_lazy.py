@@ -15,26 +15,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', '..', 'lib'))
 from mrtest import (VM, QMPError, check_guest_ram, fail, have_kvm,  # noqa: E402
                     mapram_bin, pmemsave, wait_for_serial)
+from mrtest import set_caps as caps, wait_migrate  # noqa: E402
 
 ACCEL = sys.argv[1] if len(sys.argv) > 1 else 'thread'
 RAM = '150M'
 RANGE = '1M,100M'
 PAGE = 4096
-
-
-def caps(q, names):
-    q.cmd('migrate-set-capabilities', {'capabilities': [
-        {'capability': n, 'state': True} for n in names]})
-
-
-def wait_status(q, want, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = q.cmd('query-migrate')
-        if info.get('status') in want:
-            return info
-        time.sleep(0.01)
-    fail('query-migrate never reached %s: %s' % (want, info))
 
 
 def save(tmp):
@@ -48,7 +34,7 @@ def save(tmp):
                                                'downtime-limit': 30000})
         wait_for_serial(src.serial)
         assert src.qmp.cmd('migrate', {'uri': 'file:' + path}) == {}
-        wait_status(src.qmp, ('completed',))
+        wait_migrate(src.qmp, ('completed',))
         mem = pmemsave(src, 'src', 0, 150 << 20)
         assert src.quit() == 0
         return path, mem

@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', '..', 'lib'))
 from mrtest import (VM, QMPError, check_guest_ram, fail, have_kvm,  # noqa: E402
                     mapram_bin, pmemsave, wait_for_serial)
+from mrtest import set_caps as caps, wait_migrate  # noqa: E402
 
 ACCEL = sys.argv[1] if len(sys.argv) > 1 else 'thread'
 CASE = sys.argv[2] if len(sys.argv) > 2 else 'stuck'
@@ -48,21 +49,6 @@ RAM, RAM_BYTES = '150M', 150 << 20
 RANGE, START, END = '1M,100M', 1 << 20, 100 << 20
 PAGE, GRANULE = 4096, 1 << 20
 GUARD = 60          # a hang guard, not a bound
-
-
-def caps(q, names):
-    q.cmd('migrate-set-capabilities', {'capabilities': [
-        {'capability': n, 'state': True} for n in names]})
-
-
-def wait_status(q, want, timeout=GUARD):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = q.cmd('query-migrate')
-        if info.get('status') in want:
-            return info
-        time.sleep(0.01)
-    fail('query-migrate never reached %s: %s' % (want, info))
 
 
 def vm(extra=(), env=None, **kw):
@@ -88,7 +74,7 @@ def save(tmp):
                                                'downtime-limit': 30000})
         wait_for_serial(src.serial)
         assert src.qmp.cmd('migrate', {'uri': 'file:' + path}) == {}
-        wait_status(src.qmp, ('completed',))
+        wait_migrate(src.qmp, ('completed',))
         mem = pmemsave(src, 'src', 0, RAM_BYTES)
         assert src.quit() == 0
         return path, mem
@@ -194,7 +180,7 @@ def check_failed(v, pattern, must_withhold=(), img=None):
     """The common end of a failure: events, query-migrate, the guest
     stopped in postmigrate, nothing bad readable, `stop`/`quit` work."""
     q = v.qmp
-    info = wait_status(q, ('failed', 'completed'))
+    info = wait_migrate(q, ('failed', 'completed'))
     if info['status'] != 'failed':
         fail('the lazy load did not fail: %s' % info)
     if pattern not in info.get('error-desc', ''):
@@ -299,7 +285,7 @@ def case_truncate(tmp):
             print('cut at 0x%x; %s bytes were left to load' % (
                 cut, v.qmp.cmd('query-migrate')['ram'].get(
                     'x-lazy-remaining-bytes')))
-            info = wait_status(v.qmp, ('failed', 'completed'))
+            info = wait_migrate(v.qmp, ('failed', 'completed'))
             if info['status'] == 'completed':
                 print('note: the fill passed the cut first, again')
                 continue
@@ -470,7 +456,7 @@ def case_kinds(tmp):
                              capture_output=True, text=True)
         if res.returncode != 0:
             fail('mapram restore --lazy: %s' % res.stderr)
-        info = wait_status(v.qmp, ('completed', 'failed'))
+        info = wait_migrate(v.qmp, ('completed', 'failed'))
         if info['status'] != 'completed' or \
                 'x-lazy-granule' not in info['ram']:
             fail('mapram restore --lazy did not load lazily: %s' % info)
